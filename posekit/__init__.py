@@ -1,0 +1,3 @@
+"""posekit: 3D pose estimation for robotics."""
+
+__version__ = "0.1.0"

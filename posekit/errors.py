@@ -1,0 +1,31 @@
+"""posekit's exceptions: one small hierarchy, messages that say what is wrong and what to do.
+
+Every error raised on purpose by posekit derives from :class:`PosekitError`, so a caller
+(or a ROS node) can catch bad input without catching programming errors.
+"""
+
+from __future__ import annotations
+
+
+class PosekitError(Exception):
+    """Base class of every error posekit raises on purpose."""
+
+
+class BadInputError(PosekitError, ValueError):
+    """Input data is unusable: empty, NaN, wrong shape, dtype or units."""
+
+
+class MissingFileError(PosekitError, FileNotFoundError):
+    """A file or dataset part that is needed does not exist."""
+
+
+class CorruptFileError(PosekitError, ValueError):
+    """A file exists but cannot be parsed (truncated, malformed, wrong content)."""
+
+
+class UnsupportedFormatError(PosekitError, ValueError):
+    """A file format, message encoding or field type posekit does not handle."""
+
+
+class UnsafeFileError(PosekitError):
+    """Loading this file would run arbitrary code (pickle); refused without an explicit opt-in."""

@@ -1,0 +1,157 @@
+"""Triangle meshes: the one in-memory mesh type of posekit, and PLY/OBJ reading and writing.
+
+Units: a :class:`Mesh` is always in metres. BOP model files are in millimetres; pass
+``scale=0.001`` when reading them (``posekit.io.bop`` does this for you) and
+``scale=1000`` when writing them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from posekit.errors import BadInputError, CorruptFileError, MissingFileError, UnsupportedFormatError
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh in metres.
+
+    vertices (V, 3) float64, faces (F, 3) int64, colors (V, 3) float64 in [0, 1] or None,
+    normals (V, 3) float64 (unit) or None.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    colors: np.ndarray | None = None
+    normals: np.ndarray | None = None
+    name: str = field(default="")
+
+    def __post_init__(self) -> None:
+        self.vertices = np.asarray(self.vertices, dtype=np.float64)
+        self.faces = np.asarray(self.faces, dtype=np.int64)
+        if self.vertices.ndim != 2 or self.vertices.shape[1] != 3:
+            raise BadInputError(f"mesh vertices must have shape (V, 3), got {self.vertices.shape}")
+        if self.faces.ndim != 2 or self.faces.shape[1] != 3:
+            raise BadInputError(f"mesh faces must have shape (F, 3), got {self.faces.shape}")
+        if len(self.vertices) == 0 or len(self.faces) == 0:
+            raise BadInputError("mesh is empty (no vertices or no faces)")
+        if not np.isfinite(self.vertices).all():
+            raise BadInputError("mesh vertices contain NaN or inf")
+        if self.faces.min() < 0 or self.faces.max() >= len(self.vertices):
+            raise BadInputError("mesh faces index vertices that do not exist")
+        if self.colors is not None:
+            self.colors = np.asarray(self.colors, dtype=np.float64)
+            if self.colors.shape != self.vertices.shape:
+                raise BadInputError("mesh colors must have the same shape as its vertices")
+        if self.normals is not None:
+            self.normals = np.asarray(self.normals, dtype=np.float64)
+            if self.normals.shape != self.vertices.shape:
+                raise BadInputError("mesh normals must have the same shape as its vertices")
+
+    @property
+    def diameter(self) -> float:
+        """Largest distance between two vertices (metres), as BOP's models_info defines it."""
+        from scipy.spatial import ConvexHull
+
+        pts = self.vertices
+        try:
+            pts = pts[ConvexHull(pts).vertices]
+        except Exception:  # degenerate (flat) meshes: fall back to all vertices
+            pass
+        if len(pts) > 4000:
+            pts = pts[np.random.default_rng(0).choice(len(pts), 4000, replace=False)]
+        d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+        return float(np.sqrt(d2.max()))
+
+    def transformed(self, T: np.ndarray) -> "Mesh":
+        """This mesh moved by the 4x4 rigid transform T (points: x' = R x + t)."""
+        T = np.asarray(T, dtype=np.float64)
+        v = self.vertices @ T[:3, :3].T + T[:3, 3]
+        n = None if self.normals is None else self.normals @ T[:3, :3].T
+        return Mesh(v, self.faces.copy(), self.colors, n, self.name)
+
+    def scaled(self, s: float) -> "Mesh":
+        """This mesh with coordinates multiplied by s (unit conversion)."""
+        return Mesh(self.vertices * s, self.faces.copy(), self.colors, self.normals, self.name)
+
+    def to_open3d(self):
+        import open3d as o3d
+
+        m = o3d.geometry.TriangleMesh(
+            o3d.utility.Vector3dVector(self.vertices), o3d.utility.Vector3iVector(self.faces.astype(np.int32))
+        )
+        if self.colors is not None:
+            m.vertex_colors = o3d.utility.Vector3dVector(self.colors)
+        if self.normals is not None:
+            m.vertex_normals = o3d.utility.Vector3dVector(self.normals)
+        return m
+
+    @classmethod
+    def from_open3d(cls, m, name: str = "") -> "Mesh":
+        colors = np.asarray(m.vertex_colors) if m.has_vertex_colors() else None
+        normals = np.asarray(m.vertex_normals) if m.has_vertex_normals() else None
+        return cls(np.asarray(m.vertices), np.asarray(m.triangles), colors, normals, name)
+
+    def sample_points(self, n: int, seed: int = 0) -> np.ndarray:
+        """n points (n, 3) drawn uniformly on the surface (area-weighted), reproducible by seed."""
+        rng = np.random.default_rng(seed)
+        tri = self.vertices[self.faces]
+        area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+        if area.sum() <= 0:
+            raise BadInputError("mesh has zero surface area")
+        idx = rng.choice(len(tri), size=n, p=area / area.sum())
+        r1, r2 = rng.random(n), rng.random(n)
+        s = np.sqrt(r1)
+        w = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
+        return (tri[idx] * w[:, :, None]).sum(1)
+
+
+_MESH_SUFFIXES = {".ply", ".obj", ".stl", ".off"}
+
+
+def read_mesh(path: str | Path, scale: float = 1.0) -> Mesh:
+    """Read a triangle mesh (PLY, OBJ, STL, OFF) and multiply coordinates by ``scale``.
+
+    Use ``scale=0.001`` for BOP models (millimetres) so the result is in metres.
+    """
+    import open3d as o3d
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"mesh file not found: {path}")
+    if path.suffix.lower() not in _MESH_SUFFIXES:
+        raise UnsupportedFormatError(
+            f"{path}: unsupported mesh format {path.suffix!r}; use one of {sorted(_MESH_SUFFIXES)}"
+        )
+    m = o3d.io.read_triangle_mesh(str(path))
+    if len(m.vertices) == 0 or len(m.triangles) == 0:
+        raise CorruptFileError(f"{path}: no triangles could be read (empty, truncated or not a mesh)")
+    mesh = Mesh.from_open3d(m, name=path.stem)
+    return mesh.scaled(scale) if scale != 1.0 else mesh
+
+
+def write_mesh(mesh: Mesh, path: str | Path, scale: float = 1.0, ascii: bool = False) -> Path:
+    """Write ``mesh`` with coordinates multiplied by ``scale`` (``scale=1000`` for BOP, in mm).
+
+    The file is written next to its final name and renamed, so a failure leaves nothing half-written.
+    """
+    import open3d as o3d
+
+    path = Path(path)
+    if path.suffix.lower() not in _MESH_SUFFIXES:
+        raise UnsupportedFormatError(f"{path}: cannot write mesh format {path.suffix!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    out = mesh.scaled(scale) if scale != 1.0 else mesh
+    ok = o3d.io.write_triangle_mesh(
+        str(tmp), out.to_open3d(), write_ascii=ascii, write_vertex_normals=out.normals is not None,
+        write_vertex_colors=out.colors is not None,
+    )
+    if not ok:
+        tmp.unlink(missing_ok=True)
+        raise CorruptFileError(f"open3d could not write {path}")
+    tmp.replace(path)
+    return path

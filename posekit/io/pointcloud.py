@@ -1,0 +1,356 @@
+"""Point clouds: the one in-memory point cloud type of posekit, and file reading and writing.
+
+Units: a :class:`PointCloud` is always in metres. Files in millimetres (BOP, some scanners)
+are converted where they are read, with ``read_point_cloud(path, scale=0.001)``;
+:func:`check_metric_units` catches the common mistake of forgetting to.
+
+Formats: PLY and PCD (ascii, binary and binary_compressed) through open3d; XYZ text, NPY and
+NPZ through numpy, never unpickling (``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from posekit.errors import (
+    BadInputError,
+    CorruptFileError,
+    MissingFileError,
+    UnsafeFileError,
+    UnsupportedFormatError,
+)
+
+logger = logging.getLogger(__name__)
+
+POINT_CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".npy", ".npz")
+
+
+@dataclass
+class PointCloud:
+    """A point cloud in metres.
+
+    points (N, 3) float32 metres, N >= 1, all finite; colors (N, 3) float32 RGB in [0, 1]
+    or None; normals (N, 3) float32 or None. ``dropped_invalid`` counts the NaN/inf points
+    removed when the cloud was read (organized sensor clouds mark missing depth that way).
+    """
+
+    points: np.ndarray
+    colors: np.ndarray | None = None
+    normals: np.ndarray | None = None
+    dropped_invalid: int = 0
+
+    def __post_init__(self) -> None:
+        self.points = _as_xyz(self.points, "points")
+        if len(self.points) == 0:
+            raise BadInputError("point cloud is empty (0 points)")
+        if not np.isfinite(self.points).all():
+            bad = int((~np.isfinite(self.points).all(axis=1)).sum())
+            raise BadInputError(
+                f"point cloud has {bad} of {len(self.points)} points with NaN or inf; "
+                "drop them first (read_point_cloud(..., drop_invalid=True) does)"
+            )
+        if self.colors is not None:
+            colors = np.asarray(self.colors)
+            if np.issubdtype(colors.dtype, np.integer):
+                raise BadInputError(
+                    f"point colors must be float in [0, 1], got integer dtype {colors.dtype}; "
+                    "divide uint8 colours by 255"
+                )
+            self.colors = _as_xyz(colors, "colors")
+            if len(self.colors) != len(self.points):
+                raise BadInputError(
+                    f"point cloud has {len(self.points)} points but {len(self.colors)} colors"
+                )
+            if not np.isfinite(self.colors).all() or self.colors.min() < 0 or self.colors.max() > 1:
+                raise BadInputError("point colors must be finite and within [0, 1]")
+        if self.normals is not None:
+            self.normals = _as_xyz(self.normals, "normals")
+            if len(self.normals) != len(self.points):
+                raise BadInputError(
+                    f"point cloud has {len(self.points)} points but {len(self.normals)} normals"
+                )
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def scaled(self, s: float) -> "PointCloud":
+        """This cloud with coordinates multiplied by s (unit conversion); normals unchanged."""
+        return PointCloud(self.points * np.float32(s), self.colors, self.normals, self.dropped_invalid)
+
+    def to_open3d(self):
+        import open3d as o3d
+
+        pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(self.points.astype(np.float64)))
+        if self.colors is not None:
+            pc.colors = o3d.utility.Vector3dVector(self.colors.astype(np.float64))
+        if self.normals is not None:
+            pc.normals = o3d.utility.Vector3dVector(self.normals.astype(np.float64))
+        return pc
+
+
+def _as_xyz(array, what: str) -> np.ndarray:
+    try:
+        a = np.asarray(array, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise BadInputError(f"point cloud {what} must be numeric, got {type(array).__name__}") from err
+    if a.ndim != 2 or a.shape[1] != 3:
+        raise BadInputError(f"point cloud {what} must have shape (N, 3), got {a.shape}")
+    return a
+
+
+def _split_invalid(points: np.ndarray, drop_invalid: bool, source: str) -> np.ndarray:
+    """Boolean mask of finite points; raises when some are not and dropping is not allowed."""
+    valid = np.isfinite(points).all(axis=1)
+    n_bad = int((~valid).sum())
+    if n_bad and not drop_invalid:
+        raise BadInputError(
+            f"{source}: {n_bad} of {len(points)} points are NaN or inf (organized clouds mark "
+            "missing depth that way); pass drop_invalid=True to drop them"
+        )
+    return valid
+
+
+def read_point_cloud(path: str | Path, scale: float = 1.0, drop_invalid: bool = True) -> PointCloud:
+    """Read a point cloud file and multiply coordinates by ``scale`` (0.001 for files in mm).
+
+    PLY and PCD (ascii, binary, binary_compressed) are read with open3d; XYZ (text, the first
+    three columns of each line), NPY ((N, 3) or (N, >=3): the first three columns) and NPZ
+    (key ``points``, optional ``colors`` and ``normals``) with numpy and no unpickling.
+    NaN/inf points are dropped and counted in ``PointCloud.dropped_invalid`` (or raise
+    BadInputError with ``drop_invalid=False``). An empty cloud raises BadInputError, a file
+    that cannot be parsed CorruptFileError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"point cloud file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in POINT_CLOUD_SUFFIXES:
+        raise UnsupportedFormatError(
+            f"{path}: unsupported point cloud format {path.suffix!r}; use one of {list(POINT_CLOUD_SUFFIXES)}"
+        )
+    if not (np.isfinite(scale) and scale > 0):
+        raise BadInputError(f"scale must be a positive number, got {scale}")
+
+    if suffix in (".ply", ".pcd"):
+        points, colors, normals = _read_with_open3d(path)
+    elif suffix == ".xyz":
+        points, colors, normals = _read_xyz(path), None, None
+    elif suffix == ".npy":
+        points, colors, normals = _read_npy(path), None, None
+    else:
+        points, colors, normals = _read_npz(path)
+
+    if len(points) == 0:
+        raise BadInputError(f"{path}: the point cloud is empty (0 points)")
+    valid = _split_invalid(points, drop_invalid, str(path))
+    n_bad = int((~valid).sum())
+    if n_bad:
+        logger.info("%s: dropped %d of %d NaN/inf points", path, n_bad, len(points))
+        points = points[valid]
+        colors = None if colors is None else colors[valid]
+        normals = None if normals is None else normals[valid]
+        if len(points) == 0:
+            raise BadInputError(f"{path}: all {n_bad} points are NaN or inf; nothing left")
+    if normals is not None and not np.isfinite(normals).all():
+        normals = None  # some writers leave NaN normals on points without a neighbourhood
+    cloud = PointCloud(points, colors, normals, dropped_invalid=n_bad)
+    return cloud.scaled(scale) if scale != 1.0 else cloud
+
+
+def _header_point_count(path: Path) -> int:
+    """Number of points a PLY or PCD header announces; CorruptFileError if there is no such header.
+
+    open3d returns an empty cloud (and only prints a warning) for garbage or truncated files,
+    so the header is the only way to tell "empty" from "broken".
+    """
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if path.suffix.lower() == ".ply":
+        if not head.startswith(b"ply"):
+            raise CorruptFileError(f"{path}: not a PLY file (it does not start with 'ply')")
+        end = head.find(b"end_header")
+        if end < 0:
+            raise CorruptFileError(f"{path}: PLY header has no 'end_header' line (truncated or corrupt)")
+        m = re.search(rb"^element\s+vertex\s+(\d+)\s*$", head[:end], re.MULTILINE)
+        if m is None:
+            raise CorruptFileError(f"{path}: PLY header has no 'element vertex N' line")
+        return int(m.group(1))
+    text = head.split(b"\nDATA", 1)
+    if len(text) != 2:
+        raise CorruptFileError(f"{path}: PCD header has no DATA line (not a PCD file, or corrupt)")
+    m = re.search(rb"^POINTS\s+(\d+)\s*$", text[0], re.MULTILINE)
+    if m is None:
+        w = re.search(rb"^WIDTH\s+(\d+)\s*$", text[0], re.MULTILINE)
+        h = re.search(rb"^HEIGHT\s+(\d+)\s*$", text[0], re.MULTILINE)
+        if w is None or h is None:
+            raise CorruptFileError(f"{path}: PCD header has neither POINTS nor WIDTH/HEIGHT")
+        return int(w.group(1)) * int(h.group(1))
+    return int(m.group(1))
+
+
+def _read_with_open3d(path: Path):
+    import open3d as o3d
+
+    expected = _header_point_count(path)
+    if expected == 0:
+        return np.zeros((0, 3), np.float32), None, None
+    pc = o3d.io.read_point_cloud(str(path), remove_nan_points=False, remove_infinite_points=False)
+    points = np.asarray(pc.points, dtype=np.float32)
+    if len(points) != expected:
+        raise CorruptFileError(
+            f"{path}: header announces {expected} points but only {len(points)} could be read "
+            "(truncated or corrupt file)"
+        )
+    colors = np.asarray(pc.colors, dtype=np.float32) if pc.has_colors() else None
+    normals = np.asarray(pc.normals, dtype=np.float32) if pc.has_normals() else None
+    return points, colors, normals
+
+
+def _read_xyz(path: Path) -> np.ndarray:
+    try:
+        data = np.loadtxt(path, dtype=np.float64, ndmin=2, comments="#")
+    except ValueError as err:
+        raise CorruptFileError(f"{path}: not a valid XYZ text file ({err})") from err
+    if data.size == 0:
+        return np.zeros((0, 3), np.float32)
+    if data.shape[1] < 3:
+        raise CorruptFileError(f"{path}: XYZ lines need at least 3 numbers, found {data.shape[1]}")
+    return data[:, :3].astype(np.float32)
+
+
+def _points_from_array(a: np.ndarray, source: str) -> np.ndarray:
+    if a.dtype.kind not in "fiu":
+        raise BadInputError(f"{source}: points must be a numeric array, got dtype {a.dtype}")
+    if a.ndim != 2 or a.shape[1] < 3:
+        raise BadInputError(f"{source}: points must have shape (N, 3) or (N, >=3), got {a.shape}")
+    return a[:, :3].astype(np.float32)
+
+
+def _np_load(path: Path, **kw):
+    try:
+        return np.load(path, allow_pickle=False, **kw)
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise UnsafeFileError(
+                f"{path}: holds a pickled object array; posekit does not unpickle point clouds"
+            ) from err
+        raise CorruptFileError(f"{path}: cannot be read as a numpy file ({err})") from err
+    except (OSError, EOFError) as err:
+        raise CorruptFileError(f"{path}: cannot be read as a numpy file ({err})") from err
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    return _points_from_array(_np_load(path), str(path))
+
+
+def _read_npz(path: Path):
+    import zipfile
+
+    try:
+        with _np_load(path) as z:
+            if "points" not in z.files:
+                raise BadInputError(f"{path}: NPZ point clouds need a 'points' array; found keys {z.files}")
+            arrays = {k: z[k] for k in ("points", "colors", "normals") if k in z.files}
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        raise CorruptFileError(f"{path}: not a valid NPZ archive ({err})") from err
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise UnsafeFileError(
+                f"{path}: holds a pickled object array; posekit does not unpickle point clouds"
+            ) from err
+        raise CorruptFileError(f"{path}: cannot be read ({err})") from err
+    points = _points_from_array(arrays["points"], f"{path}['points']")
+    colors = arrays.get("colors")
+    if colors is not None:
+        colors = np.asarray(colors)
+        colors = colors.astype(np.float32) / 255.0 if colors.dtype == np.uint8 else colors.astype(np.float32)
+    normals = arrays.get("normals")
+    return points, colors, None if normals is None else np.asarray(normals, np.float32)
+
+
+def write_point_cloud(cloud: PointCloud | np.ndarray, path: str | Path, ascii: bool = False) -> Path:
+    """Write a :class:`PointCloud` or an (N, 3) array to PLY, PCD, XYZ, NPY or NPZ (by suffix).
+
+    Coordinates are written as they are (metres). The file is written under a temporary name
+    in the same folder and renamed, so a failure leaves no half-written file.
+    """
+    if not isinstance(cloud, PointCloud):
+        cloud = PointCloud(cloud)
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in POINT_CLOUD_SUFFIXES:
+        raise UnsupportedFormatError(
+            f"{path}: cannot write point cloud format {path.suffix!r}; use one of {list(POINT_CLOUD_SUFFIXES)}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary name keeps the suffix: open3d picks the format from it.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if suffix in (".ply", ".pcd"):
+            import open3d as o3d
+
+            if not o3d.io.write_point_cloud(str(tmp), cloud.to_open3d(), write_ascii=ascii):
+                raise CorruptFileError(f"{path}: open3d could not write the point cloud")
+        elif suffix == ".xyz":
+            np.savetxt(tmp, cloud.points, fmt="%.9g")
+        elif suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, cloud.points)
+        else:
+            arrays = {"points": cloud.points}
+            if cloud.colors is not None:
+                arrays["colors"] = cloud.colors
+            if cloud.normals is not None:
+                arrays["normals"] = cloud.normals
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def check_metric_units(
+    points: np.ndarray | PointCloud, expected_extent_m: tuple[float, float] = (0.01, 10.0)
+) -> float:
+    """Check that a cloud's size looks metric; return its extent (largest bounding-box side, m).
+
+    Raises BadInputError when the extent falls outside ``expected_extent_m`` and, if it is about
+    1000x too large (or small), says which unit conversion was probably forgotten.
+    """
+    pts = points.points if isinstance(points, PointCloud) else np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
+        raise BadInputError(f"points must have shape (N, 3) with N >= 1, got {pts.shape}")
+    lo, hi = expected_extent_m
+    if not 0 < lo < hi:
+        raise BadInputError(f"expected_extent_m must be (min, max) with 0 < min < max, got {expected_extent_m}")
+    finite = pts[np.isfinite(pts).all(axis=1)]
+    if len(finite) == 0:
+        raise BadInputError("points are all NaN or inf")
+    extent = float((finite.max(axis=0) - finite.min(axis=0)).max())
+    if lo <= extent <= hi:
+        return extent
+    if extent > hi and lo <= extent * 1e-3 <= hi:
+        raise BadInputError(
+            f"point cloud extent {extent:.4g} is larger than the expected {lo}-{hi} m: "
+            "it looks like millimetres, multiply by 0.001 (e.g. read_point_cloud(path, scale=0.001))"
+        )
+    if extent < lo and lo <= extent * 1e3 <= hi:
+        raise BadInputError(
+            f"point cloud extent {extent:.4g} is smaller than the expected {lo}-{hi} m: it looks "
+            "like kilometres or a doubly converted cloud (mm -> m applied twice); multiply by 1000"
+        )
+    raise BadInputError(
+        f"point cloud extent {extent:.4g} m is outside the expected {lo}-{hi} m; check its units "
+        "(posekit works in metres) or pass expected_extent_m"
+    )
