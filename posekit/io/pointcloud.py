@@ -195,19 +195,60 @@ def _header_point_count(path: Path) -> int:
     return int(m.group(1))
 
 
+class _native_output:
+    """Capture what native code prints to stdout/stderr (file descriptors 1 and 2) meanwhile.
+
+    The captured text is in ``.text`` afterwards and is passed on to the debug log.
+    """
+
+    def __enter__(self) -> "_native_output":
+        import sys
+
+        self.text = ""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, ValueError):
+                pass
+        self._file = tempfile.TemporaryFile(mode="w+b")
+        self._saved = [os.dup(1), os.dup(2)]
+        os.dup2(self._file.fileno(), 1)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.dup2(self._saved[0], 1)
+        os.dup2(self._saved[1], 2)
+        for fd in self._saved:
+            os.close(fd)
+        self._file.seek(0)
+        self.text = re.sub(r"\x1b\[[0-9;]*m", "", self._file.read().decode("utf-8", "replace"))
+        self._file.close()
+        if self.text:
+            logger.debug("open3d: %s", self.text.strip())
+
+
 def _read_with_open3d(path: Path):
     import open3d as o3d
 
     expected = _header_point_count(path)
     if expected == 0:
         return np.zeros((0, 3), np.float32), None, None
-    pc = o3d.io.read_point_cloud(str(path), remove_nan_points=False, remove_infinite_points=False)
-    points = np.asarray(pc.points, dtype=np.float32)
+    with _native_output() as native:
+        pc = o3d.io.read_point_cloud(str(path), remove_nan_points=False, remove_infinite_points=False)
+    # open3d reports a failed parse only as a printed warning, and may still return the points
+    # it had allocated (uninitialised memory for a truncated PLY): treat that warning as fatal.
+    failure = re.search(r"(?i)(read \w+ failed|error reading|unexpected end of file)[^\n]*", native.text)
+    if failure:
+        raise CorruptFileError(f"{path}: cannot be parsed ({failure.group(0).strip()}); truncated or corrupt file")
+    points = np.asarray(pc.points, dtype=np.float64)
     if len(points) != expected:
         raise CorruptFileError(
             f"{path}: header announces {expected} points but only {len(points)} could be read "
             "(truncated or corrupt file)"
         )
+    with np.errstate(over="ignore"):  # out-of-range values become inf and count as invalid
+        points = points.astype(np.float32)
     colors = np.asarray(pc.colors, dtype=np.float32) if pc.has_colors() else None
     normals = np.asarray(pc.normals, dtype=np.float32) if pc.has_normals() else None
     return points, colors, normals

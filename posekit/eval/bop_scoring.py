@@ -1,0 +1,459 @@
+"""BOP scoring of 6D pose estimates: errors per (target, estimate), greedy matching, recalls.
+
+This reproduces the BOP 2019 localisation protocol of bop_toolkit
+(``scripts/eval_bop19_pose.py`` driving ``eval_calc_errors.py`` and
+``eval_calc_scores.py``, with ``pose_matching.match_poses`` and
+``score.calc_localization_scores``):
+
+1. **Targets.** A target is a GT instance of an object listed for its image in the
+   targets file (``test_targets_bop19.json``) whose visible fraction is at least
+   ``visib_gt_min`` (0.1). Only valid GT instances can be matched and counted.
+2. **Errors.** For each (image, object) in the targets, the ``n`` estimates of that
+   object with the highest score are kept, ``n`` = the target's ``inst_count`` (the
+   toolkit's ``n_top = -1``); each is compared with every GT instance of that object in
+   the image (valid or not).
+3. **Matching.** Per (image, object), per error type and threshold: estimates in
+   decreasing score order each take the still unmatched valid GT with the lowest error,
+   if that error is strictly below the threshold.
+4. **Recall** = matched GT / number of targets, pooled over all targets of the dataset
+   (as the toolkit does; not a mean of per-object recalls). Per-object recalls use that
+   object's targets only.
+5. **Average recalls.** AR_VSD averages the recall over the 10 taus x 10 thresholds,
+   AR_MSSD and AR_MSPD over their 10 thresholds; AR is the mean of the three.
+
+Classic metrics matched the same way: ADD(-S) at 0.1 diameter (ADI for objects with
+symmetries in ``models_info``, ADD otherwise), ADD and ADI alone at 0.1 diameter,
+rotation error below 5 degrees, translation error (L2 of ``t``) below 1 cm.
+
+Errors are computed on the model vertices (``dataset.models``; BOP's eval models where
+the dataset provides them) and VSD renders the same mesh. Like the toolkit, pose pairs
+whose bounding spheres cannot overlap get infinite ADD/ADI/MSSD and VSD = 1 without
+computing them (such poses fail every threshold anyway).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from posekit.errors import BadInputError
+from posekit.eval import pose_error
+
+# BOP19 grid of correctness thresholds and VSD tolerances, written as the toolkit writes it
+# (np.arange) so the float values, and hence strict comparisons, are identical.
+_BOP19_FRACTIONS = tuple(float(x) for x in np.arange(0.05, 0.51, 0.05))
+_BOP19_MSPD_PX = tuple(float(x) for x in np.arange(5, 51, 5))
+
+# Names of the scores in every result dict, in table order.
+SCORE_KEYS = (
+    "ar",
+    "ar_vsd",
+    "ar_mssd",
+    "ar_mspd",
+    "add_s_recall",
+    "add_recall",
+    "adi_recall",
+    "rot_recall_5deg",
+    "trans_recall_1cm",
+)
+
+
+@dataclass(frozen=True)
+class BopEvalConfig:
+    """Parameters of the BOP19 evaluation; defaults are those of ``eval_bop19_pose.py``.
+
+    Lengths in metres, angles in radians. ``vsd_taus`` and the VSD, MSSD and ADD
+    thresholds are fractions of the object diameter; MSPD thresholds are pixels for a
+    640-pixel-wide image (scaled by width / 640 for other widths).
+    ``visib_gt_min < 0`` selects the toolkit's alternative: the ``inst_count`` most
+    visible GT instances of each target are valid.
+    """
+
+    vsd_delta: float = 0.015
+    vsd_taus: tuple[float, ...] = _BOP19_FRACTIONS
+    vsd_thresholds: tuple[float, ...] = _BOP19_FRACTIONS
+    mssd_thresholds: tuple[float, ...] = _BOP19_FRACTIONS
+    mspd_thresholds: tuple[float, ...] = _BOP19_MSPD_PX
+    visib_gt_min: float = 0.1
+    add_threshold: float = 0.1
+    rot_threshold: float = float(np.deg2rad(5.0))
+    trans_threshold: float = 0.01
+    max_sym_disc_step: float = 0.01
+
+
+@dataclass
+class TargetGroup:
+    """Errors of the estimates of one object in one image against its GT instances.
+
+    ``gt_ids`` index the image's GT list (instances of ``obj_id`` only), ``gt_valid (G,)``
+    says which count as targets. ``scores (E,)`` are the kept estimates' confidences,
+    highest first. ``errors`` maps an error name to ``(E, G)`` values already in the unit
+    of its thresholds: "vsd" ``(E, G, n_taus)``, "mssd"/"add"/"adi" fractions of the
+    diameter, "mspd" pixels at 640 width, "re" radians, "te" metres.
+    """
+
+    scene_id: int
+    im_id: int
+    obj_id: int
+    gt_ids: list[int]
+    gt_valid: np.ndarray
+    scores: np.ndarray
+    errors: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def n_targets(self) -> int:
+        return int(np.count_nonzero(self.gt_valid))
+
+
+@dataclass
+class BopScores:
+    """Scores of one evaluation: overall and per object, each a dict of :data:`SCORE_KEYS`."""
+
+    dataset: str
+    n_targets: int
+    overall: dict[str, float]
+    per_object: dict[int, dict[str, float]]
+    n_targets_per_object: dict[int, int]
+
+    def to_dict(self) -> dict:
+        """``{"dataset", "n_targets", "overall", "per_object": {"<obj_id>": {...}}}`` (JSON-ready)."""
+        return {
+            "dataset": self.dataset,
+            "n_targets": int(self.n_targets),
+            "overall": {k: float(v) for k, v in self.overall.items()},
+            "per_object": {
+                str(obj_id): {k: float(v) for k, v in scores.items()}
+                for obj_id, scores in sorted(self.per_object.items())
+            },
+        }
+
+
+# ----------------------------------------------------------------------------- matching
+
+
+def match_greedy(errors: np.ndarray, gt_valid: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy BOP matching; mirrors ``pose_matching.match_poses``.
+
+    ``errors (E, G)`` with rows in decreasing order of estimate score; ``gt_valid (G,)``
+    bool. Each estimate in turn takes the unmatched valid GT with the lowest error if that
+    error is strictly below ``threshold`` (ties: lowest GT index). Returns ``(E,)`` int,
+    the matched GT column or -1.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    available = np.asarray(gt_valid, dtype=bool).copy()
+    matched = np.full(errors.shape[0], -1, dtype=np.int64)
+    for e in range(errors.shape[0]):
+        candidates = np.where(available & (errors[e] < threshold), errors[e], np.inf)
+        if not np.isfinite(candidates).any():
+            continue
+        g = int(np.argmin(candidates))
+        matched[e] = g
+        available[g] = False
+    return matched
+
+
+def count_true_positives(group: TargetGroup, errors: np.ndarray, threshold: float) -> int:
+    """Number of GT instances of ``group`` matched under ``threshold``."""
+    if errors.shape[0] == 0 or group.n_targets == 0:
+        return 0
+    return int(np.count_nonzero(match_greedy(errors, group.gt_valid, threshold) >= 0))
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def _recall(tp: int, n: int) -> float:
+    # As score.calc_recall: no targets gives recall 0.
+    return tp / n if n > 0 else 0.0
+
+
+def score_groups(
+    groups: Sequence[TargetGroup],
+    symmetric_obj_ids: Iterable[int] = (),
+    config: BopEvalConfig = BopEvalConfig(),
+    dataset_name: str = "",
+) -> BopScores:
+    """Match and score precomputed :class:`TargetGroup` errors; see the module docstring."""
+    symmetric = set(int(o) for o in symmetric_obj_ids)
+    # Each "criterion" is (metric, error name, index into the tau axis or None, threshold).
+    criteria: list[tuple[str, str, int | None, float]] = []
+    for k, _tau in enumerate(config.vsd_taus):
+        criteria += [("vsd", "vsd", k, th) for th in config.vsd_thresholds]
+    criteria += [("mssd", "mssd", None, th) for th in config.mssd_thresholds]
+    criteria += [("mspd", "mspd", None, th) for th in config.mspd_thresholds]
+    criteria += [
+        ("add_s", "add_s", None, config.add_threshold),
+        ("add", "add", None, config.add_threshold),
+        ("adi", "adi", None, config.add_threshold),
+        ("rot", "re", None, config.rot_threshold),
+        ("trans", "te", None, config.trans_threshold),
+    ]
+
+    # tps[obj_id][criterion index]
+    tps: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(len(criteria), dtype=np.int64))
+    n_targets: dict[int, int] = defaultdict(int)
+    for group in groups:
+        n_targets[group.obj_id] += group.n_targets
+        counts = tps[group.obj_id]
+        errs = dict(group.errors)
+        if "add" in errs and "adi" in errs:
+            errs["add_s"] = errs["adi"] if group.obj_id in symmetric else errs["add"]
+        for i, (_metric, name, k, th) in enumerate(criteria):
+            if name not in errs:
+                continue
+            e = errs[name] if k is None else errs[name][..., k]
+            counts[i] += count_true_positives(group, e, th)
+
+    def scores_from(tp: np.ndarray, n: int) -> dict[str, float]:
+        rec = np.array([_recall(int(x), n) for x in tp])
+        metric = np.array([c[0] for c in criteria])
+        ar_vsd = float(rec[metric == "vsd"].mean())
+        ar_mssd = float(rec[metric == "mssd"].mean())
+        ar_mspd = float(rec[metric == "mspd"].mean())
+        one = {m: float(rec[metric == m][0]) for m in ("add_s", "add", "adi", "rot", "trans")}
+        return {
+            "ar": (ar_vsd + ar_mssd + ar_mspd) / 3.0,
+            "ar_vsd": ar_vsd,
+            "ar_mssd": ar_mssd,
+            "ar_mspd": ar_mspd,
+            "add_s_recall": one["add_s"],
+            "add_recall": one["add"],
+            "adi_recall": one["adi"],
+            "rot_recall_5deg": one["rot"],
+            "trans_recall_1cm": one["trans"],
+        }
+
+    obj_ids = sorted(n_targets)
+    total_tp = np.zeros(len(criteria), dtype=np.int64)
+    for obj_id in obj_ids:
+        total_tp += tps[obj_id]
+    total = int(sum(n_targets.values()))
+    return BopScores(
+        dataset=dataset_name,
+        n_targets=total,
+        overall=scores_from(total_tp, total),
+        per_object={o: scores_from(tps[o], n_targets[o]) for o in obj_ids},
+        n_targets_per_object={o: int(n_targets[o]) for o in obj_ids},
+    )
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@dataclass
+class ObjectModel:
+    """What the errors need of one object: mesh and points (metres), diameter, symmetries."""
+
+    mesh: Any
+    points: np.ndarray
+    diameter: float
+    symmetries: list
+    symmetric: bool
+
+
+def compute_group_errors(
+    group: TargetGroup,
+    est_poses: Sequence[tuple[np.ndarray, np.ndarray]],
+    gt_poses: Sequence[np.ndarray],
+    model: ObjectModel,
+    K: np.ndarray,
+    depth: np.ndarray | None,
+    image_width: int,
+    config: BopEvalConfig = BopEvalConfig(),
+    render_cache: dict | None = None,
+) -> None:
+    """Fill ``group.errors`` for estimates ``(R (3,3), t (3,))`` against GT ``T_cam_model (4,4)``.
+
+    Mirrors the per-target loop of ``eval_calc_errors.py`` for the error types of BOP19
+    (VSD, MSSD, MSPD) and the classic ones (ADD, ADI, RE, TE). ``depth (H, W)`` metres is
+    the scene depth for VSD (None: VSD is skipped). ``render_cache`` may hold rendered
+    GT depth images between calls (keyed by scene, image and GT id).
+    """
+    from posekit.data.render import render_depth
+
+    E, G = len(est_poses), len(gt_poses)
+    n_taus = len(config.vsd_taus)
+    out = {
+        "vsd": np.ones((E, G, n_taus)),
+        "mssd": np.full((E, G), np.inf),
+        "mspd": np.full((E, G), np.inf),
+        "add": np.full((E, G), np.inf),
+        "adi": np.full((E, G), np.inf),
+        "re": np.zeros((E, G)),
+        "te": np.zeros((E, G)),
+    }
+    d = model.diameter
+    mspd_scale = 640.0 / float(image_width)
+    pts = model.points
+    h = w = 0
+    if depth is not None:
+        h, w = depth.shape
+    depth_est_cache: dict[int, np.ndarray] = {}
+    for g, T_gt in enumerate(gt_poses):
+        R_g, t_g = T_gt[:3, :3], T_gt[:3, 3]
+        for e, (R_e, t_e) in enumerate(est_poses):
+            out["re"][e, g] = pose_error.re(R_e, R_g)
+            out["te"][e, g] = pose_error.te(t_e, t_g)
+            out["mspd"][e, g] = mspd_scale * pose_error.mspd(R_e, t_e, R_g, t_g, K, pts, model.symmetries)
+            if np.linalg.norm(t_e - t_g) < d:
+                out["mssd"][e, g] = pose_error.mssd(R_e, t_e, R_g, t_g, pts, model.symmetries) / d
+                out["add"][e, g] = pose_error.add(R_e, t_e, R_g, t_g, pts) / d
+                out["adi"][e, g] = pose_error.adi(R_e, t_e, R_g, t_g, pts) / d
+            if depth is not None and _sphere_projections_overlap(0.5 * d, t_e, t_g):
+                key = (group.scene_id, group.im_id, group.gt_ids[g])
+                if render_cache is not None and key in render_cache:
+                    depth_gt = render_cache[key]
+                else:
+                    depth_gt = render_depth(model.mesh, T_gt, K, w, h)
+                    if render_cache is not None:
+                        render_cache[key] = depth_gt
+                if e not in depth_est_cache:
+                    depth_est_cache[e] = render_depth(
+                        model.mesh, pose_error.pose_matrix(R_e, t_e), K, w, h
+                    )
+                out["vsd"][e, g] = pose_error.vsd_from_depths(
+                    depth_est_cache[e], depth_gt, depth, K, config.vsd_delta, config.vsd_taus,
+                    True, d, "step",
+                )
+    if depth is None:
+        del out["vsd"]
+    group.errors = out
+
+
+def _sphere_projections_overlap(radius: float, p1: np.ndarray, p2: np.ndarray) -> bool:
+    """Approximate test whether two equal spheres' silhouettes overlap; mirrors
+    ``misc.overlapping_sphere_projections``."""
+    if p1[2] == 0 or p2[2] == 0:
+        return False
+    proj_dist = np.linalg.norm(p1[:2] / p1[2] - p2[:2] / p2[2])
+    return bool(proj_dist < radius * (1.0 / p1[2] + 1.0 / p2[2]))
+
+
+# ----------------------------------------------------------------------------- dataset driver
+
+
+def _field(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _model_info_symmetric(info: Any) -> bool:
+    return bool(_field(info, "symmetries_discrete")) or bool(_field(info, "symmetries_continuous"))
+
+
+def evaluate_bop(
+    dataset,
+    estimates: Sequence[Any],
+    split: str = "test",
+    targets: Sequence[Any] | None = None,
+    progress: bool = True,
+    config: BopEvalConfig = BopEvalConfig(),
+) -> dict:
+    """Score pose estimates on a BOP dataset with the BOP19 protocol (module docstring).
+
+    ``dataset`` is a ``posekit.io.bop.BopDataset`` (its split is used; ``split`` only
+    names it in the result), ``estimates`` a list of ``PoseEstimate`` (scene_id, im_id,
+    obj_id, score, R (3, 3), t (3,) metres). ``targets`` defaults to
+    ``dataset.targets()`` (test_targets_bop19.json). Returns
+    ``{"dataset", "n_targets", "overall", "per_object": {"<obj_id>": {...}}}`` with the
+    :data:`SCORE_KEYS` as fractions in [0, 1]; "overall" pools all targets.
+    """
+    return score_bop(dataset, estimates, split, targets, progress, config).to_dict()
+
+
+def score_bop(
+    dataset,
+    estimates: Sequence[Any],
+    split: str = "test",
+    targets: Sequence[Any] | None = None,
+    progress: bool = True,
+    config: BopEvalConfig = BopEvalConfig(),
+) -> BopScores:
+    """As :func:`evaluate_bop` but returns :class:`BopScores` (with per-object target counts)."""
+    from tqdm import tqdm
+
+    from posekit.io.bop import symmetry_transformations
+
+    if targets is None:
+        targets = dataset.targets()
+    targets = list(targets)
+    if not targets:
+        raise BadInputError("no evaluation targets: the targets list/file is empty")
+
+    # targets_by_image[(scene, im)][obj_id] = inst_count (None if the file gives none)
+    targets_by_image: dict[tuple[int, int], dict[int, int | None]] = defaultdict(dict)
+    for t in targets:
+        key = (int(_field(t, "scene_id")), int(_field(t, "im_id")))
+        inst = _field(t, "inst_count")
+        targets_by_image[key][int(_field(t, "obj_id"))] = None if inst is None else int(inst)
+
+    ests_by_key: dict[tuple[int, int, int], list] = defaultdict(list)
+    for est in estimates:
+        ests_by_key[(int(est.scene_id), int(est.im_id), int(est.obj_id))].append(est)
+
+    models: dict[int, ObjectModel] = {}
+    symmetric_ids: set[int] = set()
+
+    def object_model(obj_id: int) -> ObjectModel:
+        if obj_id not in models:
+            if obj_id not in dataset.models:
+                raise BadInputError(f"target object {obj_id} has no model in the dataset")
+            mesh = dataset.models[obj_id]
+            info = dataset.models_info[obj_id]
+            sym = _model_info_symmetric(info)
+            if sym:
+                symmetric_ids.add(obj_id)
+            models[obj_id] = ObjectModel(
+                mesh=mesh,
+                points=np.asarray(mesh.vertices, dtype=np.float64),
+                diameter=float(_field(info, "diameter")),
+                symmetries=symmetry_transformations(info, config.max_sym_disc_step),
+                symmetric=sym,
+            )
+        return models[obj_id]
+
+    groups: list[TargetGroup] = []
+    image_keys = sorted(targets_by_image)
+    for scene_id, im_id in tqdm(image_keys, desc="BOP errors", unit="img", disable=not progress):
+        image = dataset.load_image(scene_id, im_id)
+        depth, K, gts, gt_info = _image_parts(image)
+        width = int(depth.shape[1]) if depth is not None else int(_image_width(image))
+        render_cache: dict = {}
+        for obj_id, inst_count in sorted(targets_by_image[(scene_id, im_id)].items()):
+            gt_ids = [i for i, gt in enumerate(gts) if int(gt[0]) == obj_id]
+            if not gt_ids:
+                continue
+            visib = np.array([float(_field(gt_info[i], "visib_fract", 1.0)) for i in gt_ids])
+            gt_valid = _valid_gts(visib, inst_count, config.visib_gt_min)
+            n_top = inst_count if inst_count is not None else int(np.count_nonzero(gt_valid))
+            # Highest score first; Python's sort is stable, as the toolkit's is.
+            ests = sorted(ests_by_key.get((scene_id, im_id, obj_id), []),
+                          key=lambda e: float(e.score), reverse=True)[:n_top]
+            group = TargetGroup(
+                scene_id=scene_id, im_id=im_id, obj_id=obj_id, gt_ids=gt_ids, gt_valid=gt_valid,
+                scores=np.array([float(e.score) for e in ests]),
+            )
+            compute_group_errors(
+                group,
+                [(np.asarray(e.R, float), np.asarray(e.t, float).reshape(3)) for e in ests],
+                [np.asarray(gts[i][1], float) for i in gt_ids],
+                object_model(obj_id), K, depth, width, config, render_cache,
+            )
+            groups.append(group)
+    name = str(_field(dataset, "name", "") or "")
+    return score_groups(groups, symmetric_ids, config, dataset_name=name)
+
+
+def _valid_gts(visib: np.ndarray, inst_count: int | None, visib_gt_min: float) -> np.ndarray:
+    """Which GT instances of one target object count; mirrors eval_calc_scores.py."""
+    if visib_gt_min >= 0 or inst_count is None:
+        return visib >= max(visib_gt_min, 0.0)
+    # The inst_count most visible instances (the toolkit's visib_gt_min = -1 mode).
+    valid = np.zeros(len(visib), dtype=bool)
+    valid[np.argsort(-visib, kind="stable")[:inst_count]] = True
+    return valid

@@ -1,0 +1,249 @@
+"""Depth images: reading and writing 16-bit depth files, and back-projection to 3D points.
+
+Conventions:
+- In memory, depth is (H, W) float32 in metres, 0 where the sensor has no measurement.
+- On disk, 16-bit PNG/TIFF depth is in units of ``depth_scale`` millimetres (BOP's
+  ``depth_scale``: metres = value * depth_scale / 1000; Kinect/PrimeSense files use 1.0);
+  32-bit float images are metres.
+- Pixel (u, v) = (column, row) has its centre at integer coordinates, as OpenCV and BOP use
+  it; a camera point (x, y, z) projects to z * [u, v, 1] = K @ [x, y, z].
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from posekit.errors import (
+    BadInputError,
+    CorruptFileError,
+    MissingFileError,
+    UnsupportedFormatError,
+)
+
+DEPTH_IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
+
+# Scenes a depth camera sees: the median valid depth of a metric image lies in this range;
+# the same image in millimetres has its median 1000x higher.
+_PLAUSIBLE_MEDIAN_DEPTH_M = (0.05, 20.0)
+
+
+def check_intrinsics(K) -> np.ndarray:
+    """Validate a pinhole camera matrix; return it as (3, 3) float64.
+
+    K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0 (pixels), all finite.
+    """
+    try:
+        K = np.asarray(K, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise BadInputError(f"intrinsics K must be a numeric 3x3 matrix, got {type(K).__name__}") from err
+    if K.shape == (9,):
+        K = K.reshape(3, 3)  # ROS CameraInfo.k is a flat row-major list
+    if K.shape != (3, 3):
+        raise BadInputError(f"intrinsics K must have shape (3, 3), got {K.shape}")
+    if not np.isfinite(K).all():
+        raise BadInputError("intrinsics K contains NaN or inf")
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise BadInputError(f"intrinsics K needs positive focal lengths, got fx={K[0, 0]}, fy={K[1, 1]}")
+    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0:
+        raise BadInputError(
+            f"intrinsics K must be upper triangular with last row [0, 0, 1], got rows {K[1].tolist()}, {K[2].tolist()}"
+        )
+    return K
+
+
+def _check_depth_array(depth) -> np.ndarray:
+    depth = np.asarray(depth)
+    if depth.ndim == 3 and depth.shape[2] == 1:
+        depth = depth[:, :, 0]
+    if depth.ndim != 2:
+        raise BadInputError(f"depth must have shape (H, W), got {depth.shape}")
+    if depth.size == 0:
+        raise BadInputError("depth image is empty")
+    if depth.dtype.kind != "f":
+        raise BadInputError(
+            f"depth must be float metres, got dtype {depth.dtype}; convert raw sensor units first "
+            "(read_depth_image does mm -> m)"
+        )
+    return depth.astype(np.float32, copy=False)
+
+
+def depth_to_points(
+    depth: np.ndarray,
+    K,
+    mask: np.ndarray | None = None,
+    organized: bool = False,
+    depth_range: tuple[float, float] | None = None,
+    return_pixels: bool = False,
+):
+    """Back-project a depth image to camera-frame 3D points (metres).
+
+    depth (H, W) float metres (0, NaN or inf = missing); K (3, 3) pixels; mask (H, W) bool
+    or 0/1 (points outside are dropped); depth_range (near, far) metres, inclusive.
+    Pixel (u, v) = (column, row), centre at integer coordinates (OpenCV/BOP):
+    [x, y, z] = z * K^-1 [u, v, 1].
+
+    Returns (N, 3) float32 points of the valid pixels in row-major order, or with
+    ``organized=True`` an (H, W, 3) float32 image with NaN at invalid pixels. With
+    ``return_pixels=True`` also returns (N, 2) int64 pixel coordinates (u, v) of the
+    points (not available with ``organized``, where the index is the pixel).
+    """
+    depth = _check_depth_array(depth)
+    K = check_intrinsics(K)
+    h, w = depth.shape
+    valid = np.isfinite(depth) & (depth > 0)
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != depth.shape:
+            raise BadInputError(f"mask shape {mask.shape} does not match depth shape {depth.shape}")
+        if mask.dtype != bool:
+            if not np.isin(mask, (0, 1)).all():
+                raise BadInputError("mask must be boolean or contain only 0 and 1 (use mask > 0 for labels)")
+            mask = mask.astype(bool)
+        valid &= mask
+    if depth_range is not None:
+        near, far = (float(x) for x in depth_range)
+        if not (0 <= near < far):
+            raise BadInputError(f"depth_range must be (near, far) metres with 0 <= near < far, got {depth_range}")
+        valid &= (depth >= near) & (depth <= far)
+    if organized and return_pixels:
+        raise BadInputError("return_pixels is for the (N, 3) output; an organized cloud is indexed by pixel")
+
+    K_inv = np.linalg.inv(K)
+    if organized:
+        v, u = np.mgrid[0:h, 0:w]
+        z = np.where(valid, depth, np.nan).astype(np.float64)
+    else:
+        v, u = np.nonzero(valid)
+        z = depth[v, u].astype(np.float64)
+    pix = np.stack([u, v, np.ones_like(u)], axis=-1).astype(np.float64)
+    points = (pix @ K_inv.T) * z[..., None]
+    points = points.astype(np.float32)
+    if return_pixels:
+        return points, np.stack([u, v], axis=1).astype(np.int64)
+    return points
+
+
+def read_depth_image(path: str | Path, depth_scale: float = 1.0) -> np.ndarray:
+    """Read a depth image as (H, W) float32 metres, 0 where missing.
+
+    16-bit PNG/TIFF: metres = value * depth_scale / 1000 (BOP's ``depth_scale``, mm per
+    unit; Kinect/PrimeSense files are mm, depth_scale = 1). 32-bit float images are already
+    metres (depth_scale must then be 1). NaN, inf and negative values become 0.
+    """
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"depth image not found: {path}")
+    if path.suffix.lower() not in DEPTH_IMAGE_SUFFIXES:
+        raise UnsupportedFormatError(
+            f"{path}: unsupported depth image format {path.suffix!r}; use one of {list(DEPTH_IMAGE_SUFFIXES)}"
+        )
+    if not (np.isfinite(depth_scale) and depth_scale > 0):
+        raise BadInputError(f"depth_scale must be a positive number (mm per unit), got {depth_scale}")
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise CorruptFileError(f"{path}: cannot be decoded as an image (truncated or corrupt)")
+    if raw.ndim == 3 and raw.shape[2] == 1:
+        raw = raw[:, :, 0]
+    if raw.ndim != 2:
+        raise BadInputError(
+            f"{path}: depth images have one channel, this one has shape {raw.shape} "
+            "(is it the colour image?)"
+        )
+    if raw.dtype == np.uint16:
+        depth = raw.astype(np.float32) * np.float32(depth_scale / 1000.0)
+    elif raw.dtype in (np.float32, np.float64):
+        if depth_scale != 1.0:
+            raise BadInputError(
+                f"{path}: float depth images are read as metres; depth_scale={depth_scale} "
+                "applies to 16-bit images only (scale the result yourself if this file is not metric)"
+            )
+        depth = raw.astype(np.float32)
+        depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+    else:
+        raise UnsupportedFormatError(
+            f"{path}: depth images must be uint16 (mm) or float32 (m), got {raw.dtype}"
+        )
+    return depth
+
+
+def write_depth_image(depth: np.ndarray, path: str | Path, depth_scale: float = 1.0) -> Path:
+    """Write (H, W) float metres as a 16-bit PNG/TIFF with value = round(metres * 1000 / depth_scale).
+
+    Missing depth (0, NaN, inf) is written as 0. Depth beyond 65535 units raises BadInputError
+    (pass a larger depth_scale). Written under a temporary name, then renamed.
+    """
+    import cv2
+
+    depth = _check_depth_array(depth)
+    path = Path(path)
+    if path.suffix.lower() not in DEPTH_IMAGE_SUFFIXES:
+        raise UnsupportedFormatError(
+            f"{path}: cannot write depth image format {path.suffix!r}; use one of {list(DEPTH_IMAGE_SUFFIXES)}"
+        )
+    if not (np.isfinite(depth_scale) and depth_scale > 0):
+        raise BadInputError(f"depth_scale must be a positive number (mm per unit), got {depth_scale}")
+    d = np.where(np.isfinite(depth), depth, 0.0).astype(np.float64)
+    if (d < 0).any():
+        raise BadInputError("depth has negative values")
+    units = np.rint(d * 1000.0 / depth_scale)
+    if units.max() > np.iinfo(np.uint16).max:
+        raise BadInputError(
+            f"depth up to {d.max():.3f} m does not fit 16 bits at depth_scale={depth_scale} mm; "
+            "use a larger depth_scale"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        if not cv2.imwrite(tmp_name, units.astype(np.uint16)):
+            raise CorruptFileError(f"{path}: OpenCV could not write the depth image")
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path
+
+
+def check_depth_units(depth: np.ndarray, expected: str = "m") -> float:
+    """Check that a depth image is in the expected unit ('m' or 'mm'); return its median valid depth.
+
+    Uses the median of valid (> 0, finite) depths: real scenes lie between 5 cm and 20 m, so a
+    metric image has a median within that range and a millimetre image 1000x higher.
+    Raises BadInputError naming the likely unit and the conversion to apply.
+    """
+    if expected not in ("m", "mm"):
+        raise BadInputError(f"expected must be 'm' or 'mm', got {expected!r}")
+    d = np.asarray(depth)
+    if d.ndim != 2 or d.size == 0:
+        raise BadInputError(f"depth must have shape (H, W), got {d.shape}")
+    if d.dtype.kind not in "fiu":
+        raise BadInputError(f"depth must be numeric, got dtype {d.dtype}")
+    d = d.astype(np.float64)
+    values = d[np.isfinite(d) & (d > 0)]
+    if len(values) == 0:
+        raise BadInputError("depth image has no valid (> 0) values")
+    median = float(np.median(values))
+    lo, hi = _PLAUSIBLE_MEDIAN_DEPTH_M
+    median_m = median if expected == "m" else median / 1000.0
+    if lo <= median_m <= hi:
+        return median
+    if expected == "m" and lo <= median / 1000.0 <= hi:
+        raise BadInputError(
+            f"depth median {median:.4g} is too large for metres: it looks like millimetres, "
+            "multiply by 0.001 (read_depth_image converts 16-bit mm images for you)"
+        )
+    if expected == "mm" and lo <= median <= hi:
+        raise BadInputError(
+            f"depth median {median:.4g} is too small for millimetres: it looks like metres, "
+            "multiply by 1000 (or pass it where metres are expected)"
+        )
+    raise BadInputError(
+        f"depth median {median:.4g} {expected} is outside the plausible {lo}-{hi} m of a depth "
+        "camera; check the units and depth_scale"
+    )
