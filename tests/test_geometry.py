@@ -193,3 +193,29 @@ def test_float32_and_device_param():
     assert R.dtype == torch.float32 and R.device.type == "cpu"
     T = G.se3_exp(torch.zeros(2, 6))
     assert torch.equal(T, torch.eye(4).expand(2, 4, 4))
+
+
+def test_maps_on_device_match_cpu(device):
+    """Every map runs on the device under test (POSEKIT_TEST_DEVICE) and agrees with the CPU."""
+    g = _rng(22)
+    xi = torch.randn(64, 6, dtype=torch.float64, generator=g)
+    pts = torch.randn(64, 100, 3, dtype=torch.float64, generator=g)
+    cpu = {
+        "exp": G.se3_exp(xi), "log": G.se3_log(G.se3_exp(xi)),
+        "apply": G.transform_points(G.se3_exp(xi), pts),
+        "kabsch": G.weighted_kabsch(pts, G.transform_points(G.se3_exp(xi), pts)),
+    }
+    xd, pd = xi.to(device), pts.to(device)
+    dev = {
+        "exp": G.se3_exp(xd), "log": G.se3_log(G.se3_exp(xd)),
+        "apply": G.transform_points(G.se3_exp(xd), pd),
+        "kabsch": G.weighted_kabsch(pd, G.transform_points(G.se3_exp(xd), pd)),
+    }
+    for k in cpu:
+        assert dev[k].device.type == torch.device(device).type
+        assert torch.allclose(dev[k].cpu(), cpu[k], atol=1e-8), k
+    R = G.igso3_sample(0.3, (1000,), device=device)
+    assert R.device.type == torch.device(device).type and G.is_rotation(R.cpu()).all()
+    Rm = G.random_rotation(100, device=device)
+    assert Rm.device.type == torch.device(device).type
+    assert G.chordal_mean(Rm).device.type == torch.device(device).type
