@@ -39,7 +39,9 @@ def check_intrinsics(K) -> np.ndarray:
     try:
         K = np.asarray(K, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise BadInputError(f"intrinsics K must be a numeric 3x3 matrix, got {type(K).__name__}") from err
+        raise BadInputError(
+            f"intrinsics K must be a numeric 3x3 matrix, got {type(K).__name__}"
+        ) from err
     if K.shape == (9,):
         K = K.reshape(3, 3)  # ROS CameraInfo.k is a flat row-major list
     if K.shape != (3, 3):
@@ -47,7 +49,9 @@ def check_intrinsics(K) -> np.ndarray:
     if not np.isfinite(K).all():
         raise BadInputError("intrinsics K contains NaN or inf")
     if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise BadInputError(f"intrinsics K needs positive focal lengths, got fx={K[0, 0]}, fy={K[1, 1]}")
+        raise BadInputError(
+            f"intrinsics K needs positive focal lengths, got fx={K[0, 0]}, fy={K[1, 1]}"
+        )
     if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0:
         raise BadInputError(
             f"intrinsics K must be upper triangular with last row [0, 0, 1], got rows {K[1].tolist()}, {K[2].tolist()}"
@@ -101,16 +105,22 @@ def depth_to_points(
             raise BadInputError(f"mask shape {mask.shape} does not match depth shape {depth.shape}")
         if mask.dtype != bool:
             if not np.isin(mask, (0, 1)).all():
-                raise BadInputError("mask must be boolean or contain only 0 and 1 (use mask > 0 for labels)")
+                raise BadInputError(
+                    "mask must be boolean or contain only 0 and 1 (use mask > 0 for labels)"
+                )
             mask = mask.astype(bool)
         valid &= mask
     if depth_range is not None:
         near, far = (float(x) for x in depth_range)
         if not (0 <= near < far):
-            raise BadInputError(f"depth_range must be (near, far) metres with 0 <= near < far, got {depth_range}")
+            raise BadInputError(
+                f"depth_range must be (near, far) metres with 0 <= near < far, got {depth_range}"
+            )
         valid &= (depth >= near) & (depth <= far)
     if organized and return_pixels:
-        raise BadInputError("return_pixels is for the (N, 3) output; an organized cloud is indexed by pixel")
+        raise BadInputError(
+            "return_pixels is for the (N, 3) output; an organized cloud is indexed by pixel"
+        )
 
     K_inv = np.linalg.inv(K)
     if organized:
@@ -144,7 +154,9 @@ def read_depth_image(path: str | Path, depth_scale: float = 1.0) -> np.ndarray:
             f"{path}: unsupported depth image format {path.suffix!r}; use one of {list(DEPTH_IMAGE_SUFFIXES)}"
         )
     if not (np.isfinite(depth_scale) and depth_scale > 0):
-        raise BadInputError(f"depth_scale must be a positive number (mm per unit), got {depth_scale}")
+        raise BadInputError(
+            f"depth_scale must be a positive number (mm per unit), got {depth_scale}"
+        )
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise CorruptFileError(f"{path}: cannot be decoded as an image (truncated or corrupt)")
@@ -187,7 +199,9 @@ def write_depth_image(depth: np.ndarray, path: str | Path, depth_scale: float = 
             f"{path}: cannot write depth image format {path.suffix!r}; use one of {list(DEPTH_IMAGE_SUFFIXES)}"
         )
     if not (np.isfinite(depth_scale) and depth_scale > 0):
-        raise BadInputError(f"depth_scale must be a positive number (mm per unit), got {depth_scale}")
+        raise BadInputError(
+            f"depth_scale must be a positive number (mm per unit), got {depth_scale}"
+        )
     d = np.where(np.isfinite(depth), depth, 0.0).astype(np.float64)
     if (d < 0).any():
         raise BadInputError("depth has negative values")
@@ -198,7 +212,9 @@ def write_depth_image(depth: np.ndarray, path: str | Path, depth_scale: float = 
             "use a larger depth_scale"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=path.parent
+    )
     os.close(fd)
     try:
         if not cv2.imwrite(tmp_name, units.astype(np.uint16)):

@@ -23,6 +23,7 @@ from posekit.errors import (
     BadInputError,
     CorruptFileError,
     MissingFileError,
+    PosekitError,
     UnsafeFileError,
     UnsupportedFormatError,
 )
@@ -80,9 +81,11 @@ class PointCloud:
     def __len__(self) -> int:
         return len(self.points)
 
-    def scaled(self, s: float) -> "PointCloud":
+    def scaled(self, s: float) -> PointCloud:
         """This cloud with coordinates multiplied by s (unit conversion); normals unchanged."""
-        return PointCloud(self.points * np.float32(s), self.colors, self.normals, self.dropped_invalid)
+        return PointCloud(
+            self.points * np.float32(s), self.colors, self.normals, self.dropped_invalid
+        )
 
     def to_open3d(self):
         import open3d as o3d
@@ -99,7 +102,9 @@ def _as_xyz(array, what: str) -> np.ndarray:
     try:
         a = np.asarray(array, dtype=np.float32)
     except (TypeError, ValueError) as err:
-        raise BadInputError(f"point cloud {what} must be numeric, got {type(array).__name__}") from err
+        raise BadInputError(
+            f"point cloud {what} must be numeric, got {type(array).__name__}"
+        ) from err
     if a.ndim != 2 or a.shape[1] != 3:
         raise BadInputError(f"point cloud {what} must have shape (N, 3), got {a.shape}")
     return a
@@ -177,7 +182,9 @@ def _header_point_count(path: Path) -> int:
             raise CorruptFileError(f"{path}: not a PLY file (it does not start with 'ply')")
         end = head.find(b"end_header")
         if end < 0:
-            raise CorruptFileError(f"{path}: PLY header has no 'end_header' line (truncated or corrupt)")
+            raise CorruptFileError(
+                f"{path}: PLY header has no 'end_header' line (truncated or corrupt)"
+            )
         m = re.search(rb"^element\s+vertex\s+(\d+)\s*$", head[:end], re.MULTILINE)
         if m is None:
             raise CorruptFileError(f"{path}: PLY header has no 'element vertex N' line")
@@ -195,13 +202,13 @@ def _header_point_count(path: Path) -> int:
     return int(m.group(1))
 
 
-class _native_output:
-    """Capture what native code prints to stdout/stderr (file descriptors 1 and 2) meanwhile.
+class _CapturedNativeOutput:
+    """Capture what native code prints to stdout/stderr (file descriptors 1 and 2) while the block runs.
 
     The captured text is in ``.text`` afterwards and is passed on to the debug log.
     """
 
-    def __enter__(self) -> "_native_output":
+    def __enter__(self):
         import sys
 
         self.text = ""
@@ -234,13 +241,19 @@ def _read_with_open3d(path: Path):
     expected = _header_point_count(path)
     if expected == 0:
         return np.zeros((0, 3), np.float32), None, None
-    with _native_output() as native:
-        pc = o3d.io.read_point_cloud(str(path), remove_nan_points=False, remove_infinite_points=False)
+    with _CapturedNativeOutput() as native:
+        pc = o3d.io.read_point_cloud(
+            str(path), remove_nan_points=False, remove_infinite_points=False
+        )
     # open3d reports a failed parse only as a printed warning, and may still return the points
     # it had allocated (uninitialised memory for a truncated PLY): treat that warning as fatal.
-    failure = re.search(r"(?i)(read \w+ failed|error reading|unexpected end of file)[^\n]*", native.text)
+    failure = re.search(
+        r"(?i)(read \w+ failed|error reading|unexpected end of file)[^\n]*", native.text
+    )
     if failure:
-        raise CorruptFileError(f"{path}: cannot be parsed ({failure.group(0).strip()}); truncated or corrupt file")
+        raise CorruptFileError(
+            f"{path}: cannot be parsed ({failure.group(0).strip()}); truncated or corrupt file"
+        )
     points = np.asarray(pc.points, dtype=np.float64)
     if len(points) != expected:
         raise CorruptFileError(
@@ -255,8 +268,12 @@ def _read_with_open3d(path: Path):
 
 
 def _read_xyz(path: Path) -> np.ndarray:
+    import warnings
+
     try:
-        data = np.loadtxt(path, dtype=np.float64, ndmin=2, comments="#")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": handled below
+            data = np.loadtxt(path, dtype=np.float64, ndmin=2, comments="#")
     except ValueError as err:
         raise CorruptFileError(f"{path}: not a valid XYZ text file ({err})") from err
     if data.size == 0:
@@ -297,8 +314,12 @@ def _read_npz(path: Path):
     try:
         with _np_load(path) as z:
             if "points" not in z.files:
-                raise BadInputError(f"{path}: NPZ point clouds need a 'points' array; found keys {z.files}")
+                raise BadInputError(
+                    f"{path}: NPZ point clouds need a 'points' array; found keys {z.files}"
+                )
             arrays = {k: z[k] for k in ("points", "colors", "normals") if k in z.files}
+    except PosekitError:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError) as err:
         raise CorruptFileError(f"{path}: not a valid NPZ archive ({err})") from err
     except ValueError as err:
@@ -311,12 +332,18 @@ def _read_npz(path: Path):
     colors = arrays.get("colors")
     if colors is not None:
         colors = np.asarray(colors)
-        colors = colors.astype(np.float32) / 255.0 if colors.dtype == np.uint8 else colors.astype(np.float32)
+        colors = (
+            colors.astype(np.float32) / 255.0
+            if colors.dtype == np.uint8
+            else colors.astype(np.float32)
+        )
     normals = arrays.get("normals")
     return points, colors, None if normals is None else np.asarray(normals, np.float32)
 
 
-def write_point_cloud(cloud: PointCloud | np.ndarray, path: str | Path, ascii: bool = False) -> Path:
+def write_point_cloud(
+    cloud: PointCloud | np.ndarray, path: str | Path, ascii: bool = False
+) -> Path:
     """Write a :class:`PointCloud` or an (N, 3) array to PLY, PCD, XYZ, NPY or NPZ (by suffix).
 
     Coordinates are written as they are (metres). The file is written under a temporary name
@@ -332,7 +359,9 @@ def write_point_cloud(cloud: PointCloud | np.ndarray, path: str | Path, ascii: b
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     # The temporary name keeps the suffix: open3d picks the format from it.
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + suffix, dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=".tmp" + suffix, dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -374,7 +403,9 @@ def check_metric_units(
         raise BadInputError(f"points must have shape (N, 3) with N >= 1, got {pts.shape}")
     lo, hi = expected_extent_m
     if not 0 < lo < hi:
-        raise BadInputError(f"expected_extent_m must be (min, max) with 0 < min < max, got {expected_extent_m}")
+        raise BadInputError(
+            f"expected_extent_m must be (min, max) with 0 < min < max, got {expected_extent_m}"
+        )
     finite = pts[np.isfinite(pts).all(axis=1)]
     if len(finite) == 0:
         raise BadInputError("points are all NaN or inf")
@@ -386,7 +417,7 @@ def check_metric_units(
             f"point cloud extent {extent:.4g} is larger than the expected {lo}-{hi} m: "
             "it looks like millimetres, multiply by 0.001 (e.g. read_point_cloud(path, scale=0.001))"
         )
-    if extent < lo and lo <= extent * 1e3 <= hi:
+    if extent < lo <= extent * 1e3 <= hi:
         raise BadInputError(
             f"point cloud extent {extent:.4g} is smaller than the expected {lo}-{hi} m: it looks "
             "like kilometres or a doubly converted cloud (mm -> m applied twice); multiply by 1000"

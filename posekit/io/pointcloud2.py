@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import array
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,9 @@ def _message_bytes(data) -> bytes | memoryview:
     try:
         return bytes(data)
     except (TypeError, ValueError) as err:
-        raise BadInputError(f"PointCloud2.data must be bytes or uint8 values, got {type(data).__name__}") from err
+        raise BadInputError(
+            f"PointCloud2.data must be bytes or uint8 values, got {type(data).__name__}"
+        ) from err
 
 
 def _point_dtype(msg) -> np.dtype:
@@ -84,7 +87,9 @@ def _point_dtype(msg) -> np.dtype:
         offsets.append(offset)
     if not names:
         raise BadInputError("PointCloud2 message has no fields")
-    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step})
+    return np.dtype(
+        {"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step}
+    )
 
 
 def pointcloud2_to_structured(msg, organized: bool = False) -> np.ndarray:
@@ -153,9 +158,13 @@ def unpack_rgb(packed: np.ndarray) -> np.ndarray:
     """PCL-packed colours (float32 or uint32, bits 0xAARRGGBB) -> (N, 3) uint8 RGB."""
     packed = np.ascontiguousarray(packed)
     if packed.dtype.itemsize != 4:
-        raise BadInputError(f"packed rgb values must be 4 bytes (float32 or uint32), got {packed.dtype}")
+        raise BadInputError(
+            f"packed rgb values must be 4 bytes (float32 or uint32), got {packed.dtype}"
+        )
     bits = packed.view(np.uint32)
-    return np.stack([(bits >> 16) & 0xFF, (bits >> 8) & 0xFF, bits & 0xFF], axis=-1).astype(np.uint8)
+    return np.stack([(bits >> 16) & 0xFF, (bits >> 8) & 0xFF, bits & 0xFF], axis=-1).astype(
+        np.uint8
+    )
 
 
 def pack_rgb(colors: np.ndarray) -> np.ndarray:
@@ -195,9 +204,13 @@ def pointcloud2_to_pointcloud(msg, skip_nans: bool = True) -> PointCloud:
     valid = np.isfinite(points).all(axis=1)
     n_bad = int((~valid).sum())
     if n_bad and not skip_nans:
-        raise BadInputError(f"PointCloud2 has {n_bad} of {len(points)} NaN/inf points; pass skip_nans=True")
+        raise BadInputError(
+            f"PointCloud2 has {n_bad} of {len(points)} NaN/inf points; pass skip_nans=True"
+        )
     if valid.sum() == 0:
-        raise BadInputError(f"PointCloud2 has no valid points ({len(points)} points, {n_bad} NaN/inf)")
+        raise BadInputError(
+            f"PointCloud2 has no valid points ({len(points)} points, {n_bad} NaN/inf)"
+        )
     return PointCloud(
         points[valid],
         None if colors is None else colors[valid],
@@ -256,7 +269,9 @@ def array_to_pointcloud2(
             raise BadInputError(f"colors shape {c.shape} does not match points shape {pts.shape}")
         rgb = pack_rgb(c.reshape(-1, 3))
         names.append(("rgb", 12))
-        rec = np.empty(len(flat), dtype=np.dtype({"names": ["xyz", "rgb"], "formats": [("<f4", 3), "<f4"]}))
+        rec = np.empty(
+            len(flat), dtype=np.dtype({"names": ["xyz", "rgb"], "formats": [("<f4", 3), "<f4"]})
+        )
         rec["xyz"], rec["rgb"] = flat, rgb
         payload = rec.tobytes()
     else:
@@ -271,19 +286,21 @@ def array_to_pointcloud2(
     elif container == "bytes":
         data = payload
     else:
-        raise BadInputError(f"data_container must be 'numpy', 'array' or 'bytes', got {data_container!r}")
+        raise BadInputError(
+            f"data_container must be 'numpy', 'array' or 'bytes', got {data_container!r}"
+        )
 
     fields = [field_factory(name=n, offset=o, datatype=FLOAT32, count=1) for n, o in names]
-    kwargs = dict(
-        height=height,
-        width=width,
-        fields=fields,
-        is_bigendian=False,
-        point_step=point_step,
-        row_step=point_step * width,
-        data=data,
-        is_dense=bool(np.isfinite(flat).all()),
-    )
+    kwargs = {
+        "height": height,
+        "width": width,
+        "fields": fields,
+        "is_bigendian": False,
+        "point_step": point_step,
+        "row_step": point_step * width,
+        "data": data,
+        "is_dense": bool(np.isfinite(flat).all()),
+    }
     if header is not None:
         kwargs["header"] = header
     try:
