@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -171,7 +173,7 @@ def test_vsd_rendered_gt_pose_is_zero_and_far_pose_is_one():
     # A small depth offset (1 cm = 0.13 d) is wrong for small taus and right for large ones.
     e_mid = pe.vsd(R, t + [0, 0, 0.01], R, t, depth_test, K, 0.015, taus, True, diameter, BOX)
     assert e_mid[0] > 0.9 and e_mid[-1] < 0.2
-    assert all(a >= b for a, b in zip(e_mid, e_mid[1:]))  # non-increasing in tau
+    assert all(a >= b for a, b in itertools.pairwise(e_mid))  # non-increasing in tau
     assert pe.cus(R, t, R, t, K, BOX, W, H) == pytest.approx(0.0)
     assert pe.cus(R, t + [0.15, 0, 0], R, t, K, BOX, W, H) == pytest.approx(1.0)
 
@@ -189,3 +191,13 @@ def test_bad_inputs_raise_bad_input_error():
         pe.te([np.nan, 0, 0], T0)
     with pytest.raises(BadInputError):
         pe.vsd_from_depths(np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((5, 4)), K, 0.015, [0.1], True, 0.1)
+
+
+def test_symmetry_forms_agree():
+    R_est = R0 @ rot([0, 0, 1], np.pi)
+    as_4x4 = np.stack([pe.pose_matrix(R, t) for R, t in BOX_SYMS])
+    pts = BOX.vertices
+    for syms in (BOX_SYMS, as_4x4, list(as_4x4)):
+        assert pe.mssd(R_est, T0, R0, T0, pts, syms) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(BadInputError):
+        pe.mssd(R_est, T0, R0, T0, pts, np.zeros((2, 3, 3)))

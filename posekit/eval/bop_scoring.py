@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -178,7 +179,7 @@ def score_groups(
     dataset_name: str = "",
 ) -> BopScores:
     """Match and score precomputed :class:`TargetGroup` errors; see the module docstring."""
-    symmetric = set(int(o) for o in symmetric_obj_ids)
+    symmetric = {int(o) for o in symmetric_obj_ids}
     # Each "criterion" is (metric, error name, index into the tau axis or None, threshold).
     criteria: list[tuple[str, str, int | None, float]] = []
     for k, _tau in enumerate(config.vsd_taus):
@@ -251,7 +252,7 @@ class ObjectModel:
     mesh: Any
     points: np.ndarray
     diameter: float
-    symmetries: list
+    symmetries: np.ndarray  # (S, 4, 4) T_model_model, identity included
     symmetric: bool
 
 
@@ -336,14 +337,9 @@ def _sphere_projections_overlap(radius: float, p1: np.ndarray, p2: np.ndarray) -
 # ----------------------------------------------------------------------------- dataset driver
 
 
-def _field(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def _model_info_symmetric(info: Any) -> bool:
-    return bool(_field(info, "symmetries_discrete")) or bool(_field(info, "symmetries_continuous"))
+def _dataset_name(dataset) -> str:
+    root = getattr(dataset, "root", None)
+    return Path(root).name if root is not None else str(getattr(dataset, "name", ""))
 
 
 def evaluate_bop(
@@ -356,10 +352,11 @@ def evaluate_bop(
 ) -> dict:
     """Score pose estimates on a BOP dataset with the BOP19 protocol (module docstring).
 
-    ``dataset`` is a ``posekit.io.bop.BopDataset`` (its split is used; ``split`` only
-    names it in the result), ``estimates`` a list of ``PoseEstimate`` (scene_id, im_id,
-    obj_id, score, R (3, 3), t (3,) metres). ``targets`` defaults to
-    ``dataset.targets()`` (test_targets_bop19.json). Returns
+    ``dataset`` is a ``posekit.io.bop.BopDataset``; ``split`` is the split to score (a
+    dataset opened on another split is reopened on this one). ``estimates`` is a list of
+    ``PoseEstimate`` (scene_id, im_id, obj_id, score, R (3, 3), t (3,) metres).
+    ``targets`` (``BopTarget`` list) defaults to ``dataset.targets()``
+    (test_targets_bop19.json, or every GT object if the file is absent). Returns
     ``{"dataset", "n_targets", "overall", "per_object": {"<obj_id>": {...}}}`` with the
     :data:`SCORE_KEYS` as fractions in [0, 1]; "overall" pools all targets.
     """
@@ -377,83 +374,87 @@ def score_bop(
     """As :func:`evaluate_bop` but returns :class:`BopScores` (with per-object target counts)."""
     from tqdm import tqdm
 
-    from posekit.io.bop import symmetry_transformations
+    from posekit.io.bop import BopDataset, symmetry_transformations
 
+    if getattr(dataset, "split", split) != split:
+        dataset = BopDataset(dataset.root, split=split, models_dir=dataset.models_dir)
     if targets is None:
         targets = dataset.targets()
     targets = list(targets)
     if not targets:
         raise BadInputError("no evaluation targets: the targets list/file is empty")
 
-    # targets_by_image[(scene, im)][obj_id] = inst_count (None if the file gives none)
-    targets_by_image: dict[tuple[int, int], dict[int, int | None]] = defaultdict(dict)
+    # targets_by_image[(scene, im)][obj_id] = inst_count
+    targets_by_image: dict[tuple[int, int], dict[int, int]] = defaultdict(dict)
     for t in targets:
-        key = (int(_field(t, "scene_id")), int(_field(t, "im_id")))
-        inst = _field(t, "inst_count")
-        targets_by_image[key][int(_field(t, "obj_id"))] = None if inst is None else int(inst)
+        targets_by_image[(int(t.scene_id), int(t.im_id))][int(t.obj_id)] = int(t.inst_count)
 
     ests_by_key: dict[tuple[int, int, int], list] = defaultdict(list)
     for est in estimates:
         ests_by_key[(int(est.scene_id), int(est.im_id), int(est.obj_id))].append(est)
 
     models: dict[int, ObjectModel] = {}
-    symmetric_ids: set[int] = set()
 
     def object_model(obj_id: int) -> ObjectModel:
         if obj_id not in models:
-            if obj_id not in dataset.models:
-                raise BadInputError(f"target object {obj_id} has no model in the dataset")
-            mesh = dataset.models[obj_id]
-            info = dataset.models_info[obj_id]
-            sym = _model_info_symmetric(info)
-            if sym:
-                symmetric_ids.add(obj_id)
+            info = dataset.models_info.get(obj_id)
+            if info is None:
+                raise BadInputError(
+                    f"target object {obj_id} is not in models_info.json of {dataset.models_dir}"
+                )
+            mesh = dataset.model(obj_id)
             models[obj_id] = ObjectModel(
                 mesh=mesh,
                 points=np.asarray(mesh.vertices, dtype=np.float64),
-                diameter=float(_field(info, "diameter")),
+                diameter=float(info.diameter),
                 symmetries=symmetry_transformations(info, config.max_sym_disc_step),
-                symmetric=sym,
+                symmetric=bool(info.is_symmetric),
             )
         return models[obj_id]
 
     groups: list[TargetGroup] = []
-    image_keys = sorted(targets_by_image)
-    for scene_id, im_id in tqdm(image_keys, desc="BOP errors", unit="img", disable=not progress):
-        image = dataset.load_image(scene_id, im_id)
-        depth, K, gts, gt_info = _image_parts(image)
-        width = int(depth.shape[1]) if depth is not None else int(_image_width(image))
+    for scene_id, im_id in tqdm(sorted(targets_by_image), desc="BOP errors", unit="img",
+                                disable=not progress):
+        image = dataset.load_image(scene_id, im_id, rgb=False, depth=True)
+        depth = np.asarray(image.depth, dtype=np.float32)
         render_cache: dict = {}
         for obj_id, inst_count in sorted(targets_by_image[(scene_id, im_id)].items()):
-            gt_ids = [i for i, gt in enumerate(gts) if int(gt[0]) == obj_id]
+            gt_ids = [i for i, gt in enumerate(image.gt) if int(gt.obj_id) == obj_id]
             if not gt_ids:
                 continue
-            visib = np.array([float(_field(gt_info[i], "visib_fract", 1.0)) for i in gt_ids])
-            gt_valid = _valid_gts(visib, inst_count, config.visib_gt_min)
-            n_top = inst_count if inst_count is not None else int(np.count_nonzero(gt_valid))
+            if image.gt_info is None:
+                # Without scene_gt_info.json every GT instance counts as fully visible.
+                visib = np.ones(len(gt_ids))
+            else:
+                visib = np.array([float(image.gt_info[i].visib_fract) for i in gt_ids])
             # Highest score first; Python's sort is stable, as the toolkit's is.
             ests = sorted(ests_by_key.get((scene_id, im_id, obj_id), []),
-                          key=lambda e: float(e.score), reverse=True)[:n_top]
+                          key=lambda e: float(e.score), reverse=True)[:inst_count]
             group = TargetGroup(
-                scene_id=scene_id, im_id=im_id, obj_id=obj_id, gt_ids=gt_ids, gt_valid=gt_valid,
+                scene_id=scene_id, im_id=im_id, obj_id=obj_id, gt_ids=gt_ids,
+                gt_valid=valid_gts(visib, inst_count, config.visib_gt_min),
                 scores=np.array([float(e.score) for e in ests]),
             )
             compute_group_errors(
                 group,
                 [(np.asarray(e.R, float), np.asarray(e.t, float).reshape(3)) for e in ests],
-                [np.asarray(gts[i][1], float) for i in gt_ids],
-                object_model(obj_id), K, depth, width, config, render_cache,
+                [np.asarray(image.gt[i].T_cam_model, float) for i in gt_ids],
+                object_model(obj_id), image.K, depth, depth.shape[1], config, render_cache,
             )
             groups.append(group)
-    name = str(_field(dataset, "name", "") or "")
-    return score_groups(groups, symmetric_ids, config, dataset_name=name)
+    symmetric_ids = [o for o, m in models.items() if m.symmetric]
+    return score_groups(groups, symmetric_ids, config, dataset_name=_dataset_name(dataset))
 
 
-def _valid_gts(visib: np.ndarray, inst_count: int | None, visib_gt_min: float) -> np.ndarray:
-    """Which GT instances of one target object count; mirrors eval_calc_scores.py."""
-    if visib_gt_min >= 0 or inst_count is None:
-        return visib >= max(visib_gt_min, 0.0)
-    # The inst_count most visible instances (the toolkit's visib_gt_min = -1 mode).
+def valid_gts(visib: np.ndarray, inst_count: int, visib_gt_min: float) -> np.ndarray:
+    """Which GT instances of one target object count; mirrors ``eval_calc_scores.py``.
+
+    ``visib (G,)`` visible fractions. With ``visib_gt_min >= 0`` those at least that
+    visible; with a negative value the ``inst_count`` most visible ones.
+    """
+    visib = np.asarray(visib, dtype=np.float64)
+    if visib_gt_min >= 0:
+        return visib >= visib_gt_min
     valid = np.zeros(len(visib), dtype=bool)
     valid[np.argsort(-visib, kind="stable")[:inst_count]] = True
     return valid

@@ -13,9 +13,9 @@ same order. Differences from the toolkit, all on purpose:
   the diameter, so thresholds carry over unchanged.
 * A pose is ``R (3, 3)`` and ``t (3,)`` (``(3, 1)`` is accepted too) mapping model points
   into the camera frame: ``x_cam = R @ x_model + t`` (``T_cam_model``).
-* Symmetries are a sequence of ``(R_sym (3, 3), t_sym (3,))`` pairs in the model frame,
-  identity included, as ``posekit.io.bop.symmetry_transformations`` returns them (dicts
-  with ``"R"`` and ``"t"`` keys, the toolkit's form, are accepted too).
+* Symmetries are the transforms ``T_model_model`` of the model onto itself, identity
+  included: an ``(S, 4, 4)`` array as ``posekit.io.bop.symmetry_transformations`` returns
+  it, or ``(R_sym (3, 3), t_sym (3,))`` pairs, or the toolkit's ``{"R", "t"}`` dicts.
 * The renderer is ``posekit.data.render.render_depth`` on a :class:`posekit.io.mesh.Mesh`
   instead of the toolkit's renderer object plus ``obj_id``.
 """
@@ -72,20 +72,32 @@ def _intrinsics(K: Any) -> np.ndarray:
     return K
 
 
-def symmetries_as_arrays(syms: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+def symmetries_as_arrays(syms: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Stack symmetry transforms into ``R_syms (S, 3, 3)`` and ``t_syms (S, 3)`` (metres).
 
-    Accepts ``(R, t)`` pairs or the toolkit's ``{"R": ..., "t": ...}`` dicts. An empty
+    Accepts an ``(S, 4, 4)`` array of ``T_model_model`` (what
+    ``posekit.io.bop.symmetry_transformations`` returns), a sequence of 4x4 matrices, of
+    ``(R, t)`` pairs, or of the toolkit's ``{"R": ..., "t": ...}`` dicts. An empty
     sequence means "no symmetry" and yields the identity alone.
     """
     if len(syms) == 0:
         return np.eye(3)[None], np.zeros((1, 3))
+    arr = np.asarray(syms, dtype=np.float64) if isinstance(syms, np.ndarray) else None
+    if arr is not None:
+        if arr.ndim != 3 or arr.shape[1:] != (4, 4) or not np.isfinite(arr).all():
+            raise BadInputError(f"symmetries must be a finite (S, 4, 4) array, got shape {arr.shape}")
+        return arr[:, :3, :3], arr[:, :3, 3]
     Rs, ts = [], []
     for i, sym in enumerate(syms):
         if isinstance(sym, dict):
             R, t = sym["R"], sym["t"]
-        else:
+        elif isinstance(sym, (tuple, list)) and len(sym) == 2:
             R, t = sym
+        else:
+            T = np.asarray(sym, dtype=np.float64)
+            if T.shape != (4, 4):
+                raise BadInputError(f"symmetry {i} must be a 4x4 matrix or an (R, t) pair")
+            R, t = T[:3, :3], T[:3, 3]
         Rs.append(_rotation(R, f"symmetry {i} R"))
         ts.append(_translation(t, f"symmetry {i} t"))
     return np.stack(Rs), np.stack(ts)
