@@ -11,8 +11,8 @@ camera frame.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -113,6 +113,21 @@ def _cast(vertex_sets: list[np.ndarray], faces_sets: list[np.ndarray], rays_dirs
                                         "primitive_normals")}
 
 
+def _depth_alone(vertices_cam: np.ndarray, faces: np.ndarray, K: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Depth (H, W) float32 of one mesh already in the camera frame; rays only inside its projected box."""
+    depth = np.zeros((height, width), dtype=np.float32)
+    box = _projected_box(vertices_cam, K, width, height)
+    if box is None:
+        return depth
+    u0, v0, u1, v1 = box
+    u, v = np.meshgrid(np.arange(u0, u1, dtype=np.float64), np.arange(v0, v1, dtype=np.float64))
+    dirs = np.stack([u, v, np.ones_like(u)], axis=-1).reshape(-1, 3) @ np.linalg.inv(K).T
+    dirs /= dirs[:, 2:3]
+    th = _cast([vertices_cam], [faces], dirs)["t_hit"].reshape(v1 - v0, u1 - u0)
+    depth[v0:v1, u0:u1] = np.where(np.isfinite(th), th, 0.0)
+    return depth
+
+
 def render_scene(
     meshes: Sequence[Mesh],
     poses: Sequence[np.ndarray],
@@ -166,20 +181,8 @@ def render_scene(
             height, width, 3
         )
     if full_masks:
-        result.full_masks, result.full_depths = [], []
-        for v, f in zip(verts, faces):
-            mask = np.zeros((height, width), dtype=bool)
-            dep = np.zeros((height, width), dtype=np.float32)
-            box = _projected_box(v, K, width, height)
-            if box is not None:
-                u0, v0, u1, v1 = box
-                sub = dirs.reshape(height, width, 3)[v0:v1, u0:u1].reshape(-1, 3)
-                th = _cast([v], [f], sub)["t_hit"].reshape(v1 - v0, u1 - u0)
-                ok = np.isfinite(th)
-                mask[v0:v1, u0:u1] = ok
-                dep[v0:v1, u0:u1] = np.where(ok, th, 0.0)
-            result.full_masks.append(mask)
-            result.full_depths.append(dep)
+        result.full_depths = [_depth_alone(v, f, K, width, height) for v, f in zip(verts, faces)]
+        result.full_masks = [d > 0 for d in result.full_depths]
     return result
 
 
@@ -224,9 +227,13 @@ def render_depth(mesh: Mesh, T_cam_model: np.ndarray, K: np.ndarray, width: int,
     """Depth image (H, W) float32 metres (z in the camera frame, 0 = background) of one mesh.
 
     mesh in metres, T_cam_model (4, 4), K (3, 3); BOP/OpenCV pixel convention. This is
-    the renderer BOP's VSD needs (bop_toolkit renderer, depth mode).
+    the renderer BOP's VSD needs (bop_toolkit renderer, depth mode). Only the rays inside
+    the mesh's projected bounding box are cast, so the cost follows the object's size in
+    the image (a large canvas, e.g. 3W x 3H for truncated objects, stays cheap).
     """
-    return render_scene([mesh], [T_cam_model], K, width, height).depth
+    K = _check_camera(K, width, height)
+    T = _check_pose(T_cam_model)
+    return _depth_alone(mesh.vertices @ T[:3, :3].T + T[:3, 3], mesh.faces, K, int(width), int(height))
 
 
 def render_rgb(

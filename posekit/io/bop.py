@@ -23,9 +23,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -72,7 +72,7 @@ class ModelInfo:
         return bool(self.symmetries_discrete or self.symmetries_continuous)
 
     @classmethod
-    def from_bop_dict(cls, d: Mapping, where: str = "models_info") -> "ModelInfo":
+    def from_bop_dict(cls, d: Mapping, where: str = "models_info") -> ModelInfo:
         """Convert a models_info.json entry (millimetres) to metres."""
         try:
             info = cls(
@@ -118,7 +118,7 @@ class ModelInfo:
         return d
 
     @classmethod
-    def from_mesh(cls, mesh: Mesh, symmetries_discrete=(), symmetries_continuous=()) -> "ModelInfo":
+    def from_mesh(cls, mesh: Mesh, symmetries_discrete=(), symmetries_continuous=()) -> ModelInfo:
         """Diameter and bounding box computed from a mesh (metres), with the given symmetries."""
         lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
         return cls(mesh.diameter, lo, hi - lo, [np.asarray(T, float) for T in symmetries_discrete],
@@ -601,7 +601,7 @@ def symmetry_transformations(model_info: ModelInfo | Mapping, max_sym_disc_step:
     disc = [np.eye(4)] + [np.asarray(T, dtype=np.float64) for T in model_info.symmetries_discrete]
     cont = []
     for sym in model_info.symmetries_continuous:
-        n_steps = int(math.ceil(math.pi / max_sym_disc_step))
+        n_steps = math.ceil(math.pi / max_sym_disc_step)
         step = 2.0 * math.pi / n_steps
         for i in range(n_steps):
             T = np.eye(4)

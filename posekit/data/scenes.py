@@ -1,0 +1,335 @@
+"""Synthetic tabletop scenes written as BOP datasets (depth, RGB, masks, GT poses and GT info).
+
+A scene is a set of objects resting on a table (world frame: table top is z = 0, z up):
+each object stands on one face of its bounding box with a random yaw, placed without
+overlapping footprints. Each image of the scene is seen from its own camera looking at
+the objects from 0.4-1.2 m at 15-75 deg elevation. Depth goes through
+:class:`posekit.data.sensor.DepthSensorModel`; RGB is shaded vertex colour.
+
+GT info follows bop_toolkit ``scripts/calc_gt_info.py``: px_count_all and bbox_obj come
+from the object rendered alone on a 3x larger canvas (so truncated parts count),
+px_count_valid counts silhouette pixels with a sensor depth, bbox = [x, y, x_max - x_min,
+y_max - y_min]. One difference, on purpose: ``mask_visib`` is the exact visible surface
+from the renderer's instance map, not the depth-test estimate (tolerance 15 mm) BOP
+uses for real images, which the sensor noise would blur.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from posekit.data.meshes import procedural_models, write_bop_models
+from posekit.data.render import render_depth, render_scene
+from posekit.data.sensor import DepthSensorModel
+from posekit.errors import BadInputError, MissingFileError
+from posekit.io.bop import (
+    BopGt,
+    BopGtInfo,
+    ModelInfo,
+    SceneCamera,
+    model_filename,
+    read_models_info,
+    targets_from_gt,
+    write_camera,
+    write_depth,
+    write_mask,
+    write_rgb,
+    write_scene_camera,
+    write_scene_gt,
+    write_scene_gt_info,
+    write_test_targets,
+)
+from posekit.io.mesh import Mesh, read_mesh
+
+# The calibrated Kinect-like sensor (see posekit.data.sensor); read-only.
+DEFAULT_SENSOR = DepthSensorModel()
+# Kinect-like default intrinsics for 640x480 (scaled for other sizes).
+DEFAULT_FX = 572.4
+
+
+@dataclass
+class SceneConfig:
+    """Tunable scene parameters (metres, degrees)."""
+
+    camera_distance: tuple[float, float] = (0.4, 1.2)
+    elevation_deg: tuple[float, float] = (15.0, 75.0)
+    roll_deg: float = 10.0
+    look_at_jitter: float = 0.03
+    table_size: float = 2.0
+    object_gap: float = -0.01  # negative: footprints (bounding circles) may overlap by 1 cm
+    stable_pose_fraction: float = 0.8  # the rest lie in a random orientation on the table
+    rgb_noise_std: float = 2.0
+    background_rgb: tuple[int, int, int] = (70, 72, 80)
+
+
+@dataclass
+class SynthSummary:
+    out_dir: Path
+    n_scenes: int
+    n_images: int
+    n_objects: int
+    seconds: float
+    per_image: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.n_images / self.seconds if self.seconds > 0 else float("inf")
+
+
+def default_intrinsics(width: int, height: int) -> np.ndarray:
+    """K for a Kinect-like field of view at any resolution (fx = fy = 572.4 at 640 px wide)."""
+    f = DEFAULT_FX * width / 640.0
+    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+
+
+def table_mesh(size: float, rng: np.random.Generator, cells: int = 48) -> Mesh:
+    """A flat, vertex-coloured square (top face at z = 0, normal +z) with a wood/cloth-like pattern."""
+    xs = np.linspace(-size / 2, size / 2, cells + 1)
+    xx, yy = np.meshgrid(xs, xs)
+    v = np.stack([xx, yy, np.zeros_like(xx)], -1).reshape(-1, 3)
+    i, j = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
+    a = i * (cells + 1) + j
+    f = np.concatenate([np.stack([a, a + 1, a + cells + 2], -1).reshape(-1, 3),
+                        np.stack([a, a + cells + 2, a + cells + 1], -1).reshape(-1, 3)])
+    base = rng.uniform(0.25, 0.75, 3)
+    freq = rng.uniform(3, 12)
+    grain = 0.5 + 0.5 * np.sin(freq * xx.ravel() * 2 * math.pi / size * 4 + rng.uniform(0, 6)
+                               + 0.6 * np.sin(yy.ravel() * 7))
+    if rng.random() < 0.5:  # checker pattern
+        grain = ((np.floor(xx.ravel() / 0.1) + np.floor(yy.ravel() / 0.1)) % 2).astype(float)
+    colors = np.clip(base[None] * (0.75 + 0.35 * grain[:, None]) + rng.normal(0, 0.02, (len(v), 3)), 0, 1)
+    return Mesh(v, f, colors, None, "table")
+
+
+def _rot(axis, angle) -> np.ndarray:
+    a = np.asarray(axis, float) / np.linalg.norm(axis)
+    Kx = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    return np.eye(3) + math.sin(angle) * Kx + (1 - math.cos(angle)) * Kx @ Kx
+
+
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+    q = rng.normal(size=4)
+    q /= np.linalg.norm(q)
+    x, y, z, w = q
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def _resting_rotation(rng: np.random.Generator, stable: bool) -> np.ndarray:
+    """R_world_model: a bounding-box face down (one of 6) then a random yaw; or any rotation."""
+    if not stable:
+        return _random_rotation(rng)
+    face = int(rng.integers(6))
+    axis, sign = face % 3, (1 if face < 3 else -1)
+    down = np.zeros(3)
+    down[axis] = sign
+    # Rotate the model axis `down` onto world -z.
+    target = np.array([0.0, 0.0, -1.0])
+    c = float(down @ target)
+    if c > 1 - 1e-9:
+        R = np.eye(3)
+    elif c < -1 + 1e-9:
+        R = _rot((1, 0, 0), math.pi)
+    else:
+        R = _rot(np.cross(down, target), math.acos(c))
+    return _rot((0, 0, 1), rng.uniform(0, 2 * math.pi)) @ R
+
+
+def place_objects(meshes: list[Mesh], rng: np.random.Generator, config: SceneConfig) -> list[np.ndarray]:
+    """T_world_model (4, 4) for each mesh, resting on z = 0 with non-overlapping footprints."""
+    poses, placed = [], []  # placed: (x, y, radius)
+    spread = 0.05 + 0.03 * len(meshes)
+    for mesh in meshes:
+        R = _resting_rotation(rng, rng.random() < config.stable_pose_fraction)
+        v = mesh.vertices @ R.T
+        centre_xy = (v[:, :2].max(0) + v[:, :2].min(0)) / 2
+        radius = float(np.linalg.norm(v[:, :2] - centre_xy, axis=1).max())
+        for attempt in range(200):
+            xy = rng.uniform(-spread, spread, 2) * (1 + attempt / 50)
+            if all(np.hypot(*(xy - p[:2])) >= radius + p[2] + config.object_gap for p in placed):
+                break
+        placed.append((xy[0], xy[1], radius))
+        T = np.eye(4)
+        T[:3, :3] = R
+        T[:3, 3] = (xy[0] - centre_xy[0], xy[1] - centre_xy[1], -v[:, 2].min())
+        poses.append(T)
+    return poses
+
+
+def look_at_camera(eye: np.ndarray, target: np.ndarray, roll: float = 0.0) -> np.ndarray:
+    """T_cam_world (4, 4) of an OpenCV camera (x right, y down, z forward) at eye looking at target,
+    world z up; roll (radians) about the optical axis."""
+    z = np.asarray(target, float) - np.asarray(eye, float)
+    z /= np.linalg.norm(z)
+    x = np.cross(z, (0.0, 0.0, 1.0))
+    if np.linalg.norm(x) < 1e-6:  # looking straight down
+        x = np.array([1.0, 0.0, 0.0])
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    R_world_cam = np.stack([x, y, z], axis=1) @ _rot((0, 0, 1), roll)
+    T = np.eye(4)
+    T[:3, :3] = R_world_cam.T
+    T[:3, 3] = -R_world_cam.T @ np.asarray(eye, float)
+    return T
+
+
+def sample_camera(rng: np.random.Generator, centre: np.ndarray, config: SceneConfig) -> np.ndarray:
+    """T_cam_world looking at ``centre`` from a random distance, elevation, azimuth and roll."""
+    dist = rng.uniform(*config.camera_distance)
+    elev = math.radians(rng.uniform(*config.elevation_deg))
+    azim = rng.uniform(0, 2 * math.pi)
+    target = centre + rng.normal(0, config.look_at_jitter, 3) * (1, 1, 0.3)
+    eye = target + dist * np.array([math.cos(elev) * math.cos(azim), math.cos(elev) * math.sin(azim),
+                                    math.sin(elev)])
+    return look_at_camera(eye, target, math.radians(rng.uniform(-config.roll_deg, config.roll_deg)))
+
+
+def _bbox(xs: np.ndarray, ys: np.ndarray) -> list[int]:
+    """bop_toolkit misc.calc_2d_bbox (unclipped): [x_min, y_min, x_max - x_min, y_max - y_min]."""
+    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min()), int(ys.max() - ys.min())]
+
+
+def gt_info_for_object(mesh: Mesh, T_cam_model: np.ndarray, K: np.ndarray, width: int, height: int,
+                       mask_visib: np.ndarray, sensor_depth: np.ndarray) -> tuple[BopGtInfo, np.ndarray]:
+    """GT info of one instance and its full (un-occluded, in-image) mask, as calc_gt_info.py does."""
+    K_large = K.copy()
+    K_large[0, 2] += width
+    K_large[1, 2] += height
+    large = render_depth(mesh, T_cam_model, K_large, 3 * width, 3 * height) > 0
+    full = large[height:2 * height, width:2 * width]
+    px_all = int(large.sum())
+    px_visib = int(mask_visib.sum())
+    px_valid = int((sensor_depth[full] > 0).sum())
+    bbox_obj = bbox_visib = [-1, -1, -1, -1]
+    if px_visib > 0:
+        ys, xs = np.nonzero(large)
+        bbox_obj = _bbox(xs - width, ys - height)
+        ys, xs = np.nonzero(mask_visib)
+        bbox_visib = _bbox(xs, ys)
+    info = BopGtInfo(bbox_obj, bbox_visib, px_all, px_valid, px_visib, px_visib / px_all if px_all else 0.0)
+    return info, full
+
+
+def _load_models(models: str | Path, out_dir: Path, n_procedural: int, seed: int):
+    """{obj_id: (mesh metres, ModelInfo)} and the models folder written into out_dir."""
+    dst = out_dir / "models"
+    if str(models) == "procedural":
+        objs = procedural_models(n_procedural, seed)
+        write_bop_models(dst, objs)
+        return objs
+    src = Path(models)
+    if not (src / "models_info.json").is_file():
+        raise MissingFileError(f"{src} is not a BOP models folder: models_info.json is missing")
+    infos = read_models_info(src / "models_info.json")
+    objs: dict[int, tuple[Mesh, ModelInfo]] = {}
+    for obj_id, info in infos.items():
+        path = src / model_filename(obj_id)
+        objs[obj_id] = (read_mesh(path, scale=0.001), info)
+    if src.resolve() != dst.resolve():  # the output dataset must be complete on its own
+        dst.mkdir(parents=True, exist_ok=True)
+        for obj_id in objs:
+            shutil.copyfile(src / model_filename(obj_id), dst / model_filename(obj_id))
+        shutil.copyfile(src / "models_info.json", dst / "models_info.json")
+    return objs
+
+
+def synthesize_bop_dataset(
+    models: str | Path,
+    out_dir: str | Path,
+    n_scenes: int = 1,
+    n_images: int = 10,
+    seed: int = 0,
+    width: int = 640,
+    height: int = 480,
+    K: np.ndarray | None = None,
+    objects_per_scene: int | tuple[int, int] = (3, 6),
+    n_procedural_objects: int = 8,
+    split: str = "test",
+    sensor: DepthSensorModel | None = DEFAULT_SENSOR,
+    depth_scale: float = 1.0,
+    rgb_ext: str = ".png",
+    config: SceneConfig | None = None,
+    progress: bool = True,
+) -> SynthSummary:
+    """Write a BOP dataset of synthetic tabletop scenes to ``out_dir`` and return a summary.
+
+    models: a BOP models folder (PLY in mm + models_info.json; copied into out_dir/models)
+    or "procedural" (``n_procedural_objects`` meshes from :mod:`posekit.data.meshes`).
+    Writes camera.json, test_targets_bop19.json and SPLIT/SCENEID/{scene_camera, scene_gt,
+    scene_gt_info}.json, rgb/, depth/ (uint16, value * depth_scale = mm), mask/, mask_visib/.
+    ``sensor=None`` stores the perfect rendered depth. Same seed, same dataset.
+    """
+    from tqdm import tqdm
+
+    if n_scenes < 1 or n_images < 1:
+        raise BadInputError(f"need at least one scene and one image, got {n_scenes} scenes, {n_images} images")
+    if rgb_ext not in (".png", ".jpg"):
+        raise BadInputError(f"rgb_ext must be .png or .jpg, got {rgb_ext!r}")
+    config = config or SceneConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    K = default_intrinsics(width, height) if K is None else np.asarray(K, dtype=np.float64)
+    if isinstance(objects_per_scene, int):
+        objects_per_scene = (objects_per_scene, objects_per_scene)
+    objs = _load_models(models, out_dir, n_procedural_objects, seed)
+    obj_ids = sorted(objs)
+    write_camera(out_dir / "camera.json", K, width, height, depth_scale)
+
+    start = time.perf_counter()
+    targets = []
+    bar = tqdm(total=n_scenes * n_images, desc="synth bop", unit="img", disable=not progress)
+    for scene_id in range(n_scenes):
+        rng = np.random.default_rng([int(seed), scene_id])
+        n_obj = int(rng.integers(objects_per_scene[0], objects_per_scene[1] + 1))
+        chosen = list(rng.choice(obj_ids, size=n_obj, replace=n_obj > len(obj_ids)))
+        meshes = [objs[int(o)][0] for o in chosen]
+        T_world_models = place_objects(meshes, rng, config)
+        table = table_mesh(config.table_size, rng)
+        centre = np.mean([T[:3, 3] for T in T_world_models], axis=0)
+        centre[2] = 0.5 * np.mean([np.ptp(m.vertices @ T[:3, :3].T[:, 2]) for m, T in zip(meshes, T_world_models)])
+        light_dir = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.8, -0.2), -1.0])
+
+        scene_dir = out_dir / split / f"{scene_id:06d}"
+        cams, gts, infos = {}, {}, {}
+        for im_id in range(n_images):
+            im_rng = np.random.default_rng([int(seed), scene_id, im_id])
+            T_cam_world = sample_camera(im_rng, centre, config)
+            poses = [T_cam_world @ T for T in T_world_models]
+            res = render_scene(meshes + [table], poses + [T_cam_world], K, width, height, rgb=True,
+                               light_dir=light_dir, background=config.background_rgb)
+            depth = res.depth if sensor is None else sensor.apply(res.depth, K, res.normals, rng=im_rng)
+            rgb = res.rgb.astype(np.float64) + im_rng.normal(0, config.rgb_noise_std, res.rgb.shape)
+            rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+            write_rgb(scene_dir / "rgb" / f"{im_id:06d}{rgb_ext}", rgb)
+            write_depth(scene_dir / "depth" / f"{im_id:06d}.png", depth, depth_scale)
+            # The stored depth is what BOP users see: count valid pixels on the rounded values.
+            stored_depth = np.round(depth * 1000.0 / depth_scale)
+            im_gt, im_info = [], []
+            for gt_id, (obj_id, mesh, T) in enumerate(zip(chosen, meshes, poses)):
+                visib = res.instance == gt_id
+                info, full = gt_info_for_object(mesh, T, K, width, height, visib, stored_depth)
+                write_mask(scene_dir / "mask" / f"{im_id:06d}_{gt_id:06d}.png", full)
+                write_mask(scene_dir / "mask_visib" / f"{im_id:06d}_{gt_id:06d}.png", visib)
+                im_gt.append(BopGt(int(obj_id), T))
+                im_info.append(info)
+            cams[im_id] = SceneCamera(K, depth_scale, T_cam_world)
+            gts[im_id], infos[im_id] = im_gt, im_info
+            bar.update(1)
+        write_scene_camera(scene_dir / "scene_camera.json", cams)
+        write_scene_gt(scene_dir / "scene_gt.json", gts)
+        write_scene_gt_info(scene_dir / "scene_gt_info.json", infos)
+        # BOP19 targets: instances with at least 10 % of their surface visible.
+        visible = {i: [g for g, inf in zip(gts[i], infos[i]) if inf.visib_fract >= 0.1] for i in gts}
+        targets += targets_from_gt(scene_id, visible)
+    bar.close()
+    write_test_targets(out_dir / "test_targets_bop19.json", targets)
+    seconds = time.perf_counter() - start
+    return SynthSummary(out_dir, n_scenes, n_scenes * n_images, len(obj_ids), seconds)
