@@ -12,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from posekit.geometry.rigid_np import project_points_np, transform_points_np
+
 # distinct colours for instances (RGB), cycled
 PALETTE = np.array(
     [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
@@ -20,14 +22,11 @@ PALETTE = np.array(
 )
 
 
-def project_points(points: np.ndarray, K: np.ndarray, T_cam_model: np.ndarray | None = None) -> np.ndarray:
-    """Pinhole projection of ``points (N, 3)`` (model frame if a pose is given) to pixels ``(N, 2)``."""
-    p = np.asarray(points, dtype=np.float64)
-    if T_cam_model is not None:
-        p = p @ T_cam_model[:3, :3].T + T_cam_model[:3, 3]
-    z = np.where(np.abs(p[:, 2]) < 1e-9, 1e-9, p[:, 2])
-    uv = p[:, :2] / z[:, None]
-    return uv * np.diag(K)[:2] + K[:2, 2]
+def _pixels(points: np.ndarray, K: np.ndarray, T_cam_model: np.ndarray) -> np.ndarray:
+    """Integer pixels ``(N, 2)`` of model points; points on the camera plane do not divide by 0."""
+    T = np.asarray(T_cam_model, dtype=np.float64)
+    uv = project_points_np(points, K, T[:3, :3], T[:3, 3], min_depth=1e-9)
+    return np.round(uv).astype(int)
 
 
 def draw_axes(image: np.ndarray, K: np.ndarray, T_cam_model: np.ndarray, length: float = 0.05,
@@ -35,10 +34,10 @@ def draw_axes(image: np.ndarray, K: np.ndarray, T_cam_model: np.ndarray, length:
     """Draw the model frame's x (red), y (green), z (blue) axes of ``length`` metres."""
     out = np.ascontiguousarray(image.copy())
     pts = np.array([[0, 0, 0], [length, 0, 0], [0, length, 0], [0, 0, length]], dtype=np.float64)
-    cam = pts @ T_cam_model[:3, :3].T + T_cam_model[:3, 3]
+    cam = transform_points_np(pts, T_cam_model[:3, :3], T_cam_model[:3, 3])
     if (cam[:, 2] <= 0).any():
         return out
-    uv = np.round(project_points(pts, K, T_cam_model)).astype(int)
+    uv = _pixels(pts, K, T_cam_model)
     for i, colour in ((1, (255, 0, 0)), (2, (0, 255, 0)), (3, (0, 0, 255))):
         cv2.line(out, tuple(map(int, uv[0])), tuple(map(int, uv[i])), colour, thickness, cv2.LINE_AA)
     return out
@@ -62,7 +61,7 @@ def draw_model_silhouette(image: np.ndarray, model_points: np.ndarray, K: np.nda
                           T_cam_model: np.ndarray, colour=(0, 255, 255)) -> np.ndarray:
     """Draw the projected model points of a posed model as dots (a quick silhouette overlay)."""
     out = np.ascontiguousarray(image.copy())
-    uv = np.round(project_points(model_points, K, T_cam_model)).astype(int)
+    uv = _pixels(model_points, K, T_cam_model)
     h, w = out.shape[:2]
     ok = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
     out[uv[ok, 1], uv[ok, 0]] = colour

@@ -8,23 +8,13 @@ import numpy as np
 import pytest
 
 from posekit.eval import bop_scoring as bs
+from posekit.geometry import make_pose as pose
+from posekit.geometry import rotation_about_axis as rot
 from posekit.io import bop
 from posekit.io.mesh import Mesh
 
 K = np.array([[200.0, 0.0, 79.5], [0.0, 200.0, 59.5], [0.0, 0.0, 1.0]])
 W, H = 160, 120
-
-
-def rot(axis, angle: float) -> np.ndarray:
-    a = np.asarray(axis, float) / np.linalg.norm(axis)
-    S = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    return np.eye(3) + np.sin(angle) * S + (1 - np.cos(angle)) * S @ S
-
-
-def pose(R, t) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3], T[:3, 3] = R, t
-    return T
 
 
 # ----------------------------------------------------------------------------- matching

@@ -9,17 +9,11 @@ import pytest
 
 from posekit.errors import BadInputError
 from posekit.eval import pose_error as pe
+from posekit.geometry import rotation_about_axis as rot
 from posekit.io.mesh import Mesh
 
 K = np.array([[200.0, 0.0, 79.5], [0.0, 200.0, 59.5], [0.0, 0.0, 1.0]])
 W, H = 160, 120
-
-
-def rot(axis, angle: float) -> np.ndarray:
-    """Rodrigues rotation matrix about ``axis`` by ``angle`` radians."""
-    a = np.asarray(axis, float) / np.linalg.norm(axis)
-    S = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    return np.eye(3) + np.sin(angle) * S + (1 - np.cos(angle)) * S @ S
 
 
 def box_mesh(sx=0.06, sy=0.04, sz=0.02) -> Mesh:

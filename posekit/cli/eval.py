@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 # Table columns: (score key, header).
@@ -80,21 +78,9 @@ def format_table(scores, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def _write_json_atomic(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(content, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run_bop(args: argparse.Namespace) -> int:
     from posekit.eval.bop_scoring import score_bop
+    from posekit.io.atomic import atomic_write_text
     from posekit.io.bop import BopDataset, read_results_csv, read_test_targets
 
     dataset = BopDataset(args.dataset, split=args.split, models_dir=args.models)
@@ -107,6 +93,6 @@ def run_bop(args: argparse.Namespace) -> int:
     print(format_table(scores, title))
     print("Recalls pooled over all targets; AR = mean(AR_VSD, AR_MSSD, AR_MSPD).")
     if args.json is not None:
-        _write_json_atomic(args.json, scores.to_dict())
+        atomic_write_text(args.json, json.dumps(scores.to_dict(), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0

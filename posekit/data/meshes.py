@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from posekit.errors import BadInputError
+from posekit.geometry.rigid_np import make_pose, rotation_about_axis, transform_points_np
 from posekit.io.bop import (
     ContinuousSymmetry,
     ModelInfo,
@@ -144,10 +145,7 @@ class _Builder:
 
     def add(self, vf: tuple[np.ndarray, np.ndarray], color, R=None, t=None) -> None:
         v, f = vf
-        if R is not None:
-            v = v @ np.asarray(R).T
-        if t is not None:
-            v = v + np.asarray(t)
+        v = transform_points_np(v, R, t)
         self.parts.append((v, f, np.asarray(color, dtype=np.float64)))
 
     def mesh(self, name: str) -> Mesh:
@@ -160,21 +158,6 @@ class _Builder:
         return Mesh(np.vstack(verts), np.vstack(faces), np.vstack(cols), None, name)
 
 
-def _rot(axis, angle) -> np.ndarray:
-    a = np.asarray(axis, float) / np.linalg.norm(axis)
-    K = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    return np.eye(3) + math.sin(angle) * K + (1 - math.cos(angle)) * K @ K
-
-
-def _T(R=None, t=None) -> np.ndarray:
-    T = np.eye(4)
-    if R is not None:
-        T[:3, :3] = R
-    if t is not None:
-        T[:3, 3] = t
-    return T
-
-
 def _palette(rng: np.random.Generator, n: int) -> list[np.ndarray]:
     base = rng.random()
     return [np.array(colorsys.hsv_to_rgb((base + 0.15 * i + 0.1 * rng.random()) % 1.0,
@@ -182,7 +165,7 @@ def _palette(rng: np.random.Generator, n: int) -> list[np.ndarray]:
             for i in range(n)]
 
 
-_FLIP_X = _T(_rot((1, 0, 0), math.pi))
+_FLIP_X = make_pose(rotation_about_axis((1, 0, 0), math.pi))
 _Z_AXIS = ContinuousSymmetry(np.array([0.0, 0.0, 1.0]), np.zeros(3))
 
 
@@ -192,12 +175,13 @@ def _shape_box(rng, b: _Builder):
         s = rng.uniform(0.4, 1.0)
         size = (s, s, rng.uniform(0.3, 1.6))
         b.add(box_mesh(size), cols[0])
-        disc = [_T(_rot((0, 0, 1), k * math.pi / 2)) for k in (1, 2, 3)]
-        disc += [_T(_rot((math.cos(a), math.sin(a), 0), math.pi)) for a in np.arange(4) * math.pi / 4]
+        disc = [make_pose(rotation_about_axis((0, 0, 1), k * math.pi / 2)) for k in (1, 2, 3)]
+        disc += [make_pose(rotation_about_axis((math.cos(a), math.sin(a), 0), math.pi))
+                 for a in np.arange(4) * math.pi / 4]
         return "square_box", disc, []
     size = np.sort(rng.uniform(0.25, 1.0, 3))[::-1] * np.array([1.0, 0.85, 0.7])
     b.add(box_mesh(size), cols[0])
-    return "box", [_T(_rot(ax, math.pi)) for ax in np.eye(3)], []
+    return "box", [make_pose(rotation_about_axis(ax, math.pi)) for ax in np.eye(3)], []
 
 
 def _shape_can(rng, b: _Builder):
@@ -239,8 +223,10 @@ def _shape_prism(rng, b: _Builder):
     ang = np.arange(n) * 2 * math.pi / n
     poly = np.c_[np.cos(ang), np.sin(ang)] * rng.uniform(0.3, 0.6)
     b.add(extrusion_mesh(poly, rng.uniform(0.2, 1.2)), cols[0])
-    disc = [_T(_rot((0, 0, 1), k * 2 * math.pi / n)) for k in range(1, n)]
-    disc += [_T(_rot((math.cos(k * math.pi / n), math.sin(k * math.pi / n), 0), math.pi)) for k in range(n)]
+    disc = [make_pose(rotation_about_axis((0, 0, 1), k * 2 * math.pi / n)) for k in range(1, n)]
+    disc += [make_pose(rotation_about_axis((math.cos(k * math.pi / n), math.sin(k * math.pi / n), 0),
+                                           math.pi))
+             for k in range(n)]
     return f"prism{n}", disc, []
 
 
@@ -261,7 +247,8 @@ def _shape_mug(rng, b: _Builder):
     r, h = rng.uniform(0.3, 0.45), rng.uniform(0.6, 1.0)
     b.add(revolution_mesh([(r, -h / 2), (r, h / 2)]), cols[0])
     R, tube = h * rng.uniform(0.22, 0.32), rng.uniform(0.04, 0.07)
-    b.add(torus_mesh(R, tube), cols[1], R=_rot((1, 0, 0), math.pi / 2), t=(r + R * 0.55, 0, 0))
+    b.add(torus_mesh(R, tube), cols[1], R=rotation_about_axis((1, 0, 0), math.pi / 2),
+          t=(r + R * 0.55, 0, 0))
     return "mug", [], []
 
 
@@ -300,8 +287,10 @@ def _shape_composite(rng, b: _Builder):
         normal = np.zeros(3)
         normal[axis] = sign
         # Attachment's local z along the face normal, placed off-centre on the face.
-        R = _rot(np.cross((0, 0, 1), normal), math.acos(np.clip(normal[2], -1, 1))) if axis != 2 else (
-            np.eye(3) if sign > 0 else _rot((1, 0, 0), math.pi))
+        if axis != 2:
+            R = rotation_about_axis(np.cross((0, 0, 1), normal), math.acos(np.clip(normal[2], -1, 1)))
+        else:
+            R = np.eye(3) if sign > 0 else rotation_about_axis((1, 0, 0), math.pi)
         span = rng.uniform(0.25, 0.6)
         length = rng.uniform(0.15, 0.6)
         kind = int(rng.integers(4))

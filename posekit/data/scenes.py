@@ -28,6 +28,7 @@ from posekit.data.meshes import procedural_models, write_bop_models
 from posekit.data.render import render_depth, render_scene
 from posekit.data.sensor import DepthSensorModel
 from posekit.errors import BadInputError, MissingFileError
+from posekit.geometry.rigid_np import make_pose, random_rotation_np, rotation_about_axis
 from posekit.io.bop import (
     BopGt,
     BopGtInfo,
@@ -107,25 +108,10 @@ def table_mesh(size: float, rng: np.random.Generator, cells: int = 48) -> Mesh:
     return Mesh(v, f, colors, None, "table")
 
 
-def _rot(axis, angle) -> np.ndarray:
-    a = np.asarray(axis, float) / np.linalg.norm(axis)
-    Kx = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    return np.eye(3) + math.sin(angle) * Kx + (1 - math.cos(angle)) * Kx @ Kx
-
-
-def _random_rotation(rng: np.random.Generator) -> np.ndarray:
-    q = rng.normal(size=4)
-    q /= np.linalg.norm(q)
-    x, y, z, w = q
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
 def _resting_rotation(rng: np.random.Generator, stable: bool) -> np.ndarray:
     """R_world_model: a bounding-box face down (one of 6) then a random yaw; or any rotation."""
     if not stable:
-        return _random_rotation(rng)
+        return random_rotation_np(rng)
     face = int(rng.integers(6))
     axis, sign = face % 3, (1 if face < 3 else -1)
     down = np.zeros(3)
@@ -136,10 +122,10 @@ def _resting_rotation(rng: np.random.Generator, stable: bool) -> np.ndarray:
     if c > 1 - 1e-9:
         R = np.eye(3)
     elif c < -1 + 1e-9:
-        R = _rot((1, 0, 0), math.pi)
+        R = rotation_about_axis((1, 0, 0), math.pi)
     else:
-        R = _rot(np.cross(down, target), math.acos(c))
-    return _rot((0, 0, 1), rng.uniform(0, 2 * math.pi)) @ R
+        R = rotation_about_axis(np.cross(down, target), math.acos(c))
+    return rotation_about_axis((0, 0, 1), rng.uniform(0, 2 * math.pi)) @ R
 
 
 def place_objects(meshes: list[Mesh], rng: np.random.Generator, config: SceneConfig) -> list[np.ndarray]:
@@ -156,10 +142,7 @@ def place_objects(meshes: list[Mesh], rng: np.random.Generator, config: SceneCon
             if all(np.hypot(*(xy - p[:2])) >= radius + p[2] + config.object_gap for p in placed):
                 break
         placed.append((xy[0], xy[1], radius))
-        T = np.eye(4)
-        T[:3, :3] = R
-        T[:3, 3] = (xy[0] - centre_xy[0], xy[1] - centre_xy[1], -v[:, 2].min())
-        poses.append(T)
+        poses.append(make_pose(R, (xy[0] - centre_xy[0], xy[1] - centre_xy[1], -v[:, 2].min())))
     return poses
 
 
@@ -173,11 +156,8 @@ def look_at_camera(eye: np.ndarray, target: np.ndarray, roll: float = 0.0) -> np
         x = np.array([1.0, 0.0, 0.0])
     x /= np.linalg.norm(x)
     y = np.cross(z, x)
-    R_world_cam = np.stack([x, y, z], axis=1) @ _rot((0, 0, 1), roll)
-    T = np.eye(4)
-    T[:3, :3] = R_world_cam.T
-    T[:3, 3] = -R_world_cam.T @ np.asarray(eye, float)
-    return T
+    R_world_cam = np.stack([x, y, z], axis=1) @ rotation_about_axis((0, 0, 1), roll)
+    return make_pose(R_world_cam.T, -R_world_cam.T @ np.asarray(eye, float))
 
 
 def sample_camera(rng: np.random.Generator, centre: np.ndarray, config: SceneConfig) -> np.ndarray:

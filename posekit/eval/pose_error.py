@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from posekit.errors import BadInputError
+from posekit.geometry.rigid_np import make_pose, project_points_np, transform_points_np
 
 # Symmetry transforms are processed in chunks so memory stays bounded for objects with a
 # continuous symmetry (hundreds of discretised rotations times thousands of points).
@@ -103,21 +104,6 @@ def symmetries_as_arrays(syms: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, 
     return np.stack(Rs), np.stack(ts)
 
 
-def transform_points(pts: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Points ``(N, 3)`` moved by ``x' = R x + t``; mirrors ``misc.transform_pts_Rt``."""
-    return pts @ R.T + t
-
-
-def project_points(pts: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Pixel coordinates ``(N, 2)`` of model points in pose (R, t); mirrors ``misc.project_pts``.
-
-    Pixel (u, v) = (column, row) with integer values at pixel centres (BOP convention).
-    """
-    cam = transform_points(pts, R, t)
-    uvw = cam @ K.T
-    return uvw[:, :2] / uvw[:, 2:3]
-
-
 # ----------------------------------------------------------------------------- 3D distances
 
 
@@ -145,8 +131,8 @@ def adi(R_est, t_est, R_gt, t_gt, pts) -> float:
     R_est, R_gt = _rotation(R_est, "R_est"), _rotation(R_gt, "R_gt")
     t_est, t_gt = _translation(t_est, "t_est"), _translation(t_gt, "t_gt")
     pts = _points(pts)
-    pts_est = transform_points(pts, R_est, t_est)
-    pts_gt = transform_points(pts, R_gt, t_gt)
+    pts_est = transform_points_np(pts, R_est, t_est)
+    pts_gt = transform_points_np(pts, R_gt, t_gt)
     nn_dists, _ = cKDTree(pts_est).query(pts_gt, k=1)
     return float(np.mean(nn_dists))
 
@@ -170,7 +156,7 @@ def mssd(R_est, t_est, R_gt, t_gt, pts, syms) -> float:
     R_syms, t_syms = symmetries_as_arrays(syms)
     # Distances are invariant to R_gt, so compare in the GT model frame:
     # |R_e x + t_e - R_g (R_s x + t_s) - t_g| = |R_g^T (R_e x + t_e - t_g) - (R_s x + t_s)|.
-    est_in_gt = (transform_points(pts, R_est, t_est) - t_gt) @ R_gt
+    est_in_gt = (transform_points_np(pts, R_est, t_est) - t_gt) @ R_gt
     best = np.inf
     for sl in _sym_chunks(len(R_syms), len(pts)):
         sym_pts = np.einsum("sij,nj->sni", R_syms[sl], pts) + t_syms[sl, None, :]
@@ -190,7 +176,7 @@ def mspd(R_est, t_est, R_gt, t_gt, K, pts, syms) -> float:
     K = _intrinsics(K)
     pts = _points(pts)
     R_syms, t_syms = symmetries_as_arrays(syms)
-    proj_est = project_points(pts, K, R_est, t_est)
+    proj_est = project_points_np(pts, K, R_est, t_est)
     best = np.inf
     for sl in _sym_chunks(len(R_syms), len(pts)):
         R_gs = np.einsum("ij,sjk->sik", R_gt, R_syms[sl])  # (S, 3, 3)
@@ -212,7 +198,7 @@ def proj(R_est, t_est, R_gt, t_gt, K, pts) -> float:
     t_est, t_gt = _translation(t_est, "t_est"), _translation(t_gt, "t_gt")
     K = _intrinsics(K)
     pts = _points(pts)
-    diff = project_points(pts, K, R_est, t_est) - project_points(pts, K, R_gt, t_gt)
+    diff = project_points_np(pts, K, R_est, t_est) - project_points_np(pts, K, R_gt, t_gt)
     return float(np.linalg.norm(diff, axis=1).mean())
 
 
@@ -393,8 +379,5 @@ def cus(R_est, t_est, R_gt, t_gt, K, model, width: int, height: int) -> float:
 
 
 def pose_matrix(R, t) -> np.ndarray:
-    """4x4 ``T_cam_model`` from ``R (3, 3)`` and ``t (3,)`` metres."""
-    T = np.eye(4)
-    T[:3, :3] = _rotation(R, "R")
-    T[:3, 3] = _translation(t, "t")
-    return T
+    """4x4 ``T_cam_model`` from ``R (3, 3)`` and ``t (3,)`` metres, checked (BadInputError)."""
+    return make_pose(_rotation(R, "R"), _translation(t, "t"))

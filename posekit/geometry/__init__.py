@@ -1,39 +1,61 @@
-"""Geometry core: SO(3) and SE(3) maps, sampling, distances and alignment (torch, batched).
+"""Geometry core: SO(3) and SE(3) maps, sampling, distances and alignment.
 
-See :mod:`posekit.geometry.se3` for the conventions shared by all engines.
+The batched, differentiable torch functions live in :mod:`~posekit.geometry.so3`,
+:mod:`~posekit.geometry.se3`, :mod:`~posekit.geometry.igso3` and
+:mod:`~posekit.geometry.alignment` (see :mod:`posekit.geometry.se3` for the conventions
+shared by all engines); their numpy counterparts for I/O, data and metrics code live in
+:mod:`~posekit.geometry.rigid_np`. Importing this package loads numpy only: the torch
+functions are imported on first use, so numpy-only code does not pay for importing torch.
 """
 
-from posekit.geometry.alignment import weighted_kabsch
-from posekit.geometry.igso3 import igso3_angle_density, igso3_density, igso3_log_density, igso3_sample
-from posekit.geometry.se3 import (
-    make_transform,
-    se3_compose,
-    se3_exp,
-    se3_inverse,
-    se3_log,
-    se3_perturb,
-    split_transform,
-    transform_points,
-    translation_distance,
+from __future__ import annotations
+
+import importlib
+
+from posekit.geometry.rigid_np import (
+    make_pose,
+    project_points_np,
+    random_rotation_np,
+    rotation_about_axis,
+    transform_points_np,
 )
-from posekit.geometry.so3 import (
-    chordal_distance,
-    chordal_mean,
-    geodesic_distance,
-    hat,
-    is_rotation,
-    project_to_so3,
-    random_rotation,
-    rotation_angle,
-    so3_exp,
-    so3_log,
-    vee,
-)
+
+# Torch-backed public names -> the submodule defining them (imported lazily, PEP 562).
+_TORCH_NAMES = {
+    "weighted_kabsch": "alignment",
+    **dict.fromkeys(
+        ["igso3_angle_density", "igso3_density", "igso3_log_density", "igso3_sample"], "igso3"
+    ),
+    **dict.fromkeys(
+        ["make_transform", "se3_compose", "se3_exp", "se3_inverse", "se3_log", "se3_perturb",
+         "split_transform", "transform_points", "translation_distance"], "se3"
+    ),
+    **dict.fromkeys(
+        ["chordal_distance", "chordal_mean", "geodesic_distance", "hat", "is_rotation",
+         "project_to_so3", "random_rotation", "rotation_angle", "so3_exp", "so3_log", "vee"],
+        "so3",
+    ),
+}
+
+
+def __getattr__(name: str):
+    module = _TORCH_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_TORCH_NAMES))
+
 
 __all__ = [
     "chordal_distance", "chordal_mean", "geodesic_distance", "hat", "igso3_angle_density",
-    "igso3_density", "igso3_log_density", "igso3_sample", "is_rotation", "make_transform",
-    "project_to_so3", "random_rotation", "rotation_angle", "se3_compose", "se3_exp",
+    "igso3_density", "igso3_log_density", "igso3_sample", "is_rotation", "make_pose",
+    "make_transform", "project_points_np", "project_to_so3", "random_rotation",
+    "random_rotation_np", "rotation_about_axis", "rotation_angle", "se3_compose", "se3_exp",
     "se3_inverse", "se3_log", "se3_perturb", "so3_exp", "so3_log", "split_transform",
-    "transform_points", "translation_distance", "vee", "weighted_kabsch",
+    "transform_points", "transform_points_np", "translation_distance", "vee", "weighted_kabsch",
 ]

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +28,28 @@ from pathlib import Path
 import numpy as np
 
 from posekit.errors import BadInputError, CorruptFileError, MissingFileError
+from posekit.geometry.rigid_np import make_pose, rotation_about_axis
+from posekit.io.atomic import atomic_write_bytes
+from posekit.io.depth import read_depth_image, write_depth_image
 from posekit.io.mesh import Mesh, read_mesh, write_mesh
 
 MM_PER_M = 1000.0
-# A 16-bit depth PNG whose valid pixels are all below this many mm was almost surely
-# written in metres (or in the wrong depth_scale): no depth sensor sees that close.
-_MIN_PLAUSIBLE_MAX_DEPTH_MM = 20.0
-# A float depth map in metres whose values exceed this is almost surely in mm.
-_MAX_PLAUSIBLE_DEPTH_M = 100.0
 RESULTS_HEADER = "scene_id,im_id,obj_id,score,R,t,time"
+
+
+# ----------------------------------------------------------------------------- pose units
+
+
+def pose_from_bop(R_rowwise, t_mm) -> np.ndarray:
+    """``T (4, 4)`` metres from a BOP pose: ``R`` as 9 numbers row-wise, ``t`` 3 numbers in mm."""
+    R = np.array(R_rowwise, dtype=np.float64).reshape(3, 3)
+    return make_pose(R, np.array(t_mm, dtype=np.float64).reshape(3) / MM_PER_M)
+
+
+def pose_to_bop(T) -> tuple[list[float], list[float]]:
+    """Inverse of :func:`pose_from_bop`: ``(R row-wise (9 floats), t (3 floats) mm)``."""
+    T = np.asarray(T, dtype=np.float64)
+    return [float(x) for x in T[:3, :3].reshape(-1)], [float(x * MM_PER_M) for x in T[:3, 3]]
 
 
 # ----------------------------------------------------------------------------- data types
@@ -177,9 +188,7 @@ class SceneCamera:
         d = {"cam_K": [float(x) for x in np.asarray(self.K, float).reshape(-1)],
              "depth_scale": float(self.depth_scale)}
         if self.T_cam_world is not None:
-            T = np.asarray(self.T_cam_world, float)
-            d["cam_R_w2c"] = [float(x) for x in T[:3, :3].reshape(-1)]
-            d["cam_t_w2c"] = [float(x * MM_PER_M) for x in T[:3, 3]]
+            d["cam_R_w2c"], d["cam_t_w2c"] = pose_to_bop(self.T_cam_world)
         return d
 
 
@@ -207,9 +216,7 @@ class PoseEstimate:
 
     @property
     def T_cam_model(self) -> np.ndarray:
-        T = np.eye(4)
-        T[:3, :3], T[:3, 3] = self.R, self.t
-        return T
+        return make_pose(self.R, self.t)
 
 
 @dataclass
@@ -236,20 +243,6 @@ class BopImage:
 # ----------------------------------------------------------------------------- low-level I/O
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def load_json(path: str | Path):
     """Parse a JSON file; MissingFileError / CorruptFileError name the file."""
     path = Path(path)
@@ -274,7 +267,7 @@ def save_json(path: str | Path, content) -> Path:
         text = "[\n" + body + ("\n" if content else "") + "]"
     else:
         text = json.dumps(content, sort_keys=True)
-    return _atomic_write_bytes(Path(path), text.encode("utf-8"))
+    return atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
 def _int_keys(d: Mapping, path: Path) -> dict:
@@ -305,7 +298,7 @@ def _write_image(path: Path, im: np.ndarray, jpg_quality: int = 95) -> Path:
     ok, buf = cv2.imencode(ext, im, params)
     if not ok:
         raise BadInputError(f"could not encode an image of shape {im.shape} and dtype {im.dtype} as {ext}")
-    return _atomic_write_bytes(path, buf.tobytes())
+    return atomic_write_bytes(path, buf.tobytes())
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -333,46 +326,25 @@ def write_rgb(path: str | Path, rgb: np.ndarray, jpg_quality: int = 95) -> Path:
 def read_depth(path: str | Path, depth_scale: float = 1.0) -> np.ndarray:
     """(H, W) float32 depth in metres from a 16-bit BOP depth PNG (value * depth_scale = mm).
 
-    Raises BadInputError when the values look like metres rather than millimetres.
+    Delegates to :func:`posekit.io.depth.read_depth_image`, which raises BadInputError when the
+    values look like metres rather than millimetres.
     """
-    import cv2
-
-    path = Path(path)
-    raw = _read_image(path, cv2.IMREAD_UNCHANGED)
-    if raw.ndim != 2:
-        raise CorruptFileError(f"{path}: a depth image must have one channel, got shape {raw.shape}")
-    mm = raw.astype(np.float64) * float(depth_scale)
-    valid = mm > 0
-    if valid.any() and mm[valid].max() < _MIN_PLAUSIBLE_MAX_DEPTH_MM:
-        raise BadInputError(
-            f"{path}: all depth values are below {_MIN_PLAUSIBLE_MAX_DEPTH_MM} mm (max {mm[valid].max():g} "
-            f"mm with depth_scale={depth_scale}); the image looks like it was saved in metres. BOP "
-            "depth PNGs hold millimetres / depth_scale: re-save it in mm or fix depth_scale"
-        )
-    return (mm / MM_PER_M).astype(np.float32)
+    return read_depth_image(path, depth_scale)
 
 
 def write_depth(path: str | Path, depth: np.ndarray, depth_scale: float = 1.0) -> Path:
-    """Write (H, W) depth in metres as a 16-bit PNG holding mm / depth_scale (rounded)."""
+    """Write (H, W) depth in metres as a 16-bit PNG holding mm / depth_scale (rounded).
+
+    Stricter than :func:`posekit.io.depth.write_depth_image`, which it delegates to: BOP depth
+    images are PNG, and missing pixels must already be 0 (NaN/inf raise).
+    """
     path = Path(path)
     depth = np.asarray(depth, dtype=np.float64)
-    if depth.ndim != 2:
-        raise BadInputError(f"depth must be (H, W), got shape {depth.shape}")
     if path.suffix.lower() != ".png":
         raise BadInputError(f"{path}: BOP depth images must be PNG")
     if not np.isfinite(depth).all() or (depth < 0).any():
         raise BadInputError("depth contains NaN, inf or negative values; use 0 for missing pixels")
-    if depth.max(initial=0.0) > _MAX_PLAUSIBLE_DEPTH_M:
-        raise BadInputError(
-            f"depth max is {depth.max():g}; posekit depth is in metres and this looks like millimetres"
-        )
-    raw = np.round(depth * MM_PER_M / float(depth_scale))
-    if raw.max(initial=0) > np.iinfo(np.uint16).max:
-        raise BadInputError(
-            f"depth {depth.max():g} m does not fit a 16-bit PNG with depth_scale={depth_scale}; "
-            "use a larger depth_scale"
-        )
-    return _write_image(path, raw.astype(np.uint16))
+    return write_depth_image(depth, path, depth_scale)
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -440,9 +412,7 @@ def read_scene_camera(path: str | Path) -> dict[int, SceneCamera]:
             K = np.array(c["cam_K"], dtype=np.float64).reshape(3, 3)
             T = None
             if "cam_R_w2c" in c and "cam_t_w2c" in c:
-                T = np.eye(4)
-                T[:3, :3] = np.array(c["cam_R_w2c"], dtype=np.float64).reshape(3, 3)
-                T[:3, 3] = np.array(c["cam_t_w2c"], dtype=np.float64).reshape(3) / MM_PER_M
+                T = pose_from_bop(c["cam_R_w2c"], c["cam_t_w2c"])
             out[im_id] = SceneCamera(K, float(c.get("depth_scale", 1.0)), T)
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptFileError(f"{path}: bad entry for image {im_id} ({exc!r})") from exc
@@ -461,10 +431,7 @@ def read_scene_gt(path: str | Path) -> dict[int, list[BopGt]]:
         lst = []
         for g in gts:
             try:
-                T = np.eye(4)
-                T[:3, :3] = np.array(g["cam_R_m2c"], dtype=np.float64).reshape(3, 3)
-                T[:3, 3] = np.array(g["cam_t_m2c"], dtype=np.float64).reshape(3) / MM_PER_M
-                lst.append(BopGt(int(g["obj_id"]), T))
+                lst.append(BopGt(int(g["obj_id"]), pose_from_bop(g["cam_R_m2c"], g["cam_t_m2c"])))
             except (KeyError, TypeError, ValueError) as exc:
                 raise CorruptFileError(f"{path}: bad GT entry for image {im_id} ({exc!r})") from exc
         out[im_id] = lst
@@ -474,12 +441,10 @@ def read_scene_gt(path: str | Path) -> dict[int, list[BopGt]]:
 def write_scene_gt(path: str | Path, scene_gt: Mapping[int, Sequence[BopGt]]) -> Path:
     content = {}
     for im_id, gts in scene_gt.items():
-        content[int(im_id)] = [
-            {"cam_R_m2c": [float(x) for x in np.asarray(g.T_cam_model)[:3, :3].reshape(-1)],
-             "cam_t_m2c": [float(x * MM_PER_M) for x in np.asarray(g.T_cam_model)[:3, 3]],
-             "obj_id": int(g.obj_id)}
-            for g in gts
-        ]
+        content[int(im_id)] = []
+        for g in gts:
+            R, t = pose_to_bop(g.T_cam_model)
+            content[int(im_id)].append({"cam_R_m2c": R, "cam_t_m2c": t, "obj_id": int(g.obj_id)})
     return save_json(path, content)
 
 
@@ -571,18 +536,10 @@ def write_results_csv(path: str | Path, estimates: Iterable[PoseEstimate]) -> Pa
             f"{int(e.scene_id)},{int(e.im_id)},{int(e.obj_id)},{float(e.score)!r},"
             f"{' '.join(repr(float(x)) for x in R)},{' '.join(repr(float(x)) for x in t)},{float(e.time)!r}"
         )
-    return _atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode("utf-8"))
+    return atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode("utf-8"))
 
 
 # ----------------------------------------------------------------------------- symmetries
-
-
-def _axis_angle_matrix(axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rodrigues' rotation formula about a (normalised) axis."""
-    a = np.asarray(axis, dtype=np.float64)
-    a = a / np.linalg.norm(a)
-    Kx = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    return np.eye(3) + math.sin(angle) * Kx + (1 - math.cos(angle)) * (Kx @ Kx)
 
 
 def symmetry_transformations(model_info: ModelInfo | Mapping, max_sym_disc_step: float = 0.01) -> np.ndarray:
@@ -604,10 +561,8 @@ def symmetry_transformations(model_info: ModelInfo | Mapping, max_sym_disc_step:
         n_steps = math.ceil(math.pi / max_sym_disc_step)
         step = 2.0 * math.pi / n_steps
         for i in range(n_steps):
-            T = np.eye(4)
-            T[:3, :3] = _axis_angle_matrix(sym.axis, i * step)
-            T[:3, 3] = sym.offset - T[:3, :3] @ sym.offset
-            cont.append(T)
+            R = rotation_about_axis(sym.axis, i * step)
+            cont.append(make_pose(R, sym.offset - R @ sym.offset))
     if not cont:
         return np.stack(disc)
     return np.stack([Tc @ Td for Td in disc for Tc in cont])

@@ -4,15 +4,14 @@ Conventions:
 - In memory, depth is (H, W) float32 in metres, 0 where the sensor has no measurement.
 - On disk, 16-bit PNG/TIFF depth is in units of ``depth_scale`` millimetres (BOP's
   ``depth_scale``: metres = value * depth_scale / 1000; Kinect/PrimeSense files use 1.0);
-  32-bit float images are metres.
+  32-bit float images are metres. This module is the one place that converts between the
+  two; ``posekit.io.bop`` reads and writes its depth PNGs through it.
 - Pixel (u, v) = (column, row) has its centre at integer coordinates, as OpenCV and BOP use
   it; a camera point (x, y, z) projects to z * [u, v, 1] = K @ [x, y, z].
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +22,18 @@ from posekit.errors import (
     MissingFileError,
     UnsupportedFormatError,
 )
+from posekit.io.atomic import atomic_write_bytes
 
 DEPTH_IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
 # Scenes a depth camera sees: the median valid depth of a metric image lies in this range;
 # the same image in millimetres has its median 1000x higher.
 _PLAUSIBLE_MEDIAN_DEPTH_M = (0.05, 20.0)
+# A 16-bit depth image whose valid pixels all lie below this many mm was almost surely written
+# in metres (or with the wrong depth_scale): no depth sensor sees only that close.
+_MIN_PLAUSIBLE_MAX_DEPTH_MM = 20.0
+# Depth in metres beyond this is almost surely millimetres passed where metres were expected.
+_MAX_PLAUSIBLE_DEPTH_M = 100.0
 
 
 def check_intrinsics(K) -> np.ndarray:
@@ -59,7 +64,8 @@ def check_intrinsics(K) -> np.ndarray:
     return K
 
 
-def _check_depth_array(depth) -> np.ndarray:
+def _check_depth_array(depth, dtype=np.float32) -> np.ndarray:
+    """(H, W) float depth in metres as ``dtype``; (H, W, 1) is squeezed."""
     depth = np.asarray(depth)
     if depth.ndim == 3 and depth.shape[2] == 1:
         depth = depth[:, :, 0]
@@ -72,7 +78,14 @@ def _check_depth_array(depth) -> np.ndarray:
             f"depth must be float metres, got dtype {depth.dtype}; convert raw sensor units first "
             "(read_depth_image does mm -> m)"
         )
-    return depth.astype(np.float32, copy=False)
+    return depth.astype(dtype, copy=False)
+
+
+def _check_depth_scale(depth_scale: float) -> None:
+    if not (np.isfinite(depth_scale) and depth_scale > 0):
+        raise BadInputError(
+            f"depth_scale must be a positive number (mm per unit), got {depth_scale}"
+        )
 
 
 def depth_to_points(
@@ -143,6 +156,8 @@ def read_depth_image(path: str | Path, depth_scale: float = 1.0) -> np.ndarray:
     16-bit PNG/TIFF: metres = value * depth_scale / 1000 (BOP's ``depth_scale``, mm per
     unit; Kinect/PrimeSense files are mm, depth_scale = 1). 32-bit float images are already
     metres (depth_scale must then be 1). NaN, inf and negative values become 0.
+    A 16-bit image whose valid depths are all below 20 mm raises BadInputError: it was
+    almost surely saved in metres.
     """
     import cv2
 
@@ -153,10 +168,7 @@ def read_depth_image(path: str | Path, depth_scale: float = 1.0) -> np.ndarray:
         raise UnsupportedFormatError(
             f"{path}: unsupported depth image format {path.suffix!r}; use one of {list(DEPTH_IMAGE_SUFFIXES)}"
         )
-    if not (np.isfinite(depth_scale) and depth_scale > 0):
-        raise BadInputError(
-            f"depth_scale must be a positive number (mm per unit), got {depth_scale}"
-        )
+    _check_depth_scale(depth_scale)
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise CorruptFileError(f"{path}: cannot be decoded as an image (truncated or corrupt)")
@@ -168,7 +180,16 @@ def read_depth_image(path: str | Path, depth_scale: float = 1.0) -> np.ndarray:
             "(is it the colour image?)"
         )
     if raw.dtype == np.uint16:
-        depth = raw.astype(np.float32) * np.float32(depth_scale / 1000.0)
+        mm = raw.astype(np.float64) * float(depth_scale)
+        valid = mm > 0
+        if valid.any() and mm[valid].max() < _MIN_PLAUSIBLE_MAX_DEPTH_MM:
+            raise BadInputError(
+                f"{path}: all depth values are below {_MIN_PLAUSIBLE_MAX_DEPTH_MM} mm (max "
+                f"{mm[valid].max():g} mm with depth_scale={depth_scale}); the image looks like it "
+                "was saved in metres. 16-bit depth images hold millimetres / depth_scale: re-save "
+                "it in mm or fix depth_scale"
+            )
+        depth = (mm / 1000.0).astype(np.float32)
     elif raw.dtype in (np.float32, np.float64):
         if depth_scale != 1.0:
             raise BadInputError(
@@ -188,42 +209,38 @@ def write_depth_image(depth: np.ndarray, path: str | Path, depth_scale: float = 
     """Write (H, W) float metres as a 16-bit PNG/TIFF with value = round(metres * 1000 / depth_scale).
 
     Missing depth (0, NaN, inf) is written as 0. Depth beyond 65535 units raises BadInputError
-    (pass a larger depth_scale). Written under a temporary name, then renamed.
+    (pass a larger depth_scale), and so does depth beyond 100 m (millimetres passed as metres).
+    Written under a temporary name, then renamed (:mod:`posekit.io.atomic`).
     """
     import cv2
 
-    depth = _check_depth_array(depth)
+    depth = _check_depth_array(depth, dtype=np.float64)
     path = Path(path)
     if path.suffix.lower() not in DEPTH_IMAGE_SUFFIXES:
         raise UnsupportedFormatError(
             f"{path}: cannot write depth image format {path.suffix!r}; use one of {list(DEPTH_IMAGE_SUFFIXES)}"
         )
-    if not (np.isfinite(depth_scale) and depth_scale > 0):
-        raise BadInputError(
-            f"depth_scale must be a positive number (mm per unit), got {depth_scale}"
-        )
-    d = np.where(np.isfinite(depth), depth, 0.0).astype(np.float64)
+    _check_depth_scale(depth_scale)
+    d = np.where(np.isfinite(depth), depth, 0.0)
     if (d < 0).any():
         raise BadInputError("depth has negative values")
+    if d.max() > _MAX_PLAUSIBLE_DEPTH_M:
+        raise BadInputError(
+            f"depth max is {d.max():g}; posekit depth is in metres and this looks like millimetres "
+            "(multiply by 0.001)"
+        )
     units = np.rint(d * 1000.0 / depth_scale)
     if units.max() > np.iinfo(np.uint16).max:
         raise BadInputError(
             f"depth up to {d.max():.3f} m does not fit 16 bits at depth_scale={depth_scale} mm; "
             "use a larger depth_scale"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=path.parent
-    )
-    os.close(fd)
-    try:
-        if not cv2.imwrite(tmp_name, units.astype(np.uint16)):
-            raise CorruptFileError(f"{path}: OpenCV could not write the depth image")
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return path
+    suffix = path.suffix.lower()
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 3] if suffix == ".png" else []
+    ok, encoded = cv2.imencode(suffix, units.astype(np.uint16), params)
+    if not ok:
+        raise CorruptFileError(f"{path}: OpenCV could not encode the depth image")
+    return atomic_write_bytes(path, encoded.tobytes())
 
 
 def check_depth_units(depth: np.ndarray, expected: str = "m") -> float:

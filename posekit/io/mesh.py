@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from posekit.errors import BadInputError, CorruptFileError, MissingFileError, UnsupportedFormatError
+from posekit.geometry.rigid_np import transform_points_np
+from posekit.io.atomic import atomic_path
 
 
 @dataclass
@@ -54,26 +56,28 @@ class Mesh:
     @property
     def diameter(self) -> float:
         """Largest distance between two vertices (metres), as BOP's models_info defines it."""
-        from scipy.spatial import ConvexHull
+        from scipy.spatial import ConvexHull, QhullError
 
         pts = self.vertices
         try:
-            pts = pts[ConvexHull(pts).vertices]
-        except Exception:  # degenerate (flat) meshes: fall back to all vertices
-            pass
+            hull = ConvexHull(pts)
+        except (QhullError, ValueError):
+            hull = None  # degenerate (flat or tiny) meshes: use all vertices
+        if hull is not None:
+            pts = pts[hull.vertices]
         if len(pts) > 4000:
             pts = pts[np.random.default_rng(0).choice(len(pts), 4000, replace=False)]
         d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
         return float(np.sqrt(d2.max()))
 
-    def transformed(self, T: np.ndarray) -> "Mesh":
+    def transformed(self, T: np.ndarray) -> Mesh:
         """This mesh moved by the 4x4 rigid transform T (points: x' = R x + t)."""
         T = np.asarray(T, dtype=np.float64)
-        v = self.vertices @ T[:3, :3].T + T[:3, 3]
-        n = None if self.normals is None else self.normals @ T[:3, :3].T
+        v = transform_points_np(self.vertices, T[:3, :3], T[:3, 3])
+        n = None if self.normals is None else transform_points_np(self.normals, T[:3, :3])
         return Mesh(v, self.faces.copy(), self.colors, n, self.name)
 
-    def scaled(self, s: float) -> "Mesh":
+    def scaled(self, s: float) -> Mesh:
         """This mesh with coordinates multiplied by s (unit conversion)."""
         return Mesh(self.vertices * s, self.faces.copy(), self.colors, self.normals, self.name)
 
@@ -90,7 +94,7 @@ class Mesh:
         return m
 
     @classmethod
-    def from_open3d(cls, m, name: str = "") -> "Mesh":
+    def from_open3d(cls, m, name: str = "") -> Mesh:
         colors = np.asarray(m.vertex_colors) if m.has_vertex_colors() else None
         normals = np.asarray(m.vertex_normals) if m.has_vertex_normals() else None
         return cls(np.asarray(m.vertices), np.asarray(m.triangles), colors, normals, name)
@@ -143,15 +147,12 @@ def write_mesh(mesh: Mesh, path: str | Path, scale: float = 1.0, ascii: bool = F
     path = Path(path)
     if path.suffix.lower() not in _MESH_SUFFIXES:
         raise UnsupportedFormatError(f"{path}: cannot write mesh format {path.suffix!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
     out = mesh.scaled(scale) if scale != 1.0 else mesh
-    ok = o3d.io.write_triangle_mesh(
-        str(tmp), out.to_open3d(), write_ascii=ascii, write_vertex_normals=out.normals is not None,
-        write_vertex_colors=out.colors is not None,
-    )
-    if not ok:
-        tmp.unlink(missing_ok=True)
-        raise CorruptFileError(f"open3d could not write {path}")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        ok = o3d.io.write_triangle_mesh(
+            str(tmp), out.to_open3d(), write_ascii=ascii,
+            write_vertex_normals=out.normals is not None, write_vertex_colors=out.colors is not None,
+        )
+        if not ok:
+            raise CorruptFileError(f"open3d could not write {path}")
     return path

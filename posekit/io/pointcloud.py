@@ -27,6 +27,7 @@ from posekit.errors import (
     UnsafeFileError,
     UnsupportedFormatError,
 )
+from posekit.io.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -291,17 +292,20 @@ def _points_from_array(a: np.ndarray, source: str) -> np.ndarray:
     return a[:, :3].astype(np.float32)
 
 
+def _numpy_read_error(path: Path, err: Exception, what: str) -> PosekitError:
+    """The error to raise when numpy fails to read ``path``: pickles are refused, not corrupt."""
+    if isinstance(err, ValueError) and "allow_pickle" in str(err):
+        return UnsafeFileError(
+            f"{path}: holds a pickled object array; posekit does not unpickle point clouds"
+        )
+    return CorruptFileError(f"{path}: {what} ({err})")
+
+
 def _np_load(path: Path, **kw):
     try:
         return np.load(path, allow_pickle=False, **kw)
-    except ValueError as err:
-        if "allow_pickle" in str(err):
-            raise UnsafeFileError(
-                f"{path}: holds a pickled object array; posekit does not unpickle point clouds"
-            ) from err
-        raise CorruptFileError(f"{path}: cannot be read as a numpy file ({err})") from err
-    except (OSError, EOFError) as err:
-        raise CorruptFileError(f"{path}: cannot be read as a numpy file ({err})") from err
+    except (ValueError, OSError, EOFError) as err:
+        raise _numpy_read_error(path, err, "cannot be read as a numpy file") from err
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -323,11 +327,7 @@ def _read_npz(path: Path):
     except (zipfile.BadZipFile, EOFError, OSError) as err:
         raise CorruptFileError(f"{path}: not a valid NPZ archive ({err})") from err
     except ValueError as err:
-        if "allow_pickle" in str(err):
-            raise UnsafeFileError(
-                f"{path}: holds a pickled object array; posekit does not unpickle point clouds"
-            ) from err
-        raise CorruptFileError(f"{path}: cannot be read ({err})") from err
+        raise _numpy_read_error(path, err, "cannot be read") from err
     points = _points_from_array(arrays["points"], f"{path}['points']")
     colors = arrays.get("colors")
     if colors is not None:
@@ -357,14 +357,8 @@ def write_point_cloud(
         raise UnsupportedFormatError(
             f"{path}: cannot write point cloud format {path.suffix!r}; use one of {list(POINT_CLOUD_SUFFIXES)}"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
     # The temporary name keeps the suffix: open3d picks the format from it.
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=".tmp" + suffix, dir=path.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path, suffix=suffix) as tmp:
         if suffix in (".ply", ".pcd"):
             import open3d as o3d
 
@@ -383,10 +377,6 @@ def write_point_cloud(
                 arrays["normals"] = cloud.normals
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -15,9 +15,6 @@ A bag is the rosbag2 folder (with ``metadata.yaml``), a file inside it, or a ROS
 from __future__ import annotations
 
 import bisect
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +29,7 @@ from posekit.errors import (
     MissingFileError,
     UnsupportedFormatError,
 )
+from posekit.io.atomic import atomic_directory
 from posekit.io.depth import check_intrinsics
 from posekit.io.pointcloud import PointCloud
 from posekit.io.pointcloud2 import array_to_pointcloud2, pointcloud2_to_pointcloud
@@ -580,12 +578,10 @@ def write_bag(
     path = Path(path)
     if path.exists():
         raise BadInputError(f"{path} exists already; bags are never overwritten, choose a new path")
-    path.parent.mkdir(parents=True, exist_ok=True)
     store = _default_typestore()
     types = store.types
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    tmp_bag = tmp_dir / path.name
-    try:
+    # Bag files are named after their folder: atomic_directory keeps the name.
+    with atomic_directory(path) as tmp_bag:
         connections: dict[str, tuple[str, Any]] = {}
         with Writer(tmp_bag, version=9, storage_plugin=plugins[storage]) as writer:
             for item in messages:
@@ -607,10 +603,6 @@ def write_bag(
                 writer.write(
                     connections[m.topic][1], int(m.timestamp_ns), store.serialize_cdr(msg, msgtype)
                 )
-        # Bag files are named after the folder, so the rename keeps them consistent.
-        os.replace(tmp_bag, path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
     return path
 
 

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
 import pickletools
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from posekit.errors import BadInputError, CorruptFileError, MissingFileError, UnsafeFileError
+from posekit.io.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -183,23 +182,16 @@ def save_weights(
         "metadata": _check_metadata(metadata),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp_name)
+    with atomic_path(path, suffix="") as tmp:
+        torch.save(payload, tmp)
         try:
-            torch.load(tmp_name, map_location="cpu", weights_only=True)
+            torch.load(tmp, map_location="cpu", weights_only=True)
         except Exception as err:
-            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(tmp_name)
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(tmp))
             raise BadInputError(
                 f"state holds objects that only load with pickle ({', '.join(unsafe) or err}); "
                 "save tensors, numbers, strings and lists/dicts of them"
             ) from err
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return path
 
 
