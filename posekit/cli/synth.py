@@ -21,32 +21,44 @@ def register(subparsers) -> None:
     bop.add_argument("--scenes", type=int, default=1, help="number of scenes")
     bop.add_argument("--images", type=int, default=10, help="images per scene")
     bop.add_argument("--seed", type=int, default=0)
-    bop.add_argument("--width", type=int, default=640)
-    bop.add_argument("--height", type=int, default=480)
-    bop.add_argument("--objects-per-scene", type=int, nargs="+", default=[3, 6], metavar="K",
-                     help="objects per scene: K, or MIN MAX")
-    bop.add_argument("--procedural-objects", type=int, default=8,
-                     help="number of procedural models (with --models procedural)")
+    bop.add_argument("--config", help="YAML config (default: built-in defaults, as in configs/synth_bop.yaml)")
+    bop.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set scene.camera_distance=[0.5,0.9] (repeatable)")
+    bop.add_argument("--width", type=int, help="image width (config key: width)")
+    bop.add_argument("--height", type=int, help="image height (config key: height)")
+    bop.add_argument("--objects-per-scene", type=int, nargs="+", metavar="K",
+                     help="objects per scene: K, or MIN MAX (config key: objects_per_scene)")
+    bop.add_argument("--procedural-objects", type=int,
+                     help="number of procedural models with --models procedural (config key: n_procedural_objects)")
     bop.add_argument("--split", default="test")
-    bop.add_argument("--clean-depth", action="store_true", help="store the perfect depth (no sensor model)")
+    bop.add_argument("--clean-depth", action="store_true",
+                     help="store the perfect depth, no sensor model (config key: sensor_noise=false)")
     bop.add_argument("--quiet", action="store_true", help="no progress bar")
     bop.set_defaults(func=run_bop)
 
 
 def run_bop(args) -> int:
-    from posekit.data.scenes import synthesize_bop_dataset
-    from posekit.data.sensor import DepthSensorModel
+    from posekit.config import load_config
+    from posekit.data.scenes import SynthConfig, synthesize_from_config
     from posekit.errors import BadInputError
 
-    k = args.objects_per_scene
-    if len(k) not in (1, 2) or min(k) < 1:
-        raise BadInputError("--objects-per-scene takes K or MIN MAX (positive integers)")
-    summary = synthesize_bop_dataset(
-        args.models, args.out, n_scenes=args.scenes, n_images=args.images, seed=args.seed,
-        width=args.width, height=args.height, objects_per_scene=(k[0], k[-1]),
-        n_procedural_objects=args.procedural_objects, split=args.split,
-        sensor=None if args.clean_depth else DepthSensorModel(), progress=not args.quiet,
-    )
+    overrides = list(args.overrides)
+    if args.width is not None:
+        overrides.append(f"width={args.width}")
+    if args.height is not None:
+        overrides.append(f"height={args.height}")
+    if args.objects_per_scene is not None:
+        k = args.objects_per_scene
+        if len(k) not in (1, 2) or min(k) < 1:
+            raise BadInputError("--objects-per-scene takes K or MIN MAX (positive integers)")
+        overrides.append(f"objects_per_scene=[{k[0]},{k[-1]}]")
+    if args.procedural_objects is not None:
+        overrides.append(f"n_procedural_objects={args.procedural_objects}")
+    if args.clean_depth:
+        overrides.append("sensor_noise=false")
+    cfg = load_config(SynthConfig, args.config, overrides)
+    summary = synthesize_from_config(args.models, args.out, args.scenes, args.images, args.seed, cfg,
+                                     split=args.split, progress=not args.quiet)
     print(f"wrote {summary.n_images} images in {summary.n_scenes} scenes ({summary.n_objects} object models) "
           f"to {summary.out_dir}")
     print(f"{summary.seconds:.1f} s, {summary.images_per_second:.2f} images/s")

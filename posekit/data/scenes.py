@@ -70,6 +70,24 @@ class SceneConfig:
 
 
 @dataclass
+class SynthConfig:
+    """Everything ``posekit synth bop`` can tune; ``configs/synth_bop.yaml`` holds these defaults.
+
+    ``sensor_noise=False`` stores the perfect rendered depth instead of the sensor model's.
+    """
+
+    width: int = 640
+    height: int = 480
+    objects_per_scene: tuple[int, int] = (3, 6)
+    n_procedural_objects: int = 8
+    depth_scale: float = 1.0
+    rgb_ext: str = ".png"
+    sensor_noise: bool = True
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    sensor: DepthSensorModel = field(default_factory=DepthSensorModel)
+
+
+@dataclass
 class SynthSummary:
     out_dir: Path
     n_scenes: int
@@ -313,3 +331,20 @@ def synthesize_bop_dataset(
     write_test_targets(out_dir / "test_targets_bop19.json", targets)
     seconds = time.perf_counter() - start
     return SynthSummary(out_dir, n_scenes, n_scenes * n_images, len(obj_ids), seconds)
+
+
+def synthesize_from_config(models: str | Path, out_dir: str | Path, n_scenes: int, n_images: int,
+                           seed: int, cfg: SynthConfig, split: str = "test",
+                           progress: bool = True) -> SynthSummary:
+    """:func:`synthesize_bop_dataset` with every tunable taken from a :class:`SynthConfig`."""
+    lo, hi = cfg.objects_per_scene
+    if not 1 <= lo <= hi:
+        raise BadInputError(f"objects_per_scene must be (min, max) with 1 <= min <= max, got {cfg.objects_per_scene}")
+    if cfg.width < 8 or cfg.height < 8:
+        raise BadInputError(f"image size {cfg.width}x{cfg.height} is too small (at least 8x8)")
+    return synthesize_bop_dataset(
+        models, out_dir, n_scenes=n_scenes, n_images=n_images, seed=seed, width=cfg.width,
+        height=cfg.height, objects_per_scene=(lo, hi), n_procedural_objects=cfg.n_procedural_objects,
+        split=split, sensor=cfg.sensor if cfg.sensor_noise else None, depth_scale=cfg.depth_scale,
+        rgb_ext=cfg.rgb_ext, config=cfg.scene, progress=progress,
+    )
