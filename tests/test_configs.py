@@ -46,3 +46,13 @@ def test_synth_cli_rejects_unknown_config_key(tmp_path, capsys):
     assert rc == 1
     assert "camera_distanse" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_synth_refuses_bad_split_and_missing_models_before_writing(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert main(["synth", "bop", "--models", "procedural", "--out", str(out), "--split", "../evil",
+                 "--quiet"]) == 1
+    assert "split" in capsys.readouterr().err
+    assert main(["synth", "bop", "--models", str(tmp_path / "no_models"), "--out", str(out), "--quiet"]) == 1
+    assert "models_info.json" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "evil").exists()

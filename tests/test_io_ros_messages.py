@@ -7,7 +7,11 @@ from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from posekit.io.pointcloud2 import array_to_pointcloud2, pointcloud2_to_array, pointcloud2_to_pointcloud
+from posekit.io.pointcloud2 import (
+    array_to_pointcloud2,
+    pointcloud2_to_array,
+    pointcloud2_to_pointcloud,
+)
 
 
 def _cloud(n=50, seed=0):

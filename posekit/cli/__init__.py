@@ -15,7 +15,7 @@ from posekit import __version__
 from posekit.errors import PosekitError
 
 # Modules of posekit.cli, each with register(subparsers). Order is the order of --help.
-COMMAND_MODULES = ["demo", "synth", "eval"]
+COMMAND_MODULES = ["demo", "synth", "eval", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

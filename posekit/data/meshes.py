@@ -366,6 +366,8 @@ def _closest_on_axis(axis: np.ndarray, point: np.ndarray) -> np.ndarray:
 
 def procedural_models(n_objects: int, seed: int = 0) -> dict[int, tuple[Mesh, ModelInfo]]:
     """{obj_id (1..n): (mesh, ModelInfo)}, each family used in turn so a small set is varied."""
+    if int(n_objects) < 1:
+        raise BadInputError(f"need at least one procedural object, got n_objects={n_objects}")
     names = list(SHAPE_FAMILIES)
     rng = np.random.default_rng(int(seed))
     order = rng.permutation(len(names))

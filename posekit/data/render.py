@@ -18,6 +18,7 @@ import numpy as np
 
 from posekit.errors import BadInputError
 from posekit.io.mesh import Mesh
+from posekit.validation import check_intrinsics, check_pose
 
 # Colour of meshes without vertex colours (grey), in [0, 1].
 DEFAULT_MESH_COLOR = (0.7, 0.7, 0.7)
@@ -50,21 +51,18 @@ class RenderResult:
 
 
 def _check_camera(K: np.ndarray, width: int, height: int) -> np.ndarray:
-    K = np.asarray(K, dtype=np.float64)
-    if K.shape != (3, 3) or not np.isfinite(K).all():
-        raise BadInputError(f"intrinsics K must be a finite 3x3 matrix, got shape {K.shape}")
-    if K[0, 0] <= 0 or K[1, 1] <= 0 or not np.allclose(K[2], [0.0, 0.0, 1.0]):
-        raise BadInputError(f"K must have fx, fy > 0 and last row [0, 0, 1], got {K.tolist()}")
-    if int(width) <= 0 or int(height) <= 0:
-        raise BadInputError(f"image size must be positive, got width={width} height={height}")
+    K = check_intrinsics(K)
+    try:
+        ok = int(width) > 0 and int(height) > 0 and int(width) == width and int(height) == height
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise BadInputError(f"image size must be positive integers, got width={width!r} height={height!r}")
     return K
 
 
 def _check_pose(T: np.ndarray) -> np.ndarray:
-    T = np.asarray(T, dtype=np.float64)
-    if T.shape != (4, 4) or not np.isfinite(T).all():
-        raise BadInputError(f"pose T_cam_model must be a finite 4x4 matrix, got shape {T.shape}")
-    return T
+    return check_pose(T, "pose T_cam_model")
 
 
 def pixel_rays(K: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -215,27 +215,35 @@ def gt_info_for_object(mesh: Mesh, T_cam_model: np.ndarray, K: np.ndarray, width
     return info, full
 
 
-def _load_models(models: str | Path, out_dir: Path, n_procedural: int, seed: int):
-    """{obj_id: (mesh metres, ModelInfo)} and the models folder written into out_dir."""
-    dst = out_dir / "models"
+def _load_models(models: str | Path, n_procedural: int, seed: int) -> dict[int, tuple[Mesh, ModelInfo]]:
+    """{obj_id: (mesh metres, ModelInfo)} from a BOP models folder or procedural generation."""
     if str(models) == "procedural":
-        objs = procedural_models(n_procedural, seed)
-        write_bop_models(dst, objs)
-        return objs
+        return procedural_models(n_procedural, seed)
     src = Path(models)
     if not (src / "models_info.json").is_file():
         raise MissingFileError(f"{src} is not a BOP models folder: models_info.json is missing")
     infos = read_models_info(src / "models_info.json")
+    if not infos:
+        raise BadInputError(f"{src / 'models_info.json'} lists no objects")
     objs: dict[int, tuple[Mesh, ModelInfo]] = {}
     for obj_id, info in infos.items():
         path = src / model_filename(obj_id)
         objs[obj_id] = (read_mesh(path, scale=0.001), info)
-    if src.resolve() != dst.resolve():  # the output dataset must be complete on its own
+    return objs
+
+
+def _write_models(models: str | Path, objs: dict[int, tuple[Mesh, ModelInfo]], out_dir: Path) -> None:
+    """Put the models into out_dir/models, so the output dataset is complete on its own."""
+    dst = out_dir / "models"
+    if str(models) == "procedural":
+        write_bop_models(dst, objs)
+        return
+    src = Path(models)
+    if src.resolve() != dst.resolve():
         dst.mkdir(parents=True, exist_ok=True)
         for obj_id in objs:
             shutil.copyfile(src / model_filename(obj_id), dst / model_filename(obj_id))
         shutil.copyfile(src / "models_info.json", dst / "models_info.json")
-    return objs
 
 
 def synthesize_bop_dataset(
@@ -270,14 +278,18 @@ def synthesize_bop_dataset(
         raise BadInputError(f"need at least one scene and one image, got {n_scenes} scenes, {n_images} images")
     if rgb_ext not in (".png", ".jpg"):
         raise BadInputError(f"rgb_ext must be .png or .jpg, got {rgb_ext!r}")
+    if not split or Path(split).name != split or split in (".", ".."):
+        raise BadInputError(f"split must be a plain folder name such as 'test', got {split!r}")
     config = config or SceneConfig()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     K = default_intrinsics(width, height) if K is None else np.asarray(K, dtype=np.float64)
     if isinstance(objects_per_scene, int):
         objects_per_scene = (objects_per_scene, objects_per_scene)
-    objs = _load_models(models, out_dir, n_procedural_objects, seed)
+    # everything that can fail on the inputs fails before the first file is written
+    objs = _load_models(models, n_procedural_objects, seed)
     obj_ids = sorted(objs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_models(models, objs, out_dir)
     write_camera(out_dir / "camera.json", K, width, height, depth_scale)
 
     start = time.perf_counter()

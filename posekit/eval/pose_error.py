@@ -29,6 +29,15 @@ import numpy as np
 
 from posekit.errors import BadInputError
 from posekit.geometry.rigid_np import make_pose, project_points_np, transform_points_np
+from posekit.validation import (
+    as_float_array,
+    check_depth_metres,
+    check_intrinsics,
+    check_points,
+    check_positive,
+    check_rotation,
+    check_translation,
+)
 
 # Symmetry transforms are processed in chunks so memory stays bounded for objects with a
 # continuous symmetry (hundreds of discretised rotations times thousands of points).
@@ -39,38 +48,19 @@ _SYM_CHUNK_POINTS = 2_000_000
 
 
 def _rotation(R: Any, name: str) -> np.ndarray:
-    R = np.asarray(R, dtype=np.float64)
-    if R.shape != (3, 3):
-        raise BadInputError(f"{name} must be a 3x3 rotation matrix, got shape {R.shape}")
-    if not np.isfinite(R).all():
-        raise BadInputError(f"{name} contains NaN or inf")
-    return R
+    return check_rotation(R, name)
 
 
 def _translation(t: Any, name: str) -> np.ndarray:
-    t = np.asarray(t, dtype=np.float64)
-    if t.size != 3:
-        raise BadInputError(f"{name} must have 3 elements (metres), got shape {t.shape}")
-    t = t.reshape(3)
-    if not np.isfinite(t).all():
-        raise BadInputError(f"{name} contains NaN or inf")
-    return t
+    return check_translation(t, name)
 
 
 def _points(pts: Any) -> np.ndarray:
-    pts = np.asarray(pts, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
-        raise BadInputError(f"model points must have shape (N, 3) with N > 0, got {pts.shape}")
-    return pts
+    return check_points(pts, "model points")
 
 
 def _intrinsics(K: Any) -> np.ndarray:
-    K = np.asarray(K, dtype=np.float64)
-    if K.shape != (3, 3):
-        raise BadInputError(f"K must be a 3x3 intrinsics matrix, got shape {K.shape}")
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise BadInputError(f"K has non-positive focal lengths fx={K[0, 0]}, fy={K[1, 1]}")
-    return K
+    return check_intrinsics(K, "K")
 
 
 def symmetries_as_arrays(syms: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,13 +81,15 @@ def symmetries_as_arrays(syms: Sequence[Any] | np.ndarray) -> tuple[np.ndarray, 
     Rs, ts = [], []
     for i, sym in enumerate(syms):
         if isinstance(sym, dict):
+            if "R" not in sym or "t" not in sym:
+                raise BadInputError(f"symmetry {i} is a dict without 'R' and 't' keys: {sorted(sym)}")
             R, t = sym["R"], sym["t"]
         elif isinstance(sym, (tuple, list)) and len(sym) == 2:
             R, t = sym
         else:
-            T = np.asarray(sym, dtype=np.float64)
+            T = as_float_array(sym, f"symmetry {i}")
             if T.shape != (4, 4):
-                raise BadInputError(f"symmetry {i} must be a 4x4 matrix or an (R, t) pair")
+                raise BadInputError(f"symmetry {i} must be a 4x4 matrix or an (R, t) pair, got shape {T.shape}")
             R, t = T[:3, :3], T[:3, 3]
         Rs.append(_rotation(R, f"symmetry {i} R"))
         ts.append(_translation(t, f"symmetry {i} t"))
@@ -228,7 +220,7 @@ def depth_to_distance(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     (metres, 0 = missing); pixel (x, y) back-projects through its integer coordinates.
     Returns ``(H, W) float64`` in the unit of ``depth``, 0 where depth is 0.
     """
-    depth = np.asarray(depth, dtype=np.float64)
+    depth = check_depth_metres(depth, "depth")
     K = _intrinsics(K)
     h, w = depth.shape
     x_over_z = (np.arange(w, dtype=np.float64) - K[0, 2]) / K[0, 0]
@@ -287,9 +279,15 @@ def vsd_from_depths(
     The core of ``pose_error.vsd`` without the rendering; see :func:`vsd` for the
     arguments. All depth images ``(H, W)`` are metres with 0 = no surface.
     """
-    depth_test = np.asarray(depth_test)
-    if depth_test.ndim != 2:
-        raise BadInputError(f"depth_test must have shape (H, W), got {depth_test.shape}")
+    depth_test = check_depth_metres(depth_test, "depth_test")
+    depth_est = check_depth_metres(depth_est, "depth_est")
+    depth_gt = check_depth_metres(depth_gt, "depth_gt")
+    check_positive(delta, "VSD delta (metres)")
+    taus = list(taus)
+    if not taus:
+        raise BadInputError("taus is empty; pass at least one VSD misalignment tolerance")
+    for tau in taus:
+        check_positive(tau, "VSD tau")
     if np.shape(depth_est) != depth_test.shape or np.shape(depth_gt) != depth_test.shape:
         raise BadInputError(
             f"depth images differ in shape: test {depth_test.shape}, "
@@ -350,9 +348,7 @@ def vsd(
     """
     from posekit.data.render import render_depth
 
-    depth_test = np.asarray(depth_test)
-    if depth_test.ndim != 2:
-        raise BadInputError(f"depth_test must have shape (H, W), got {depth_test.shape}")
+    depth_test = check_depth_metres(depth_test, "depth_test")
     K = _intrinsics(K)
     h, w = depth_test.shape
     depth_est = render_depth(model, pose_matrix(R_est, t_est), K, w, h)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import roma
 import torch
 
+from posekit.errors import BadInputError
 from posekit.geometry.se3 import make_transform
 
 
@@ -17,8 +18,8 @@ def weighted_kabsch(
     Kabsch (1976) / Umeyama (1991) by SVD with the determinant fixed, via roma, differentiable.
     """
     if source.shape != target.shape or source.shape[-1] != 3:
-        raise ValueError(f"source {tuple(source.shape)} and target {tuple(target.shape)} must both be (...xNx3)")
+        raise BadInputError(f"source {tuple(source.shape)} and target {tuple(target.shape)} must both be (...xNx3)")
     if source.shape[-2] < 3:
-        raise ValueError("weighted_kabsch needs at least 3 point pairs")
+        raise BadInputError("weighted_kabsch needs at least 3 point pairs")
     R, t = roma.rigid_points_registration(source, target, weights=weights)
     return make_transform(R, t)

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from posekit.errors import BadInputError
+from posekit.validation import as_float_array, check_intrinsics
 
 
 def rotation_about_axis(axis, angle: float) -> np.ndarray:
@@ -25,7 +26,8 @@ def rotation_about_axis(axis, angle: float) -> np.ndarray:
 
     The numpy counterpart of ``so3_exp(axis / |axis| * angle)``.
     """
-    a = np.asarray(axis, dtype=np.float64).reshape(3)
+    a = as_float_array(axis, "rotation axis", (3,), finite=False)
+    angle = float(as_float_array(angle, "rotation angle", ()))
     norm = np.linalg.norm(a)
     if not np.isfinite(norm) or norm == 0:
         raise BadInputError(f"rotation axis must be a finite non-zero 3-vector, got {a.tolist()}")
@@ -54,9 +56,12 @@ def make_pose(R=None, t=None) -> np.ndarray:
     (default zero). The numpy counterpart of :func:`posekit.geometry.se3.make_transform`."""
     T = np.eye(4)
     if R is not None:
-        T[:3, :3] = R
+        T[:3, :3] = as_float_array(R, "R", (3, 3))
     if t is not None:
-        T[:3, 3] = np.asarray(t, dtype=np.float64).reshape(3)
+        t = as_float_array(t, "t")
+        if t.size != 3:
+            raise BadInputError(f"t must have 3 elements (metres), got shape {t.shape}")
+        T[:3, 3] = t.reshape(3)
     return T
 
 
@@ -68,10 +73,17 @@ def transform_points_np(points, R=None, t=None) -> np.ndarray:
     pass ``T[:3, :3], T[:3, 3]``.
     """
     out = np.asarray(points)
+    if out.dtype.kind not in "fiu":
+        out = as_float_array(out, "points", finite=False)
+    if out.ndim != 2 or out.shape[1] != 3:
+        raise BadInputError(f"points must have shape (N, 3), got {out.shape}")
     if R is not None:
-        out = out @ np.asarray(R).T
+        out = out @ as_float_array(R, "R", (3, 3), finite=False).T
     if t is not None:
-        out = out + np.asarray(t).reshape(3)
+        t = as_float_array(t, "t", finite=False)
+        if t.size != 3:
+            raise BadInputError(f"t must have 3 elements (metres), got shape {t.shape}")
+        out = out + t.reshape(3)
     return out
 
 
@@ -84,8 +96,8 @@ def project_points_np(points, K, R=None, t=None, min_depth: float | None = None)
     so points on the camera plane give far-away pixels instead of a division by zero (for
     drawing); by default they give inf/NaN, as the reference does.
     """
-    cam = transform_points_np(np.asarray(points, dtype=np.float64), R, t)
-    uvw = cam @ np.asarray(K, dtype=np.float64).T
+    cam = transform_points_np(as_float_array(points, "points", finite=False), R, t)
+    uvw = cam @ check_intrinsics(K).T
     z = uvw[:, 2:3]
     if min_depth is not None:
         z = np.where(np.abs(z) < min_depth, min_depth, z)

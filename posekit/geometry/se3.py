@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from posekit.errors import BadInputError
 from posekit.geometry.so3 import hat, so3_exp, so3_log
 
 
@@ -44,7 +45,15 @@ def se3_compose(T1: torch.Tensor, T2: torch.Tensor) -> torch.Tensor:
 
 
 def transform_points(T: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """Apply ``T (...x4x4)`` to ``points (...xNx3)``: ``R x + t`` for each point."""
+    """Apply ``T (...x4x4)`` to ``points (...xNx3)``: ``R x + t`` for each point.
+
+    Shapes are checked (BadInputError, a ValueError); rotations are not, to keep this cheap
+    and free of device syncs: use :func:`posekit.geometry.so3.is_rotation` where needed.
+    """
+    if T.shape[-2:] != (4, 4) or points.shape[-1] != 3:
+        raise BadInputError(
+            f"expected T (...x4x4) and points (...xNx3), got {tuple(T.shape)} and {tuple(points.shape)}"
+        )
     R, t = split_transform(T)
     return points @ R.transpose(-1, -2) + t.unsqueeze(-2)
 
@@ -78,7 +87,7 @@ def se3_left_jacobian_so3(omega: torch.Tensor) -> torch.Tensor:
 def se3_exp(xi: torch.Tensor) -> torch.Tensor:
     """Twist ``xi (...x6) = (omega, v)`` -> transform ``T (...x4x4)`` (closed form, stable at 0)."""
     if xi.shape[-1] != 6:
-        raise ValueError(f"a twist has 6 components (omega, v), got shape {tuple(xi.shape)}")
+        raise BadInputError(f"a twist has 6 components (omega, v), got shape {tuple(xi.shape)}")
     omega, v = xi[..., :3], xi[..., 3:]
     R = so3_exp(omega)
     t = (se3_left_jacobian_so3(omega) @ v.unsqueeze(-1)).squeeze(-1)
@@ -91,6 +100,8 @@ def se3_log(T: torch.Tensor) -> torch.Tensor:
     ``v = V^-1 t`` with ``V^-1 = I - W/2 + C W^2``, ``C = (1 - th sin th / (2 (1 - cos th))) / th^2``,
     which is finite at th = pi (C = 1/pi^2) and Taylor-expanded (1/12 + th^2/720 + th^4/30240) near 0.
     """
+    if T.shape[-2:] != (4, 4):
+        raise BadInputError(f"expected (...x4x4) transforms, got shape {tuple(T.shape)}")
     R, t = split_transform(T)
     omega = so3_log(R)
     theta = omega.norm(dim=-1)

@@ -17,6 +17,8 @@ import math
 import roma
 import torch
 
+from posekit.errors import BadInputError
+
 
 def hat(omega: torch.Tensor) -> torch.Tensor:
     """Skew-symmetric matrix ``[omega]_x (...x3x3)`` of ``omega (...x3)``, so hat(a) b = a x b."""
@@ -92,7 +94,7 @@ def project_to_so3(M: torch.Tensor) -> torch.Tensor:
 
 def _check_rotation_like(R: torch.Tensor) -> None:
     if R.shape[-2:] != (3, 3):
-        raise ValueError(f"expected (...x3x3) rotation matrices, got shape {tuple(R.shape)}")
+        raise BadInputError(f"expected (...x3x3) rotation matrices, got shape {tuple(R.shape)}")
 
 
 def is_rotation(R: torch.Tensor, atol: float = 1e-5) -> torch.Tensor:

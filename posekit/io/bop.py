@@ -27,11 +27,19 @@ from pathlib import Path
 
 import numpy as np
 
-from posekit.errors import BadInputError, CorruptFileError, MissingFileError
+from posekit.errors import BadInputError, CorruptFileError, MissingFileError, PosekitError
 from posekit.geometry.rigid_np import make_pose, rotation_about_axis
 from posekit.io.atomic import atomic_write_bytes
 from posekit.io.depth import read_depth_image, write_depth_image
 from posekit.io.mesh import Mesh, read_mesh, write_mesh
+from posekit.validation import (
+    as_float_array,
+    check_intrinsics,
+    check_pose,
+    check_positive,
+    check_rotation,
+    check_translation,
+)
 
 MM_PER_M = 1000.0
 RESULTS_HEADER = "scene_id,im_id,obj_id,score,R,t,time"
@@ -42,13 +50,16 @@ RESULTS_HEADER = "scene_id,im_id,obj_id,score,R,t,time"
 
 def pose_from_bop(R_rowwise, t_mm) -> np.ndarray:
     """``T (4, 4)`` metres from a BOP pose: ``R`` as 9 numbers row-wise, ``t`` 3 numbers in mm."""
-    R = np.array(R_rowwise, dtype=np.float64).reshape(3, 3)
-    return make_pose(R, np.array(t_mm, dtype=np.float64).reshape(3) / MM_PER_M)
+    R = as_float_array(R_rowwise, "BOP rotation R")
+    if R.size != 9:
+        raise BadInputError(f"BOP rotation R needs 9 numbers (row-wise), got {R.size}")
+    R = check_rotation(R.reshape(3, 3), "BOP rotation R")
+    return make_pose(R, check_translation(t_mm, "BOP translation t (mm)") / MM_PER_M)
 
 
 def pose_to_bop(T) -> tuple[list[float], list[float]]:
     """Inverse of :func:`pose_from_bop`: ``(R row-wise (9 floats), t (3 floats) mm)``."""
-    T = np.asarray(T, dtype=np.float64)
+    T = check_pose(T, "pose T")
     return [float(x) for x in T[:3, :3].reshape(-1)], [float(x * MM_PER_M) for x in T[:3, 3]]
 
 
@@ -256,18 +267,35 @@ def load_json(path: str | Path):
 
 
 def save_json(path: str | Path, content) -> Path:
-    """Write JSON as bop_toolkit does (one top-level entry per line, keys sorted numerically)."""
+    """Write JSON as bop_toolkit does (one top-level entry per line, keys sorted numerically).
+
+    NaN/inf (not valid JSON) and values JSON cannot hold raise BadInputError; nothing is written.
+    """
+    try:
+        return _save_json(path, content)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, BadInputError):
+            raise
+        raise BadInputError(f"{path}: cannot be written as JSON ({exc})") from exc
+
+
+def _save_json(path: str | Path, content) -> Path:
     if isinstance(content, dict):
         items = sorted(content.items(), key=lambda kv: (0, int(kv[0])) if str(kv[0]).lstrip("-").isdigit()
                        else (1, str(kv[0])))
-        body = ",\n".join(f'  "{k}": {json.dumps(v, sort_keys=True)}' for k, v in items)
+        body = ",\n".join(f'  "{k}": {json.dumps(v, sort_keys=True, allow_nan=False)}' for k, v in items)
         text = "{\n" + body + ("\n" if items else "") + "}"
     elif isinstance(content, list):
-        body = ",\n".join(f"  {json.dumps(v, sort_keys=True)}" for v in content)
+        body = ",\n".join(f"  {json.dumps(v, sort_keys=True, allow_nan=False)}" for v in content)
         text = "[\n" + body + ("\n" if content else "") + "]"
     else:
-        text = json.dumps(content, sort_keys=True)
+        text = json.dumps(content, sort_keys=True, allow_nan=False)
     return atomic_write_bytes(Path(path), text.encode("utf-8"))
+
+
+def _describe(exc: Exception) -> str:
+    """A caught parse error as message text: posekit's own messages as they are, others with their type."""
+    return str(exc) if isinstance(exc, PosekitError) else repr(exc)
 
 
 def _int_keys(d: Mapping, path: Path) -> dict:
@@ -294,6 +322,10 @@ def _write_image(path: Path, im: np.ndarray, jpg_quality: int = 95) -> Path:
 
     path = Path(path)
     ext = path.suffix.lower()
+    if ext not in (".png", ".jpg", ".jpeg"):
+        raise BadInputError(f"{path}: BOP images are written as .png or .jpg, not {path.suffix!r}")
+    if im.size == 0:
+        raise BadInputError(f"{path}: the image is empty (shape {im.shape})")
     params = [cv2.IMWRITE_JPEG_QUALITY, jpg_quality] if ext in (".jpg", ".jpeg") else [cv2.IMWRITE_PNG_COMPRESSION, 3]
     ok, buf = cv2.imencode(ext, im, params)
     if not ok:
@@ -339,7 +371,7 @@ def write_depth(path: str | Path, depth: np.ndarray, depth_scale: float = 1.0) -
     images are PNG, and missing pixels must already be 0 (NaN/inf raise).
     """
     path = Path(path)
-    depth = np.asarray(depth, dtype=np.float64)
+    depth = as_float_array(depth, "depth", (None, None), finite=False)
     if path.suffix.lower() != ".png":
         raise BadInputError(f"{path}: BOP depth images must be PNG")
     if not np.isfinite(depth).all() or (depth < 0).any():
@@ -360,6 +392,8 @@ def write_mask(path: str | Path, mask: np.ndarray) -> Path:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise BadInputError(f"mask must be (H, W), got shape {mask.shape}")
+    if mask.dtype.kind not in "biuf":
+        raise BadInputError(f"mask must be boolean or numeric, got dtype {mask.dtype}")
     return _write_image(Path(path), (mask > 0).astype(np.uint8) * 255)
 
 
@@ -372,13 +406,22 @@ def read_camera(path: str | Path) -> tuple[np.ndarray, int, int, float]:
     c = load_json(path)
     try:
         K = np.array([[c["fx"], 0.0, c["cx"]], [0.0, c["fy"], c["cy"]], [0.0, 0.0, 1.0]], dtype=np.float64)
-        return K, int(c["width"]), int(c["height"]), float(c.get("depth_scale", 1.0))
+        K = check_intrinsics(K)
+        width, height = int(c["width"]), int(c["height"])
+        if width <= 0 or height <= 0:
+            raise BadInputError(f"image size must be positive, got {width}x{height}")
+        return K, width, height, check_positive(c.get("depth_scale", 1.0), "depth_scale")
     except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptFileError(f"{path}: camera.json needs fx, fy, cx, cy, width, height ({exc!r})") from exc
+        raise CorruptFileError(
+            f"{path}: camera.json needs fx, fy > 0, cx, cy, width, height > 0 ({exc})"
+        ) from exc
 
 
 def write_camera(path: str | Path, K: np.ndarray, width: int, height: int, depth_scale: float = 1.0) -> Path:
-    K = np.asarray(K, dtype=np.float64)
+    K = check_intrinsics(K)
+    depth_scale = check_positive(depth_scale, "depth_scale")
+    if int(width) <= 0 or int(height) <= 0:
+        raise BadInputError(f"image size must be positive, got {width}x{height}")
     return save_json(path, {"cx": float(K[0, 2]), "cy": float(K[1, 2]), "depth_scale": float(depth_scale),
                             "fx": float(K[0, 0]), "fy": float(K[1, 1]), "height": int(height),
                             "width": int(width)})
@@ -388,7 +431,14 @@ def read_models_info(path: str | Path) -> dict[int, ModelInfo]:
     """models_info.json -> {obj_id: ModelInfo (metres)}."""
     path = Path(path)
     raw = _int_keys(load_json(path), path)
-    return {k: ModelInfo.from_bop_dict(v, where=f"{path} obj {k}") for k, v in raw.items()}
+    infos = {k: ModelInfo.from_bop_dict(v, where=f"{path} obj {k}") for k, v in raw.items()}
+    for k, info in infos.items():
+        if not (math.isfinite(info.diameter) and info.diameter > 0):
+            raise CorruptFileError(
+                f"{path}: object {k} has diameter {info.diameter * MM_PER_M} mm; it must be a "
+                "positive number (recompute models_info.json from the models)"
+            )
+    return infos
 
 
 def write_models_info(path: str | Path, infos: Mapping[int, ModelInfo]) -> Path:
@@ -409,13 +459,13 @@ def read_scene_camera(path: str | Path) -> dict[int, SceneCamera]:
     out = {}
     for im_id, c in _int_keys(load_json(path), path).items():
         try:
-            K = np.array(c["cam_K"], dtype=np.float64).reshape(3, 3)
+            K = check_intrinsics(c["cam_K"], "cam_K")
             T = None
             if "cam_R_w2c" in c and "cam_t_w2c" in c:
                 T = pose_from_bop(c["cam_R_w2c"], c["cam_t_w2c"])
-            out[im_id] = SceneCamera(K, float(c.get("depth_scale", 1.0)), T)
+            out[im_id] = SceneCamera(K, check_positive(c.get("depth_scale", 1.0), "depth_scale"), T)
         except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptFileError(f"{path}: bad entry for image {im_id} ({exc!r})") from exc
+            raise CorruptFileError(f"{path}: bad entry for image {im_id} ({_describe(exc)})") from exc
     return out
 
 
@@ -428,12 +478,14 @@ def read_scene_gt(path: str | Path) -> dict[int, list[BopGt]]:
     path = Path(path)
     out = {}
     for im_id, gts in _int_keys(load_json(path), path).items():
+        if not isinstance(gts, list):
+            raise CorruptFileError(f"{path}: image {im_id} needs a list of GT entries, got {type(gts).__name__}")
         lst = []
         for g in gts:
             try:
                 lst.append(BopGt(int(g["obj_id"]), pose_from_bop(g["cam_R_m2c"], g["cam_t_m2c"])))
             except (KeyError, TypeError, ValueError) as exc:
-                raise CorruptFileError(f"{path}: bad GT entry for image {im_id} ({exc!r})") from exc
+                raise CorruptFileError(f"{path}: bad GT entry for image {im_id} ({_describe(exc)})") from exc
         out[im_id] = lst
     return out
 
@@ -496,45 +548,102 @@ def targets_from_gt(scene_id: int, scene_gt: Mapping[int, Sequence[BopGt]]) -> l
 # ----------------------------------------------------------------------------- results CSV
 
 
+# Objects closer to the camera than this (mm) cannot be imaged: a results file whose every
+# translation is that small holds metres where BOP expects millimetres.
+_MIN_PLAUSIBLE_DISTANCE_MM = 20.0
+# Translations beyond this (metres) are millimetres passed where posekit expects metres.
+_MAX_PLAUSIBLE_DISTANCE_M = 100.0
+
+
 def read_results_csv(path: str | Path) -> list[PoseEstimate]:
-    """Read BOP19 results (``scene_id,im_id,obj_id,score,R,t,time``; R row-wise, t mm) in metres."""
+    """Read BOP19 results (``scene_id,im_id,obj_id,score,R,t,time``; R row-wise, t mm) in metres.
+
+    Raises CorruptFileError (with the line number) for a missing or wrong header, a row
+    without 7 fields, non-numeric or non-finite values, an R that is not a rotation, and a
+    file whose translations all lie within 20 mm of the camera (written in metres).
+    """
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"results file not found: {path}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(f"{path}: not a UTF-8 text file ({exc}); is it a results CSV?") from exc
+    if not any(line.strip() for line in lines):
+        raise CorruptFileError(f"{path}: the file is empty; a results CSV starts with the header {RESULTS_HEADER}")
     out = []
-    with open(path, "r", encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            line = line.strip()
-            if not line or (line_no == 1 and line.startswith("scene_id")):
-                continue
-            elems = line.split(",")
-            if len(elems) != 7:
+    for line_no, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line:
+            continue
+        elems = [e.strip() for e in line.split(",")]
+        if line_no == 1 and not elems[0].lstrip("-").isdigit():
+            if ",".join(elems) != RESULTS_HEADER:
                 raise CorruptFileError(
-                    f"{path}:{line_no}: expected 7 comma-separated fields ({RESULTS_HEADER}), got {len(elems)}"
+                    f"{path}:1: header is {line!r}, expected {RESULTS_HEADER!r} (BOP19 results format)"
                 )
-            try:
-                R = np.array(elems[4].split(), dtype=np.float64)
-                t = np.array(elems[5].split(), dtype=np.float64)
-                if R.size != 9 or t.size != 3:
-                    raise ValueError(f"R needs 9 numbers and t 3, got {R.size} and {t.size}")
-                out.append(PoseEstimate(int(elems[0]), int(elems[1]), int(elems[2]), float(elems[3]),
-                                        R.reshape(3, 3), t / MM_PER_M, float(elems[6])))
-            except ValueError as exc:
-                raise CorruptFileError(f"{path}:{line_no}: {exc}") from exc
+            continue
+        if len(elems) != 7:
+            raise CorruptFileError(
+                f"{path}:{line_no}: expected 7 comma-separated fields ({RESULTS_HEADER}), got {len(elems)}"
+            )
+        try:
+            R = np.array(elems[4].split(), dtype=np.float64)
+            t = np.array(elems[5].split(), dtype=np.float64)
+            if R.size != 9 or t.size != 3:
+                raise ValueError(f"R needs 9 numbers and t 3, got {R.size} and {t.size}")
+            score, time = float(elems[3]), float(elems[6])
+            if not (np.isfinite(R).all() and np.isfinite(t).all() and math.isfinite(score)
+                    and math.isfinite(time)):
+                raise ValueError("score, R, t and time must be finite numbers (found NaN or inf)")
+            R = check_rotation(R.reshape(3, 3), "R")
+            out.append(PoseEstimate(int(elems[0]), int(elems[1]), int(elems[2]), score, R,
+                                    t / MM_PER_M, time))
+        except ValueError as exc:
+            raise CorruptFileError(f"{path}:{line_no}: {exc}") from exc
+    if out and max(float(np.linalg.norm(e.t)) for e in out) * MM_PER_M < _MIN_PLAUSIBLE_DISTANCE_MM:
+        raise CorruptFileError(
+            f"{path}: every translation is within {_MIN_PLAUSIBLE_DISTANCE_MM:g} mm of the camera; "
+            "the file looks like it holds metres, but BOP results hold millimetres (multiply t by 1000)"
+        )
     return out
 
 
+def _check_estimate(e: PoseEstimate) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """R (3, 3), t (3,) metres, score, time of one estimate, checked; BadInputError names it."""
+    where = f"estimate for scene {e.scene_id} image {e.im_id} obj {e.obj_id}"
+    try:
+        R = check_rotation(e.R, "R")
+        t = check_translation(e.t, "t")
+        score = float(as_float_array(e.score, "score", ()))
+        time = float(as_float_array(e.time, "time", ()))
+        for name in ("scene_id", "im_id", "obj_id"):
+            value = getattr(e, name)
+            if isinstance(value, bool) or int(value) != value:
+                raise BadInputError(f"{name} must be an integer, got {value!r}")
+    except (TypeError, ValueError) as exc:
+        raise BadInputError(f"{where}: {exc}") from exc
+    if float(np.linalg.norm(t)) > _MAX_PLAUSIBLE_DISTANCE_M:
+        raise BadInputError(
+            f"{where}: |t| = {np.linalg.norm(t):g}; posekit translations are metres and this looks "
+            "like millimetres (multiply by 0.001; the CSV is written in mm for you)"
+        )
+    return R, t, score, time
+
+
 def write_results_csv(path: str | Path, estimates: Iterable[PoseEstimate]) -> Path:
-    """Write BOP19 results CSV (t converted to mm); floats keep full precision."""
+    """Write BOP19 results CSV (t converted to mm); floats keep full precision.
+
+    Every estimate is checked first (R a rotation, t (3,) metres, finite score and time);
+    a bad one raises BadInputError and nothing is written.
+    """
     lines = [RESULTS_HEADER]
     for e in estimates:
-        R = np.asarray(e.R, dtype=np.float64).reshape(9)
-        t = np.asarray(e.t, dtype=np.float64).reshape(3) * MM_PER_M
-        if not (np.isfinite(R).all() and np.isfinite(t).all() and math.isfinite(e.score)):
-            raise BadInputError(f"estimate for scene {e.scene_id} image {e.im_id} obj {e.obj_id} has NaN/inf")
+        R, t, score, time = _check_estimate(e)
+        R, t = R.reshape(9), t * MM_PER_M
         lines.append(
-            f"{int(e.scene_id)},{int(e.im_id)},{int(e.obj_id)},{float(e.score)!r},"
-            f"{' '.join(repr(float(x)) for x in R)},{' '.join(repr(float(x)) for x in t)},{float(e.time)!r}"
+            f"{int(e.scene_id)},{int(e.im_id)},{int(e.obj_id)},{score!r},"
+            f"{' '.join(repr(float(x)) for x in R)},{' '.join(repr(float(x)) for x in t)},{time!r}"
         )
     return atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode("utf-8"))
 
@@ -587,6 +696,8 @@ class BopDataset:
 
     def __init__(self, root: str | Path, split: str = "test", models_dir: str | Path | None = None):
         self.root = Path(root)
+        if not split or Path(split).name != split or split in (".", ".."):
+            raise BadInputError(f"split must be a folder name inside the dataset, such as 'test', got {split!r}")
         if not self.root.is_dir():
             raise MissingFileError(f"BOP dataset folder not found: {self.root}")
         self.split = split

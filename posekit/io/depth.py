@@ -23,6 +23,7 @@ from posekit.errors import (
     UnsupportedFormatError,
 )
 from posekit.io.atomic import atomic_write_bytes
+from posekit.validation import MAX_PLAUSIBLE_DEPTH_M, check_intrinsics, check_positive
 
 DEPTH_IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
@@ -32,36 +33,6 @@ _PLAUSIBLE_MEDIAN_DEPTH_M = (0.05, 20.0)
 # A 16-bit depth image whose valid pixels all lie below this many mm was almost surely written
 # in metres (or with the wrong depth_scale): no depth sensor sees only that close.
 _MIN_PLAUSIBLE_MAX_DEPTH_MM = 20.0
-# Depth in metres beyond this is almost surely millimetres passed where metres were expected.
-_MAX_PLAUSIBLE_DEPTH_M = 100.0
-
-
-def check_intrinsics(K) -> np.ndarray:
-    """Validate a pinhole camera matrix; return it as (3, 3) float64.
-
-    K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0 (pixels), all finite.
-    """
-    try:
-        K = np.asarray(K, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise BadInputError(
-            f"intrinsics K must be a numeric 3x3 matrix, got {type(K).__name__}"
-        ) from err
-    if K.shape == (9,):
-        K = K.reshape(3, 3)  # ROS CameraInfo.k is a flat row-major list
-    if K.shape != (3, 3):
-        raise BadInputError(f"intrinsics K must have shape (3, 3), got {K.shape}")
-    if not np.isfinite(K).all():
-        raise BadInputError("intrinsics K contains NaN or inf")
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise BadInputError(
-            f"intrinsics K needs positive focal lengths, got fx={K[0, 0]}, fy={K[1, 1]}"
-        )
-    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0:
-        raise BadInputError(
-            f"intrinsics K must be upper triangular with last row [0, 0, 1], got rows {K[1].tolist()}, {K[2].tolist()}"
-        )
-    return K
 
 
 def _check_depth_array(depth, dtype=np.float32) -> np.ndarray:
@@ -82,10 +53,7 @@ def _check_depth_array(depth, dtype=np.float32) -> np.ndarray:
 
 
 def _check_depth_scale(depth_scale: float) -> None:
-    if not (np.isfinite(depth_scale) and depth_scale > 0):
-        raise BadInputError(
-            f"depth_scale must be a positive number (mm per unit), got {depth_scale}"
-        )
+    check_positive(depth_scale, "depth_scale (mm per unit)")
 
 
 def depth_to_points(
@@ -124,7 +92,12 @@ def depth_to_points(
             mask = mask.astype(bool)
         valid &= mask
     if depth_range is not None:
-        near, far = (float(x) for x in depth_range)
+        try:
+            near, far = (float(x) for x in depth_range)
+        except (TypeError, ValueError) as err:
+            raise BadInputError(
+                f"depth_range must be (near, far) metres, got {depth_range!r}"
+            ) from err
         if not (0 <= near < far):
             raise BadInputError(
                 f"depth_range must be (near, far) metres with 0 <= near < far, got {depth_range}"
@@ -135,6 +108,11 @@ def depth_to_points(
             "return_pixels is for the (N, 3) output; an organized cloud is indexed by pixel"
         )
 
+    if valid.any() and float(depth[valid].max()) > MAX_PLAUSIBLE_DEPTH_M:
+        raise BadInputError(
+            f"depth max is {float(depth[valid].max()):g}; posekit depth is in metres and this looks "
+            "like millimetres (multiply by 0.001, or read 16-bit files with read_depth_image)"
+        )
     K_inv = np.linalg.inv(K)
     if organized:
         v, u = np.mgrid[0:h, 0:w]
@@ -224,7 +202,7 @@ def write_depth_image(depth: np.ndarray, path: str | Path, depth_scale: float = 
     d = np.where(np.isfinite(depth), depth, 0.0)
     if (d < 0).any():
         raise BadInputError("depth has negative values")
-    if d.max() > _MAX_PLAUSIBLE_DEPTH_M:
+    if d.max() > MAX_PLAUSIBLE_DEPTH_M:
         raise BadInputError(
             f"depth max is {d.max():g}; posekit depth is in metres and this looks like millimetres "
             "(multiply by 0.001)"

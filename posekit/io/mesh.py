@@ -15,6 +15,7 @@ import numpy as np
 from posekit.errors import BadInputError, CorruptFileError, MissingFileError, UnsupportedFormatError
 from posekit.geometry.rigid_np import transform_points_np
 from posekit.io.atomic import atomic_path
+from posekit.validation import as_float_array, check_pose
 
 
 @dataclass
@@ -32,12 +33,11 @@ class Mesh:
     name: str = field(default="")
 
     def __post_init__(self) -> None:
-        self.vertices = np.asarray(self.vertices, dtype=np.float64)
-        self.faces = np.asarray(self.faces, dtype=np.int64)
-        if self.vertices.ndim != 2 or self.vertices.shape[1] != 3:
-            raise BadInputError(f"mesh vertices must have shape (V, 3), got {self.vertices.shape}")
-        if self.faces.ndim != 2 or self.faces.shape[1] != 3:
-            raise BadInputError(f"mesh faces must have shape (F, 3), got {self.faces.shape}")
+        self.vertices = as_float_array(self.vertices, "mesh vertices", (None, 3), finite=False)
+        faces = as_float_array(self.faces, "mesh faces", (None, 3))
+        if (faces != np.round(faces)).any():
+            raise BadInputError("mesh faces must hold integer vertex indices")
+        self.faces = faces.astype(np.int64)
         if len(self.vertices) == 0 or len(self.faces) == 0:
             raise BadInputError("mesh is empty (no vertices or no faces)")
         if not np.isfinite(self.vertices).all():
@@ -45,11 +45,13 @@ class Mesh:
         if self.faces.min() < 0 or self.faces.max() >= len(self.vertices):
             raise BadInputError("mesh faces index vertices that do not exist")
         if self.colors is not None:
-            self.colors = np.asarray(self.colors, dtype=np.float64)
+            self.colors = as_float_array(self.colors, "mesh colors")
             if self.colors.shape != self.vertices.shape:
                 raise BadInputError("mesh colors must have the same shape as its vertices")
+            if self.colors.min() < 0 or self.colors.max() > 1:
+                raise BadInputError("mesh colors must be RGB within [0, 1]; divide 0-255 colours by 255")
         if self.normals is not None:
-            self.normals = np.asarray(self.normals, dtype=np.float64)
+            self.normals = as_float_array(self.normals, "mesh normals")
             if self.normals.shape != self.vertices.shape:
                 raise BadInputError("mesh normals must have the same shape as its vertices")
 
@@ -72,7 +74,7 @@ class Mesh:
 
     def transformed(self, T: np.ndarray) -> Mesh:
         """This mesh moved by the 4x4 rigid transform T (points: x' = R x + t)."""
-        T = np.asarray(T, dtype=np.float64)
+        T = check_pose(T, "mesh transform T")
         v = transform_points_np(self.vertices, T[:3, :3], T[:3, 3])
         n = None if self.normals is None else transform_points_np(self.normals, T[:3, :3])
         return Mesh(v, self.faces.copy(), self.colors, n, self.name)
@@ -101,6 +103,8 @@ class Mesh:
 
     def sample_points(self, n: int, seed: int = 0) -> np.ndarray:
         """n points (n, 3) drawn uniformly on the surface (area-weighted), reproducible by seed."""
+        if int(n) != n or n < 1:
+            raise BadInputError(f"number of points to sample must be a positive integer, got {n!r}")
         rng = np.random.default_rng(seed)
         tri = self.vertices[self.faces]
         area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)

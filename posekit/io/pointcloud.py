@@ -28,6 +28,7 @@ from posekit.errors import (
     UnsupportedFormatError,
 )
 from posekit.io.atomic import atomic_path
+from posekit.validation import as_float_array, check_positive
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class PointCloud:
 
     def scaled(self, s: float) -> PointCloud:
         """This cloud with coordinates multiplied by s (unit conversion); normals unchanged."""
+        s = check_positive(s, "scale")
         return PointCloud(
             self.points * np.float32(s), self.colors, self.normals, self.dropped_invalid
         )
@@ -100,15 +102,9 @@ class PointCloud:
 
 
 def _as_xyz(array, what: str) -> np.ndarray:
-    try:
-        a = np.asarray(array, dtype=np.float32)
-    except (TypeError, ValueError) as err:
-        raise BadInputError(
-            f"point cloud {what} must be numeric, got {type(array).__name__}"
-        ) from err
-    if a.ndim != 2 or a.shape[1] != 3:
-        raise BadInputError(f"point cloud {what} must have shape (N, 3), got {a.shape}")
-    return a
+    a = as_float_array(array, f"point cloud {what}", (None, 3), finite=False)
+    with np.errstate(over="ignore"):  # beyond float32's range becomes inf: reported as invalid
+        return a.astype(np.float32)
 
 
 def _split_invalid(points: np.ndarray, drop_invalid: bool, source: str) -> np.ndarray:
@@ -141,8 +137,7 @@ def read_point_cloud(path: str | Path, scale: float = 1.0, drop_invalid: bool = 
         raise UnsupportedFormatError(
             f"{path}: unsupported point cloud format {path.suffix!r}; use one of {list(POINT_CLOUD_SUFFIXES)}"
         )
-    if not (np.isfinite(scale) and scale > 0):
-        raise BadInputError(f"scale must be a positive number, got {scale}")
+    scale = check_positive(scale, "scale")
 
     if suffix in (".ply", ".pcd"):
         points, colors, normals = _read_with_open3d(path)
@@ -203,6 +198,39 @@ def _header_point_count(path: Path) -> int:
     return int(m.group(1))
 
 
+def _check_pcd_payload(path: Path, expected: int) -> None:
+    """CorruptFileError when an ascii or binary PCD holds fewer points than its header says.
+
+    open3d fills the missing points of such a file with zeros without a warning.
+    """
+    data = path.read_bytes()
+    match = re.search(rb"^DATA[ \t]+(\w+)[^\n]*\n", data, re.MULTILINE)
+    if match is None:
+        raise CorruptFileError(f"{path}: PCD header has no DATA line (not a PCD file, or corrupt)")
+    kind, payload = match.group(1).decode("ascii", "replace"), data[match.end():]
+    if kind == "ascii":
+        found = sum(1 for line in payload.splitlines() if line.strip())
+    elif kind == "binary":
+        header = data[: match.start()]
+        sizes = re.search(rb"^SIZE((?:[ \t]+\d+)+)\s*$", header, re.MULTILINE)
+        counts = re.search(rb"^COUNT((?:[ \t]+\d+)+)\s*$", header, re.MULTILINE)
+        if sizes is None:
+            raise CorruptFileError(f"{path}: PCD header has no SIZE line")
+        size = [int(x) for x in sizes.group(1).split()]
+        count = [int(x) for x in counts.group(1).split()] if counts else [1] * len(size)
+        if len(count) != len(size):
+            raise CorruptFileError(f"{path}: PCD header has {len(size)} SIZE but {len(count)} COUNT values")
+        point_bytes = sum(a * b for a, b in zip(size, count))
+        found = len(payload) // point_bytes if point_bytes else 0
+    else:
+        return  # binary_compressed: its own size fields; open3d reports truncation itself
+    if found < expected:
+        raise CorruptFileError(
+            f"{path}: header announces {expected} points but the data holds only {found} "
+            "(truncated or corrupt file)"
+        )
+
+
 class _CapturedNativeOutput:
     """Capture what native code prints to stdout/stderr (file descriptors 1 and 2) while the block runs.
 
@@ -242,6 +270,8 @@ def _read_with_open3d(path: Path):
     expected = _header_point_count(path)
     if expected == 0:
         return np.zeros((0, 3), np.float32), None, None
+    if path.suffix.lower() == ".pcd":
+        _check_pcd_payload(path, expected)
     with _CapturedNativeOutput() as native:
         pc = o3d.io.read_point_cloud(
             str(path), remove_nan_points=False, remove_infinite_points=False
@@ -302,6 +332,16 @@ def _numpy_read_error(path: Path, err: Exception, what: str) -> PosekitError:
 
 
 def _np_load(path: Path, **kw):
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    want = b"PK" if path.suffix.lower() == ".npz" else b"\x93NUMPY"
+    if not magic.startswith(want):
+        from posekit.io.weights import _pickle_imports
+
+        if magic[:1] == b"\x80" and _pickle_imports(path) is not None:
+            raise UnsafeFileError(f"{path}: is a pickle; posekit does not unpickle point clouds")
+        kind = "an .npz archive" if want == b"PK" else "an .npy array"
+        raise CorruptFileError(f"{path}: not {kind} (wrong magic bytes {magic!r}); damaged or another format")
     try:
         return np.load(path, allow_pickle=False, **kw)
     except (ValueError, OSError, EOFError) as err:
@@ -330,15 +370,12 @@ def _read_npz(path: Path):
         raise _numpy_read_error(path, err, "cannot be read") from err
     points = _points_from_array(arrays["points"], f"{path}['points']")
     colors = arrays.get("colors")
-    if colors is not None:
-        colors = np.asarray(colors)
-        colors = (
-            colors.astype(np.float32) / 255.0
-            if colors.dtype == np.uint8
-            else colors.astype(np.float32)
-        )
+    if colors is not None and colors.dtype == np.uint8:
+        colors = colors.astype(np.float32) / 255.0
     normals = arrays.get("normals")
-    return points, colors, None if normals is None else np.asarray(normals, np.float32)
+    if normals is not None:
+        normals = as_float_array(normals, f"{path}['normals']", (None, 3), finite=False)
+    return points, colors, normals
 
 
 def write_point_cloud(
@@ -388,9 +425,12 @@ def check_metric_units(
     Raises BadInputError when the extent falls outside ``expected_extent_m`` and, if it is about
     1000x too large (or small), says which unit conversion was probably forgotten.
     """
-    pts = points.points if isinstance(points, PointCloud) else np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
-        raise BadInputError(f"points must have shape (N, 3) with N >= 1, got {pts.shape}")
+    if isinstance(points, PointCloud):
+        pts = points.points
+    else:
+        pts = as_float_array(points, "points", (None, 3), finite=False)
+    if len(pts) == 0:
+        raise BadInputError("points are empty (0 points)")
     lo, hi = expected_extent_m
     if not 0 < lo < hi:
         raise BadInputError(

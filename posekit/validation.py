@@ -1,0 +1,154 @@
+"""Checks of numpy inputs at posekit's public boundaries: one place per concept.
+
+Each check returns the validated value in the dtype posekit computes with (float64 unless
+stated) or raises :class:`~posekit.errors.BadInputError` naming the argument, what was wrong
+and what to do. Used by the I/O, metrics and rendering code so that bad input never reaches
+numpy, OpenCV or open3d as a crash deep inside them.
+
+Conventions checked: a rotation ``R (3, 3)`` is orthonormal with determinant +1; a pose
+``T (4, 4)`` = ``[[R, t], [0, 0, 0, 1]]`` with ``t`` in metres; points ``(N, 3)``; a pinhole
+camera matrix ``K (3, 3)`` has positive focal lengths (pixels) and last row ``[0, 0, 1]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from posekit.errors import BadInputError
+
+# Rotations read from files or predicted by networks carry rounding (BOP files keep ~8
+# digits, float32 ~7): |R^T R - I| up to this is accepted as a rotation.
+ROTATION_ATOL = 1e-3
+# Depth in metres beyond this is almost surely millimetres passed where metres were expected.
+MAX_PLAUSIBLE_DEPTH_M = 100.0
+
+
+def as_float_array(value: Any, name: str, shape: tuple[int | None, ...] | None = None,
+                   finite: bool = True) -> np.ndarray:
+    """``value`` as a float64 array; ``shape`` entries of None match any size.
+
+    Rejects text, complex numbers and objects that are not numbers (numpy would crash on
+    them later, or silently drop an imaginary part), a wrong shape, and NaN/inf if ``finite``.
+    """
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    if kind in ("U", "S", "c", "V"):
+        raise BadInputError(f"{name} must hold real numbers, got dtype {value.dtype}")
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise BadInputError(
+            f"{name} must be an array of real numbers, got {type(value).__name__} ({err})"
+        ) from err
+    if shape is not None and (
+        a.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, a.shape))
+    ):
+        want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise BadInputError(f"{name} must have shape {want}, got {a.shape}")
+    if finite and not np.isfinite(a).all():
+        raise BadInputError(f"{name} contains NaN or inf")
+    return a
+
+
+def check_positive(value: Any, name: str) -> float:
+    """A finite number > 0 as float."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError) as err:
+        raise BadInputError(f"{name} must be a positive number, got {value!r}") from err
+    if not (math.isfinite(x) and x > 0):
+        raise BadInputError(f"{name} must be a positive number, got {value!r}")
+    return x
+
+
+def check_intrinsics(K: Any, name: str = "intrinsics K") -> np.ndarray:
+    """Validate a pinhole camera matrix; return it as (3, 3) float64.
+
+    K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0 (pixels), all finite. A flat
+    9-vector (ROS CameraInfo.k, BOP cam_K) is reshaped row-major.
+    """
+    if not isinstance(K, np.ndarray) and isinstance(K, (str, bytes)):
+        raise BadInputError(f"{name} must be a numeric 3x3 matrix, got {type(K).__name__}")
+    try:
+        K = np.asarray(K, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise BadInputError(f"{name} must be a numeric 3x3 matrix, got {type(K).__name__}") from err
+    if K.shape == (9,):
+        K = K.reshape(3, 3)
+    if K.shape != (3, 3):
+        raise BadInputError(f"{name} must have shape (3, 3), got {K.shape}")
+    if not np.isfinite(K).all():
+        raise BadInputError(f"{name} contains NaN or inf")
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise BadInputError(
+            f"{name} needs positive focal lengths, got fx={K[0, 0]}, fy={K[1, 1]}"
+        )
+    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0:
+        raise BadInputError(
+            f"{name} must be upper triangular with last row [0, 0, 1], got rows {K[1].tolist()}, {K[2].tolist()}"
+        )
+    return K
+
+
+def check_rotation(R: Any, name: str = "R", atol: float = ROTATION_ATOL) -> np.ndarray:
+    """A rotation matrix (3, 3) float64: finite, ``|R^T R - I| <= atol``, ``det R > 0``."""
+    R = as_float_array(R, name, (3, 3))
+    err = float(np.abs(R.T @ R - np.eye(3)).max())
+    det = float(np.linalg.det(R))
+    if err > atol or det <= 0:
+        raise BadInputError(
+            f"{name} is not a rotation matrix (|R^T R - I| = {err:.3g}, det = {det:.3g}); pass an "
+            "orthonormal matrix with determinant +1 (project it with an SVD if it drifted, and "
+            "check row- vs column-major order)"
+        )
+    return R
+
+
+def check_translation(t: Any, name: str = "t") -> np.ndarray:
+    """A translation (3,) float64 metres; (3, 1) and (1, 3) are flattened."""
+    t = as_float_array(t, name)
+    if t.size != 3:
+        raise BadInputError(f"{name} must have 3 elements (metres), got shape {t.shape}")
+    return t.reshape(3)
+
+
+def check_pose(T: Any, name: str = "T") -> np.ndarray:
+    """A rigid transform (4, 4) float64: rotation block, last row [0, 0, 0, 1], finite."""
+    T = as_float_array(T, name, (4, 4))
+    if not np.allclose(T[3], [0.0, 0.0, 0.0, 1.0]):
+        raise BadInputError(f"{name} must have last row [0, 0, 0, 1], got {T[3].tolist()}")
+    check_rotation(T[:3, :3], f"rotation of {name}")
+    return T
+
+
+def check_depth_metres(depth: Any, name: str = "depth") -> np.ndarray:
+    """A depth image (H, W) float64 in metres: finite, >= 0 (0 = missing), at most 100 m."""
+    d = as_float_array(depth, name)
+    if d.ndim != 2:
+        raise BadInputError(f"{name} must have shape (H, W), got {d.shape}")
+    if d.size == 0:
+        raise BadInputError(f"{name} is empty")
+    if (d < 0).any():
+        raise BadInputError(f"{name} has negative values; use 0 for missing pixels")
+    if d.max() > MAX_PLAUSIBLE_DEPTH_M:
+        raise BadInputError(
+            f"{name} max is {d.max():g}; posekit depth is in metres and this looks like "
+            "millimetres (multiply by 0.001)"
+        )
+    return d
+
+
+def check_points(points: Any, name: str = "points") -> np.ndarray:
+    """Points (N, 3) float64 with N >= 1, all finite."""
+    pts = as_float_array(points, name, (None, 3))
+    if len(pts) == 0:
+        raise BadInputError(f"{name} is empty (0 points)")
+    return pts
+
+
+__all__ = [
+    "MAX_PLAUSIBLE_DEPTH_M", "ROTATION_ATOL", "as_float_array", "check_depth_metres", "check_intrinsics", "check_points", "check_pose",
+    "check_positive", "check_rotation", "check_translation",
+]
