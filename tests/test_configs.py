@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from posekit.cli import main
 from posekit.config import load_config
@@ -56,3 +57,21 @@ def test_synth_refuses_bad_split_and_missing_models_before_writing(tmp_path, cap
     assert main(["synth", "bop", "--models", str(tmp_path / "no_models"), "--out", str(out), "--quiet"]) == 1
     assert "models_info.json" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "evil").exists()
+
+
+@pytest.mark.slow
+def test_synth_output_does_not_depend_on_workers(tmp_path):
+    import filecmp
+
+    from posekit.data.scenes import synthesize_bop_dataset
+
+    kw = {"n_scenes": 2, "n_images": 2, "seed": 5, "width": 80, "height": 60, "objects_per_scene": 2,
+              "n_procedural_objects": 3, "progress": False}
+    a = synthesize_bop_dataset("procedural", tmp_path / "a", workers=1, **kw)
+    b = synthesize_bop_dataset("procedural", tmp_path / "b", workers=2, **kw)
+    assert a.n_images == b.n_images == 4
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert files_a == files_b and len(files_a) > 20
+    mismatch = [f for f in files_a if not filecmp.cmp(tmp_path / "a" / f, tmp_path / "b" / f, shallow=False)]
+    assert mismatch == []

@@ -138,7 +138,8 @@ def test_sensor_quantises_drops_grazing_and_shadows():
     grazing = normals.copy()
     grazing[..., :] = (np.sin(np.radians(88)), 0, -np.cos(np.radians(88)))
     narrow = np.array([[20000.0, 0, 99.5], [0, 20000.0, 99.5], [0, 0, 1]])  # every ray ~ along z
-    assert (model.apply(clean, narrow, grazing, rng=1) == 0).mean() > 0.95
+    p_drop = (88 - model.grazing_start_deg) / (model.grazing_end_deg - model.grazing_start_deg)
+    assert (model.apply(clean, narrow, grazing, rng=1) == 0).mean() == pytest.approx(p_drop, abs=0.05)
     # A near box in front of a wall: holes appear on one side only, width ~ fx b (1/zn - 1/zf).
     scene = np.full((50, 200), 2.0)
     scene[:, 80:120] = 1.0
@@ -148,6 +149,30 @@ def test_sensor_quantises_drops_grazing_and_shadows():
     assert cols.min() >= 120 and abs(len(cols) - expected_width) <= 1.5
     assert not shadow[:, :120].any()
     assert model.apply(np.zeros((10, 10)), K, rng=0).max() == 0
+
+
+def test_sensor_shadows_only_behind_occluding_edges():
+    from posekit.data.sensor import jump_shadow, row_discontinuities
+
+    # A wall at 2 m, a box at 1 m, and a ramp receding steeply (5 cm per pixel) but continuously.
+    scene = np.full((20, 200), 2.0)
+    scene[:, 40:80] = 1.0
+    scene[:, 120:160] = 1.0 + 0.05 * np.arange(40)
+    jumps = row_discontinuities(scene, 0.02)
+    assert jumps[0, 79] and not jumps[0, 121:158].any()
+    baseline, fill = -0.03, 1.0
+    shadow = jump_shadow(scene, 500.0, baseline, jumps, fill)
+    cols = np.flatnonzero(shadow[0])
+    expected = round(500 * 0.03 * (1 / 1.0 - 1 / 2.0) - fill)  # 6.5 - 1 -> 6 or 7 px
+    assert cols.min() == 80 and abs(len(cols) - expected) <= 1
+    assert not shadow[:, 81 + expected:].any()  # nothing on the continuous ramp
+    model = DepthSensorModel(lateral_px=0, random_dropout=0, edge_dropout=0, shadow_baseline=baseline,
+                             shadow_fill_px=fill)
+    K = np.array([[500.0, 0, 99.5], [0, 500.0, 9.5], [0, 0, 1]])
+    normals = np.zeros((20, 200, 3))
+    normals[..., 2] = -1
+    out = model.apply(scene, K, normals, rng=0)
+    assert (out[:, 80:80 + len(cols)] == 0).all() and (out[:, 120:160] > 0).all()
 
 
 def test_cli_synth_bop(tmp_path, capsys):

@@ -118,3 +118,25 @@ def test_fit_recovers_known_sensor_parameters():
     # the fitted model reproduces the measured residuals
     for z in (0.9, 1.1, 1.3):
         assert stats.residual_mm_at(z) > 0
+
+
+def test_fit_recovers_known_hole_parameters():
+    true = DepthSensorModel(lateral_px=0.0, random_dropout=0.0, shadow_baseline=-0.04, shadow_fill_px=2.0,
+                            edge_dropout=0.2, edge_run_px=3.0)
+    rng = np.random.default_rng(5)
+    frames = []
+    for i in range(3):
+        depth = np.full((H, W), 1.6)  # a wall, with boxes at several depths in front of it
+        for _ in range(6):
+            r, c = rng.integers(10, H - 60), rng.integers(10, W - 70)
+            depth[r: r + 50, c: c + 50] = rng.uniform(0.6, 1.3)
+        normals = np.zeros((H, W, 3))
+        normals[..., 2] = -1
+        frames.append(true.apply(depth, K, normals, rng=i))
+    stats = measure_sensor(frames, K)
+    assert stats.shadow_right_fraction > 0.5
+    fit = fit_sensor_model(stats, seed=0)
+    assert fit.shadow_baseline == pytest.approx(true.shadow_baseline, rel=0.2)
+    assert fit.shadow_fill_px == pytest.approx(true.shadow_fill_px, abs=1.0)
+    assert fit.edge_dropout == pytest.approx(true.edge_dropout, abs=0.07)
+    assert fit.edge_run_px == pytest.approx(true.edge_run_px, rel=0.3)

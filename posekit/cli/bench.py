@@ -63,7 +63,8 @@ def run_sensor(args: argparse.Namespace) -> int:
         fitted = result["methods"].get(name, {}).get("fitted_model")
         if fitted:
             keys = ("sigma_base", "sigma_quadratic", "correlated_fraction", "inverse_depth_step",
-                    "random_dropout", "edge_dropout", "shadow_baseline", "grazing_start_deg")
+                    "random_dropout", "edge_dropout", "edge_run_px", "shadow_baseline", "shadow_fill_px",
+                    "grazing_start_deg")
             print(f"fitted to {name}: " + ", ".join(f"{k}={fitted[k]:.3g}" for k in keys))
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")

@@ -33,6 +33,8 @@ def register(subparsers) -> None:
     bop.add_argument("--split", default="test")
     bop.add_argument("--clean-depth", action="store_true",
                      help="store the perfect depth, no sensor model (config key: sensor_noise=false)")
+    bop.add_argument("--workers", type=int, default=1,
+                     help="processes rendering in parallel (the output does not depend on it)")
     bop.add_argument("--quiet", action="store_true", help="no progress bar")
     bop.set_defaults(func=run_bop)
 
@@ -58,7 +60,8 @@ def run_bop(args) -> int:
         overrides.append("sensor_noise=false")
     cfg = load_config(SynthConfig, args.config, overrides)
     summary = synthesize_from_config(args.models, args.out, args.scenes, args.images, args.seed, cfg,
-                                     split=args.split, progress=not args.quiet)
+                                     split=args.split, progress=not args.quiet,
+                                     workers=args.workers)
     print(f"wrote {summary.n_images} images in {summary.n_scenes} scenes ({summary.n_objects} object models) "
           f"to {summary.out_dir}")
     print(f"{summary.seconds:.1f} s, {summary.images_per_second:.2f} images/s")

@@ -263,6 +263,7 @@ def synthesize_bop_dataset(
     rgb_ext: str = ".png",
     config: SceneConfig | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> SynthSummary:
     """Write a BOP dataset of synthetic tabletop scenes to ``out_dir`` and return a summary.
 
@@ -270,10 +271,13 @@ def synthesize_bop_dataset(
     or "procedural" (``n_procedural_objects`` meshes from :mod:`posekit.data.meshes`).
     Writes camera.json, test_targets_bop19.json and SPLIT/SCENEID/{scene_camera, scene_gt,
     scene_gt_info}.json, rgb/, depth/ (uint16, value * depth_scale = mm), mask/, mask_visib/.
-    ``sensor=None`` stores the perfect rendered depth. Same seed, same dataset.
+    ``sensor=None`` stores the perfect rendered depth. Same seed, same dataset, whatever the
+    number of ``workers`` (processes rendering images in parallel).
     """
     from tqdm import tqdm
 
+    if workers < 1:
+        raise BadInputError(f"workers must be at least 1, got {workers}")
     if n_scenes < 1 or n_images < 1:
         raise BadInputError(f"need at least one scene and one image, got {n_scenes} scenes, {n_images} images")
     if rgb_ext not in (".png", ".jpg"):
@@ -293,61 +297,138 @@ def synthesize_bop_dataset(
     write_camera(out_dir / "camera.json", K, width, height, depth_scale)
 
     start = time.perf_counter()
-    targets = []
-    bar = tqdm(total=n_scenes * n_images, desc="synth bop", unit="img", disable=not progress)
+    shared = _ImageJobShared(objs, K, width, height, sensor, depth_scale, rgb_ext, config, out_dir / split)
+    jobs: list[_ImageJob] = []
     for scene_id in range(n_scenes):
         rng = np.random.default_rng([int(seed), scene_id])
         n_obj = int(rng.integers(objects_per_scene[0], objects_per_scene[1] + 1))
-        chosen = list(rng.choice(obj_ids, size=n_obj, replace=n_obj > len(obj_ids)))
-        meshes = [objs[int(o)][0] for o in chosen]
+        chosen = [int(o) for o in rng.choice(obj_ids, size=n_obj, replace=n_obj > len(obj_ids))]
+        meshes = [objs[o][0] for o in chosen]
         T_world_models = place_objects(meshes, rng, config)
         table = table_mesh(config.table_size, rng)
         centre = np.mean([T[:3, 3] for T in T_world_models], axis=0)
         centre[2] = 0.5 * np.mean([np.ptp(m.vertices @ T[:3, :3].T[:, 2]) for m, T in zip(meshes, T_world_models)])
         light_dir = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.8, -0.2), -1.0])
+        jobs += [_ImageJob(int(seed), scene_id, im_id, chosen, T_world_models, table, centre, light_dir)
+                 for im_id in range(n_images)]
 
-        scene_dir = out_dir / split / f"{scene_id:06d}"
-        cams, gts, infos = {}, {}, {}
-        for im_id in range(n_images):
-            im_rng = np.random.default_rng([int(seed), scene_id, im_id])
-            T_cam_world = sample_camera(im_rng, centre, config)
-            poses = [T_cam_world @ T for T in T_world_models]
-            res = render_scene(meshes + [table], poses + [T_cam_world], K, width, height, rgb=True,
-                               light_dir=light_dir, background=config.background_rgb)
-            depth = res.depth if sensor is None else sensor.apply(res.depth, K, res.normals, rng=im_rng)
-            rgb = res.rgb.astype(np.float64) + im_rng.normal(0, config.rgb_noise_std, res.rgb.shape)
-            rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
-
-            write_rgb(scene_dir / "rgb" / f"{im_id:06d}{rgb_ext}", rgb)
-            write_depth(scene_dir / "depth" / f"{im_id:06d}.png", depth, depth_scale)
-            # The stored depth is what BOP users see: count valid pixels on the rounded values.
-            stored_depth = np.round(depth * 1000.0 / depth_scale)
-            im_gt, im_info = [], []
-            for gt_id, (obj_id, mesh, T) in enumerate(zip(chosen, meshes, poses)):
-                visib = res.instance == gt_id
-                info, full = gt_info_for_object(mesh, T, K, width, height, visib, stored_depth)
-                write_mask(scene_dir / "mask" / f"{im_id:06d}_{gt_id:06d}.png", full)
-                write_mask(scene_dir / "mask_visib" / f"{im_id:06d}_{gt_id:06d}.png", visib)
-                im_gt.append(BopGt(int(obj_id), T))
-                im_info.append(info)
-            cams[im_id] = SceneCamera(K, depth_scale, T_cam_world)
-            gts[im_id], infos[im_id] = im_gt, im_info
+    per_scene: dict[int, dict[int, tuple]] = {s_id: {} for s_id in range(n_scenes)}
+    targets = []
+    with tqdm(total=len(jobs), desc="synth bop", unit="img", disable=not progress) as bar:
+        for scene_id, im_id, result in _run_jobs(jobs, shared, workers):
+            per_scene[scene_id][im_id] = result
             bar.update(1)
-        write_scene_camera(scene_dir / "scene_camera.json", cams)
-        write_scene_gt(scene_dir / "scene_gt.json", gts)
-        write_scene_gt_info(scene_dir / "scene_gt_info.json", infos)
-        # BOP19 targets: instances with at least 10 % of their surface visible.
-        visible = {i: [g for g, inf in zip(gts[i], infos[i]) if inf.visib_fract >= 0.1] for i in gts}
-        targets += targets_from_gt(scene_id, visible)
-    bar.close()
+            if len(per_scene[scene_id]) < n_images:
+                continue
+            # a scene is complete: write its JSON files and collect its BOP19 targets
+            done = per_scene.pop(scene_id)
+            scene_dir = out_dir / split / f"{scene_id:06d}"
+            cams = {i: done[i][0] for i in sorted(done)}
+            gts = {i: done[i][1] for i in sorted(done)}
+            infos = {i: done[i][2] for i in sorted(done)}
+            write_scene_camera(scene_dir / "scene_camera.json", cams)
+            write_scene_gt(scene_dir / "scene_gt.json", gts)
+            write_scene_gt_info(scene_dir / "scene_gt_info.json", infos)
+            # BOP19 targets: instances with at least 10 % of their surface visible.
+            visible = {i: [g for g, inf in zip(gts[i], infos[i]) if inf.visib_fract >= 0.1] for i in gts}
+            targets += targets_from_gt(scene_id, visible)
+    targets.sort(key=lambda t: (t.scene_id, t.im_id, t.obj_id))
     write_test_targets(out_dir / "test_targets_bop19.json", targets)
     seconds = time.perf_counter() - start
     return SynthSummary(out_dir, n_scenes, n_scenes * n_images, len(obj_ids), seconds)
 
 
+@dataclass
+class _ImageJobShared:
+    """What every image of a synthesis run shares (sent once to each worker process)."""
+
+    objs: dict
+    K: np.ndarray
+    width: int
+    height: int
+    sensor: DepthSensorModel | None
+    depth_scale: float
+    rgb_ext: str
+    config: SceneConfig
+    split_dir: Path
+
+
+@dataclass
+class _ImageJob:
+    """One image to render: the scene layout plus the image's own random stream."""
+
+    seed: int
+    scene_id: int
+    im_id: int
+    chosen: list[int]
+    T_world_models: list[np.ndarray]
+    table: Mesh
+    centre: np.ndarray
+    light_dir: np.ndarray
+
+
+_WORKER_SHARED: _ImageJobShared | None = None
+
+
+def _init_worker(shared: _ImageJobShared) -> None:
+    global _WORKER_SHARED
+    _WORKER_SHARED = shared
+
+
+def _render_job(job: _ImageJob) -> tuple[int, int, tuple]:
+    """Render, add sensor noise, write rgb/depth/masks of one image; return its JSON entries."""
+    sh = _WORKER_SHARED
+    assert sh is not None, "worker not initialised"
+    im_rng = np.random.default_rng([job.seed, job.scene_id, job.im_id])
+    scene_dir = sh.split_dir / f"{job.scene_id:06d}"
+    meshes = [sh.objs[o][0] for o in job.chosen]
+    T_cam_world = sample_camera(im_rng, job.centre, sh.config)
+    poses = [T_cam_world @ T for T in job.T_world_models]
+    res = render_scene(meshes + [job.table], poses + [T_cam_world], sh.K, sh.width, sh.height, rgb=True,
+                       light_dir=job.light_dir, background=sh.config.background_rgb)
+    depth = res.depth if sh.sensor is None else sh.sensor.apply(res.depth, sh.K, res.normals, rng=im_rng)
+    rgb = res.rgb.astype(np.float64) + im_rng.normal(0, sh.config.rgb_noise_std, res.rgb.shape)
+    rgb = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+    im_id = job.im_id
+    write_rgb(scene_dir / "rgb" / f"{im_id:06d}{sh.rgb_ext}", rgb)
+    write_depth(scene_dir / "depth" / f"{im_id:06d}.png", depth, sh.depth_scale)
+    # The stored depth is what BOP users see: count valid pixels on the rounded values.
+    stored_depth = np.round(depth * 1000.0 / sh.depth_scale)
+    im_gt, im_info = [], []
+    for gt_id, (obj_id, mesh, T) in enumerate(zip(job.chosen, meshes, poses)):
+        visib = res.instance == gt_id
+        info, full = gt_info_for_object(mesh, T, sh.K, sh.width, sh.height, visib, stored_depth)
+        write_mask(scene_dir / "mask" / f"{im_id:06d}_{gt_id:06d}.png", full)
+        write_mask(scene_dir / "mask_visib" / f"{im_id:06d}_{gt_id:06d}.png", visib)
+        im_gt.append(BopGt(int(obj_id), T))
+        im_info.append(info)
+    return job.scene_id, im_id, (SceneCamera(sh.K, sh.depth_scale, T_cam_world), im_gt, im_info)
+
+
+def _run_jobs(jobs: list[_ImageJob], shared: _ImageJobShared, workers: int):
+    """Yield (scene_id, im_id, result) for each job, in this process or in ``workers`` processes.
+
+    Worker processes are spawned, not forked: open3d's thread pools do not survive a fork.
+    Each image has its own random stream, so the output does not depend on ``workers``.
+    """
+    if workers <= 1 or len(jobs) == 1:
+        _init_worker(shared)
+        for job in jobs:
+            yield _render_job(job)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(shared,)) as pool:
+        yield from pool.map(_render_job, jobs, chunksize=1)
+
+
 def synthesize_from_config(models: str | Path, out_dir: str | Path, n_scenes: int, n_images: int,
                            seed: int, cfg: SynthConfig, split: str = "test",
-                           progress: bool = True) -> SynthSummary:
+                           progress: bool = True, workers: int = 1) -> SynthSummary:
     """:func:`synthesize_bop_dataset` with every tunable taken from a :class:`SynthConfig`."""
     lo, hi = cfg.objects_per_scene
     if not 1 <= lo <= hi:
@@ -358,5 +439,5 @@ def synthesize_from_config(models: str | Path, out_dir: str | Path, n_scenes: in
         models, out_dir, n_scenes=n_scenes, n_images=n_images, seed=seed, width=cfg.width,
         height=cfg.height, objects_per_scene=(lo, hi), n_procedural_objects=cfg.n_procedural_objects,
         split=split, sensor=cfg.sensor if cfg.sensor_noise else None, depth_scale=cfg.depth_scale,
-        rgb_ext=cfg.rgb_ext, config=cfg.scene, progress=progress,
+        rgb_ext=cfg.rgb_ext, config=cfg.scene, progress=progress, workers=workers,
     )

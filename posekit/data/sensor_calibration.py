@@ -257,7 +257,9 @@ class HoleStats:
     right of the nearer surface) and ``left_runs``; their widths (px) and, for right runs,
     width / (fx (1/z_near - 1/z_far)) = the projector baseline (m) that explains the width.
     ``direct_left`` / ``direct_right``: jumps with no hole in between, by the side the far
-    surface lies on.
+    surface lies on. ``right_jumps`` / ``left_jumps``: every jump (with or without a hole)
+    by the side of its far surface, as (fx (1/z_near - 1/z_far) in px per metre of
+    baseline, hole width px), the data the shadow width model is fitted to.
     """
 
     hole_fraction: float
@@ -267,6 +269,8 @@ class HoleStats:
     right_baselines: list[float] = field(default_factory=list)
     direct_left: int = 0
     direct_right: int = 0
+    right_jumps: list[tuple[float, int]] = field(default_factory=list)
+    left_jumps: list[tuple[float, int]] = field(default_factory=list)
 
     @property
     def shadow_right_fraction(self) -> float:
@@ -342,11 +346,18 @@ def _frame_holes(depth: np.ndarray, fx: float, jump: float):
     big = np.abs(dz) > np.maximum(jump, 3.0 * slope)
     direct_right = int((big & (dz > 0)).sum())  # far surface on the right
     direct_left = int((big & (dz < 0)).sum())
+    z0, z1 = depth[rr[big], uu[big]], depth[rr[big], uu[big] + 1]
+    direct_per_m = fx * np.abs(1.0 / z0 - 1.0 / z1)
+    far_right_direct = z1 > z0
     return {
         "n_area": n_area, "n_holes": n_holes, "n_isolated": int(isolated.sum()), "n_flat": n_flat,
         "right_widths": width[right].tolist(), "left_widths": width[~right].tolist(),
         "right_baselines": (width[right] / predicted_per_m[right]).tolist(),
         "direct_left": direct_left, "direct_right": direct_right,
+        "right_jumps": list(zip(predicted_per_m[right].tolist(), width[right].tolist()))
+        + [(x, 0) for x in direct_per_m[far_right_direct].tolist()],
+        "left_jumps": list(zip(predicted_per_m[~right].tolist(), width[~right].tolist()))
+        + [(x, 0) for x in direct_per_m[~far_right_direct].tolist()],
     }
 
 
@@ -370,7 +381,38 @@ def hole_statistics(depth: np.ndarray | Sequence[np.ndarray], fx: float = 525.0,
         right_baselines=[w for p in per for w in p["right_baselines"]],
         direct_left=total("direct_left"),
         direct_right=total("direct_right"),
+        right_jumps=[j for p in per for j in p["right_jumps"]],
+        left_jumps=[j for p in per for j in p["left_jumps"]],
     )
+
+
+def _away_hole_fraction(holes: HoleStats) -> float:
+    """For a projector on the right: the fraction of far-on-the-right jumps with a hole."""
+    n = len(holes.right_widths) + holes.direct_right
+    return len(holes.right_widths) / n if n else math.nan
+
+
+def fit_shadow_width(jumps: Sequence[tuple[float, int]], max_baseline: float = 0.1,
+                     max_fill_px: float = 15.0) -> tuple[float, float]:
+    """(baseline m >= 0, fill px) of the shadow width model max(0, round(b p - fill)).
+
+    jumps: (p = fx (1/z_near - 1/z_far) px per metre, observed hole width px, 0 = none) of
+    every depth jump on the projector's side (see :class:`HoleStats`). Least squares on a
+    grid (0.5 mm, 0.25 px); (0.0, 0.0) without jumps. The geometric shadow is b p with b
+    the projector baseline (Kinect v1: 7.5 cm); the fill is what the sensor recovers next
+    to the edge.
+    """
+    if len(jumps) == 0:
+        return 0.0, 0.0
+    p, w = np.asarray(jumps, dtype=np.float64).T
+    b = np.arange(0.0, max_baseline + 1e-9, 5e-4)[:, None, None]
+    c = np.arange(0.0, max_fill_px + 1e-9, 0.25)[None, :, None]
+    err = np.zeros((b.shape[0], c.shape[1]))
+    for chunk in range(0, p.size, 2000):  # bounded memory for many jumps
+        pc, wc = p[None, None, chunk:chunk + 2000], w[None, None, chunk:chunk + 2000]
+        err += ((np.maximum(np.round(b * pc - c), 0.0) - wc) ** 2).sum(-1)
+    i, j = np.unravel_index(np.argmin(err), err.shape)
+    return float(b[i, 0, 0]), float(c[0, j, 0])
 
 
 # ----------------------------------------------------------------------------- all together
@@ -393,7 +435,10 @@ class SensorStats:
     residual_21 / residual_5: plane-fit residual std (m) per depth bin ``depth_bins``
     (centres, m) on 21x21 / 5x5 tiles, with their tile counts and median viewing angles;
     inverse_depth_step (1/m, 0 = continuous depth) and level_spacing_mm per bin; holes (see
-    :class:`HoleStats`); grazing angle quantiles (deg); invalid border (left, top, right,
+    :class:`HoleStats`; left_edge_hole_fraction is for the side away from the projector;
+    shadow_baseline (m, negative = projector left) and shadow_fill_px from
+    :func:`fit_shadow_width`; edge_run_px: mean width of the holes away from the projector);
+    grazing angle quantiles (deg); invalid border (left, top, right,
     bottom) px, the median over frames; fx (px) of the frames.
     """
 
@@ -416,6 +461,8 @@ class SensorStats:
     n_jump_holes: int
     left_edge_hole_fraction: float
     shadow_baseline: float
+    shadow_fill_px: float
+    edge_run_px: float
     grazing_deg: dict[str, float]
     invalid_border: tuple[int, int, int, int]
 
@@ -451,7 +498,10 @@ def measure_sensor(depths: Sequence[np.ndarray] | np.ndarray, K: np.ndarray,
     step, spacing = depth_level_step(frames)
     holes = hole_statistics(frames, K[0, 0])
     borders = np.array([invalid_border(d) for d in frames])
-    sign = -1.0 if holes.shadow_right_fraction >= 0.5 else 1.0  # shadows on the right: projector left
+    projector_left = not holes.shadow_right_fraction < 0.5  # shadows on the right (NaN: no holes)
+    shadow_jumps = holes.right_jumps if projector_left else holes.left_jumps
+    other_widths = holes.left_widths if projector_left else holes.right_widths
+    baseline, fill = fit_shadow_width(shadow_jumps)
     return SensorStats(
         n_frames=len(frames),
         image_size=(int(frames[0].shape[1]), int(frames[0].shape[0])),
@@ -470,8 +520,10 @@ def measure_sensor(depths: Sequence[np.ndarray] | np.ndarray, K: np.ndarray,
         shadow_width_px=float(np.median(holes.right_widths)) if holes.right_widths else math.nan,
         other_hole_width_px=float(np.median(holes.left_widths)) if holes.left_widths else math.nan,
         n_jump_holes=len(holes.right_widths) + len(holes.left_widths),
-        left_edge_hole_fraction=holes.left_edge_hole_fraction,
-        shadow_baseline=sign * float(np.median(holes.right_baselines)) if holes.right_baselines else 0.0,
+        left_edge_hole_fraction=holes.left_edge_hole_fraction if projector_left else _away_hole_fraction(holes),
+        shadow_baseline=-baseline if projector_left else baseline,
+        shadow_fill_px=fill,
+        edge_run_px=float(np.mean(other_widths)) if other_widths else math.nan,
         grazing_deg=grazing_angle_quantiles(frames, K),
         invalid_border=tuple(int(x) for x in np.median(borders, axis=0)),
     )
@@ -496,10 +548,12 @@ def fit_sensor_model(stats: SensorStats, base: DepthSensorModel | None = None, s
       measured ones; a + b (z - 0.4)^2 is then fitted to those stds (least squares,
       a >= 0): sigma_base, sigma_quadratic. Quantisation and the plane fit's absorption of
       correlated noise are thereby accounted for exactly as the model produces them.
-    * random_dropout: the isolated-hole fraction. edge_dropout: p with (1 - p)^2 = fraction
-      of far-on-the-left jumps without a hole (two edge pixels per row can drop).
-    * shadow_baseline: the median baseline that explains the right-side shadow widths,
-      negative (projector left) when most jump holes lie right of the nearer surface.
+    * random_dropout: the isolated-hole fraction. edge_dropout: the fraction of jumps on
+      the side away from the projector with a hole between the surfaces (one run per
+      jump); edge_run_px: those holes' mean width.
+    * shadow_baseline, shadow_fill_px: :func:`fit_shadow_width` on the jumps on the
+      projector's side, negative (projector left) when most jump holes lie right of the
+      nearer surface.
     * grazing_start_deg: the 99th percentile of the viewing angles (ramp width kept);
       invalid_border: the measured border.
     """
@@ -516,8 +570,11 @@ def fit_sensor_model(stats: SensorStats, base: DepthSensorModel | None = None, s
     if math.isfinite(stats.random_hole_fraction):
         params["random_dropout"] = float(stats.random_hole_fraction)
     if math.isfinite(stats.left_edge_hole_fraction):
-        params["edge_dropout"] = float(1.0 - math.sqrt(max(1.0 - stats.left_edge_hole_fraction, 0.0)))
+        params["edge_dropout"] = float(stats.left_edge_hole_fraction)
+    if math.isfinite(stats.edge_run_px):
+        params["edge_run_px"] = float(stats.edge_run_px)
     params["shadow_baseline"] = float(stats.shadow_baseline)
+    params["shadow_fill_px"] = float(stats.shadow_fill_px)
     p99 = stats.grazing_deg.get("p99", math.nan)
     if math.isfinite(p99):
         width = base.grazing_end_deg - base.grazing_start_deg
