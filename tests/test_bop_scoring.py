@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from posekit.data.meshes import box_mesh as procedural_box
 from posekit.eval import bop_scoring as bs
 from posekit.geometry import make_pose as pose
 from posekit.geometry import rotation_about_axis as rot
@@ -120,11 +121,8 @@ def irregular_mesh(seed: int = 0, radius: float = 0.04) -> Mesh:
 
 
 def box_mesh(sx=0.06, sy=0.04, sz=0.02) -> Mesh:
-    hx, hy, hz = sx / 2, sy / 2, sz / 2
-    v = np.array([[x, y, z] for x in (-hx, hx) for y in (-hy, hy) for z in (-hz, hz)])
-    f = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
-                  [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
-    return Mesh(v, f)
+    """Closed cuboid centred at the origin with full side lengths sx, sy, sz (metres)."""
+    return Mesh(*procedural_box((sx, sy, sz)))
 
 
 # Scene 1: image 0 holds object 1 and two instances of object 2 (a box with half-turn

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import array
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pytest
+from pointcloud2_standin import Cloud, Field, Header
 
 from posekit.errors import BadInputError
 from posekit.io.pointcloud import PointCloud
@@ -20,32 +19,6 @@ from posekit.io.pointcloud2 import (
     pointcloud2_to_structured,
     unpack_rgb,
 )
-
-
-@dataclass
-class Field:
-    name: str
-    offset: int
-    datatype: int
-    count: int = 1
-
-
-@dataclass
-class Header:
-    frame_id: str = "cam"
-
-
-@dataclass
-class Cloud:
-    height: int
-    width: int
-    fields: list
-    is_bigendian: bool
-    point_step: int
-    row_step: int
-    data: Any
-    is_dense: bool = False
-    header: Header = field(default_factory=Header)
 
 
 def _message(

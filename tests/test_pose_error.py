@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from posekit.data.meshes import box_mesh as procedural_box
 from posekit.errors import BadInputError
 from posekit.eval import pose_error as pe
 from posekit.geometry import rotation_about_axis as rot
@@ -18,11 +19,7 @@ W, H = 160, 120
 
 def box_mesh(sx=0.06, sy=0.04, sz=0.02) -> Mesh:
     """Closed cuboid centred at the origin with full side lengths sx, sy, sz (metres)."""
-    hx, hy, hz = sx / 2, sy / 2, sz / 2
-    v = np.array([[x, y, z] for x in (-hx, hx) for y in (-hy, hy) for z in (-hz, hz)])
-    f = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
-                  [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
-    return Mesh(v, f)
+    return Mesh(*procedural_box((sx, sy, sz)))
 
 
 BOX = box_mesh()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from pointcloud2_standin import Cloud, Field
 
 from posekit.geometry import se3_compose, se3_exp, se3_inverse, se3_log, transform_points
 from posekit.io import bop
@@ -70,25 +69,6 @@ def test_transform_points_matches_homogeneous_product(xi, pts):
 # ----------------------------------------------------------------------------- PointCloud2
 
 
-@dataclass
-class Field:
-    name: str
-    offset: int
-    datatype: int
-    count: int = 1
-
-
-@dataclass
-class Cloud:
-    height: int
-    width: int
-    fields: list
-    is_bigendian: bool
-    point_step: int
-    row_step: int
-    data: Any
-    is_dense: bool = False
-    header: Any = field(default=None)
 
 
 @FAST

@@ -18,6 +18,20 @@ from posekit.errors import PosekitError
 COMMAND_MODULES = ["demo", "synth", "eval", "bench"]
 
 
+def add_command_group(subparsers: argparse._SubParsersAction, name: str, help: str,
+                      metavar: str) -> argparse._SubParsersAction:
+    """Add ``posekit NAME SUBCOMMAND ...``; ``posekit NAME`` alone prints its help and exits 2."""
+    parser = subparsers.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
+    sub = parser.add_subparsers(dest=f"{name}_command", metavar=metavar)
+
+    def print_help(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=print_help)
+    return sub
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="posekit",

@@ -10,14 +10,11 @@ import argparse
 import json
 from pathlib import Path
 
+from posekit.cli import add_command_group
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bench", help="benchmarks against real data and naive peers",
-        description="Benchmarks that compare posekit's components with real data and naive peers.",
-    )
-    sub = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
-    parser.set_defaults(func=lambda args: _print_help(parser))
+    sub = add_command_group(subparsers, "bench", "benchmarks against real data and naive peers", "BENCHMARK")
 
     sensor = sub.add_parser(
         "sensor",
@@ -40,11 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sensor.add_argument("--quick", action="store_true", help="small images (320x240) and 2 synthetic frames")
     sensor.add_argument("--seed", type=int, default=0, help="seed of the synthetic scenes and noise (default 0)")
     sensor.set_defaults(func=run_sensor)
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def run_sensor(args: argparse.Namespace) -> int:

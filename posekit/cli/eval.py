@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from posekit.cli import add_command_group
+
 # Table columns: (score key, header).
 _COLUMNS = [
     ("ar", "AR"),
@@ -23,14 +25,8 @@ _COLUMNS = [
     ("trans_recall_1cm", "t<1cm"),
 ]
 
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "eval", help="evaluate pose estimates on benchmarks",
-        description="Evaluate pose estimates on benchmarks.",
-    )
-    sub = parser.add_subparsers(dest="eval_command", metavar="BENCHMARK")
-    parser.set_defaults(func=lambda args: _print_help(parser))
+    sub = add_command_group(subparsers, "eval", "evaluate pose estimates on benchmarks", "BENCHMARK")
 
     bop = sub.add_parser(
         "bop",
@@ -54,11 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bop.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the scores to this JSON file")
     bop.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     bop.set_defaults(func=run_bop)
-
-
-def _print_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
 
 
 def format_table(scores, title: str = "") -> str:

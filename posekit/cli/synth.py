@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from posekit.cli import add_command_group
+
 
 def register(subparsers) -> None:
-    synth = subparsers.add_parser("synth", help="write synthetic datasets (BOP scenes, ...)")
-    sub = synth.add_subparsers(dest="synth_command", metavar="KIND")
-    synth.set_defaults(func=lambda args: (synth.print_help(), 2)[1])
+    sub = add_command_group(subparsers, "synth", "write synthetic datasets (BOP scenes, ...)", "KIND")
 
     bop = sub.add_parser(
         "bop",
