@@ -9,13 +9,30 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from posekit import __version__
 from posekit.errors import PosekitError
 
 # Modules of posekit.cli, each with register(subparsers). Order is the order of --help.
-COMMAND_MODULES = ["demo", "synth", "eval", "bench"]
+COMMAND_MODULES = ["demo", "synth", "train", "predict", "eval", "bench"]
+# One adapter module per engine. Besides register(subparsers) for its own top-level commands
+# (e.g. ``posekit register``), it may define register_synth/register_train/register_predict/
+# register_bench(sub), which the group modules call to add ``posekit <group> <engine>``.
+ENGINE_MODULES = ["registration", "body", "view"]
+
+
+def engine_hooks(hook: str) -> list:
+    """The ``hook`` functions (e.g. ``"register_train"``) of the engine adapter modules."""
+    hooks = []
+    for name in ENGINE_MODULES:
+        if importlib.util.find_spec(f"posekit.cli.{name}") is None:
+            continue  # engine not present in this build
+        func = getattr(importlib.import_module(f"posekit.cli.{name}"), hook, None)
+        if func is not None:
+            hooks.append(func)
+    return hooks
 
 
 def add_command_group(subparsers: argparse._SubParsersAction, name: str, help: str,
@@ -41,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"posekit.cli.{name}").register(sub)
+    for register_engine in engine_hooks("register"):
+        register_engine(sub)
     return parser
 
 

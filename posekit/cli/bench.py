@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from posekit.cli import add_command_group
+from posekit.cli import add_command_group, engine_hooks
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sensor.add_argument("--quick", action="store_true", help="small images (320x240) and 2 synthetic frames")
     sensor.add_argument("--seed", type=int, default=0, help="seed of the synthetic scenes and noise (default 0)")
     sensor.set_defaults(func=run_sensor)
+    for register_engine in engine_hooks("register_bench"):
+        register_engine(sub)
 
 
 def run_sensor(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from posekit.cli import add_command_group
+from posekit.cli import add_command_group, engine_hooks
 
 
 def register(subparsers) -> None:
@@ -37,6 +37,8 @@ def register(subparsers) -> None:
                      help="processes rendering in parallel (the output does not depend on it)")
     bop.add_argument("--quiet", action="store_true", help="no progress bar")
     bop.set_defaults(func=run_bop)
+    for register_engine in engine_hooks("register_synth"):
+        register_engine(sub)
 
 
 def run_bop(args) -> int:
