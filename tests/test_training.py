@@ -75,7 +75,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_training import make_batch, compute_loss, settings
         from posekit.training import train
-        r = train(torch.nn.Linear(3, 1, bias=False), make_batch, compute_loss, settings(30, num_threads=1),
+        r = train(torch.nn.Linear(3, 1, bias=False), make_batch, compute_loss, settings(80, num_threads=1),
                   sys.argv[1], progress=False, engine="toy")
         import torch.distributed as dist
         print("RANK", dist.get_rank(), "WORLD", dist.get_world_size(), "WEIGHTS", r.weights_path)
