@@ -101,8 +101,12 @@ class Mesh:
         normals = np.asarray(m.vertex_normals) if m.has_vertex_normals() else None
         return cls(np.asarray(m.vertices), np.asarray(m.triangles), colors, normals, name)
 
-    def sample_points(self, n: int, seed: int = 0) -> np.ndarray:
-        """n points (n, 3) drawn uniformly on the surface (area-weighted), reproducible by seed."""
+    def sample_points(self, n: int, seed: int = 0, return_normals: bool = False):
+        """n points (n, 3) drawn uniformly on the surface (area-weighted), reproducible by seed.
+
+        With ``return_normals`` also the (n, 3) unit normals of the faces they lie on (the
+        faces' winding order decides the side: outward for posekit's and BOP's meshes).
+        """
         if int(n) != n or n < 1:
             raise BadInputError(f"number of points to sample must be a positive integer, got {n!r}")
         rng = np.random.default_rng(seed)
@@ -114,7 +118,12 @@ class Mesh:
         r1, r2 = rng.random(n), rng.random(n)
         s = np.sqrt(r1)
         w = np.stack([1 - s, s * (1 - r2), s * r2], axis=1)
-        return (tri[idx] * w[:, :, None]).sum(1)
+        points = (tri[idx] * w[:, :, None]).sum(1)
+        if not return_normals:
+            return points
+        normals = np.cross(tri[idx, 1] - tri[idx, 0], tri[idx, 2] - tri[idx, 0])
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        return points, normals
 
 
 _MESH_SUFFIXES = {".ply", ".obj", ".stl", ".off"}

@@ -1,0 +1,159 @@
+"""Object engine commands: ``posekit register``, ``posekit train registration``, ``bench``/``predict``.
+
+Adapter only: parse arguments, call :mod:`posekit.registration`, print and write files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "register",
+        help="6D pose of an object model in a scan (points or depth image) by SE(3) diffusion",
+        description=(
+            "Register an object model (mesh or points, metres) to a scan: a segmented object cloud "
+            "(--observed), or a raw scene cloud (--scene: tabletop fallback finds the object), or a "
+            "depth image + intrinsics (--depth, --K, optional --mask/--bbox). Prints the pose and "
+            "score; writes JSON and a PNG overlay."
+        ),
+    )
+    p.add_argument("--model", required=True, help="object model: mesh (PLY/OBJ/STL) or cloud, metres")
+    p.add_argument("--model-scale", type=float, default=1.0, help="multiply the model by this (0.001 for mm)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--observed", help="segmented object points (PLY/PCD/XYZ/NPY), camera frame, metres")
+    src.add_argument("--scene", help="raw scene cloud (camera frame, metres): tabletop fallback")
+    src.add_argument("--depth", help="depth image (16-bit PNG in mm or float TIFF in m)")
+    p.add_argument("--K", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), help="intrinsics for --depth")
+    p.add_argument("--depth-scale", type=float, default=0.001, help="metres per unit of a 16-bit depth PNG")
+    p.add_argument("--mask", help="object mask image for --depth (nonzero = object)")
+    p.add_argument("--bbox", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="2D box for --depth")
+    p.add_argument("--weights", default="registration-procedural", help="shipped model name or weights path")
+    p.add_argument("--hypotheses", type=int, default=4)
+    p.add_argument("--icp", dest="icp", action="store_true", default=None, help="refine with point-to-plane ICP")
+    p.add_argument("--no-icp", dest="icp", action="store_false")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, help="write the result as JSON")
+    p.add_argument("--png", type=Path, help="write an overlay picture")
+    p.set_defaults(func=run_register)
+
+
+def register_train(sub) -> None:
+    p = sub.add_parser(
+        "registration",
+        help="train the object-agnostic registration denoiser on rendered views",
+        description="Train the SE(3) diffusion denoiser on views rendered on the fly (procedural meshes by "
+                    "default). Checkpoints and resumes in --out; runs under torchrun for DDP.",
+    )
+    p.add_argument("--config", type=Path, help="YAML config (default: configs/registration.yaml values)")
+    p.add_argument("--models", help="'procedural' or a BOP models folder to train on (config: data.models)")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoint.pt, model.pt, history.jsonl)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.steps=100 (repeatable)")
+    p.add_argument("--device", help="cpu or cuda (config: train.device)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if --out has a checkpoint")
+    p.set_defaults(func=run_train)
+
+
+def register_bench(sub) -> None:
+    from posekit.cli.registration_bench import register_bench as add
+
+    add(sub)
+
+
+def register_predict(sub) -> None:
+    from posekit.cli.registration_bench import register_predict as add
+
+    add(sub)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from posekit.registration.train import load_train_config, run_training
+
+    overrides = list(args.overrides)
+    if args.models:
+        overrides.append(f"data.models={args.models}")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    cfg = load_train_config(args.config, overrides)
+    result = run_training(cfg, args.out, resume=not args.no_resume)
+    if result.weights_path is not None:
+        print(f"weights: {result.weights_path} ({result.steps} steps, {result.seconds:.0f} s)")
+        for k, v in result.metrics.items():
+            print(f"  {k}: {v:.4g}")
+    return 0
+
+
+def run_register(args: argparse.Namespace) -> int:
+    from posekit.registration.estimator import ObjectPoseEstimator
+
+    est = ObjectPoseEstimator.from_pretrained(args.weights, device=args.device, num_hypotheses=args.hypotheses,
+                                              refine_icp=args.icp)
+    model = est.prepare_model(_read_model(args.model, args.model_scale))
+    depth = K = None
+    if args.observed or args.scene:
+        from posekit.io.pointcloud import read_point_cloud
+
+        cloud = read_point_cloud(args.observed or args.scene)
+        if args.observed:
+            result = est.estimate(model, cloud.points, return_hypotheses=True)
+        else:
+            result = est.estimate_scene(model, cloud.points, return_hypotheses=True)
+        points = cloud.points
+    else:
+        from posekit.io.depth import read_depth_image
+
+        if not args.K:
+            raise SystemExit("posekit register: error: --depth needs --K FX FY CX CY")
+        fx, fy, cx, cy = args.K
+        K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
+        depth = read_depth_image(args.depth, scale=args.depth_scale)
+        mask = None
+        if args.mask:
+            from posekit.io.bop import read_mask
+
+            mask = read_mask(args.mask) > 0
+        result = est.estimate(model, depth=depth, K=K, mask=mask, bbox=args.bbox, return_hypotheses=True)
+        points = None
+    _print_result(result)
+    if args.out:
+        from posekit.io.atomic import atomic_write_text
+
+        atomic_write_text(args.out, json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.out}")
+    if args.png:
+        from posekit.registration.overlay import save_overlay
+
+        save_overlay(args.png, result, model.cloud, points=points, depth=depth, K=K)
+        print(f"wrote {args.png}")
+    return 0 if result.success else 1
+
+
+def _read_model(path: str, scale: float):
+    from posekit.io.mesh import read_mesh
+
+    try:
+        mesh = read_mesh(path, scale=scale)
+        if len(mesh.faces):
+            return mesh
+    except Exception:  # noqa: BLE001 (not a mesh: read it as a cloud below)
+        pass
+    from posekit.io.pointcloud import read_point_cloud
+
+    return np.asarray(read_point_cloud(path).points, dtype=np.float64) * scale
+
+
+def _print_result(result) -> None:
+    if not result.success:
+        print(f"no pose: {result.reason}")
+        return
+    np.set_printoptions(precision=4, suppress=True)
+    print(f"score {result.score:.3f}  ({result.time_ms:.0f} ms, {result.n_observed} observed points)")
+    print(f"R =\n{result.R}\nt = {result.t} m")
+    if result.reason:
+        print(result.reason)

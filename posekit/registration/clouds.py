@@ -1,0 +1,156 @@
+"""Point clouds as the registration network sees them: fixed sizes, normals, normalised frames.
+
+One home for the input conventions shared by training and inference:
+
+- model cloud: ``n_model`` surface points of the object with outward unit normals, in the
+  model frame (metres);
+- observed cloud: ``n_observed`` camera-frame points (metres) with unit normals turned
+  towards the camera;
+- normalisation: the observed cloud is centred on its mean ``mu``, the model on its
+  bounding-box centre ``c``, and both are divided by the model radius ``r`` (half its
+  diameter), so the network works in object-size units whatever the object's size.
+  A normalised state ``H`` (observed -> model) maps back to ``T_cam_model`` by
+  :func:`pose_from_state`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from posekit.errors import BadInputError
+from posekit.io.mesh import Mesh
+
+
+@dataclass
+class ModelCloud:
+    """A model ready for registration: points/normals (model frame, m), centre, radius, symmetries."""
+
+    points: np.ndarray  # (M, 3) float32
+    normals: np.ndarray  # (M, 3) float32, outward
+    centre: np.ndarray  # (3,) bounding-box centre, model frame
+    radius: float  # half the diameter, m
+    symmetries: np.ndarray  # (S, 4, 4) T_model_model (identity first), metres
+    obj_id: int = 0
+    mesh: Mesh | None = None
+
+    @property
+    def diameter(self) -> float:
+        return 2.0 * self.radius
+
+    def normalised(self) -> tuple[np.ndarray, np.ndarray]:
+        return ((self.points - self.centre) / self.radius).astype(np.float32), self.normals.astype(np.float32)
+
+    def normalised_symmetries(self) -> np.ndarray:
+        """(S, 4, 4) symmetries in normalised model coordinates q = (p - c) / r."""
+        S = self.symmetries.copy()
+        R, t = S[:, :3, :3], S[:, :3, 3]
+        S[:, :3, 3] = (np.einsum("sij,j->si", R, self.centre) + t - self.centre) / self.radius
+        return S
+
+
+def subsample_indices(n_have: int, n_want: int, rng: np.random.Generator) -> np.ndarray:
+    """n_want indices into n_have items: without replacement when possible, else with."""
+    if n_have < 1:
+        raise BadInputError("cannot subsample an empty cloud")
+    return rng.choice(n_have, size=n_want, replace=n_have < n_want)
+
+
+def _diameter(points: np.ndarray) -> float:
+    from scipy.spatial import ConvexHull, QhullError
+    from scipy.spatial.distance import pdist
+
+    try:
+        hull = points[ConvexHull(points).vertices]
+    except (QhullError, ValueError):
+        hull = points
+    if len(hull) > 3000:
+        hull = hull[np.random.default_rng(0).choice(len(hull), 3000, replace=False)]
+    return float(pdist(hull).max())
+
+
+def model_cloud_from_mesh(mesh: Mesh, n: int = 1024, seed: int = 0, symmetries: np.ndarray | None = None,
+                          obj_id: int = 0, diameter: float | None = None) -> ModelCloud:
+    """Sample ``n`` surface points with face normals from a mesh (metres)."""
+    pts, nrm = mesh.sample_points(n, seed=seed, return_normals=True)
+    lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
+    d = float(diameter) if diameter else _diameter(np.asarray(mesh.vertices))
+    return ModelCloud(pts.astype(np.float32), nrm.astype(np.float32), ((lo + hi) / 2).astype(np.float64),
+                      d / 2.0, _symmetries_or_identity(symmetries), obj_id, mesh)
+
+
+def model_cloud_from_points(points: np.ndarray, normals: np.ndarray | None = None, n: int = 1024, seed: int = 0,
+                            symmetries: np.ndarray | None = None, obj_id: int = 0) -> ModelCloud:
+    """A model given as points (e.g. a scanned cloud), normals estimated and turned outward if absent."""
+    points = np.asarray(points, dtype=np.float64)
+    if normals is None:
+        normals = estimate_normals(points, towards=None)
+    rng = np.random.default_rng(seed)
+    idx = subsample_indices(len(points), n, rng)
+    lo, hi = points.min(0), points.max(0)
+    return ModelCloud(points[idx].astype(np.float32), np.asarray(normals)[idx].astype(np.float32),
+                      (lo + hi) / 2, _diameter(points) / 2.0, _symmetries_or_identity(symmetries), obj_id, None)
+
+
+def _symmetries_or_identity(symmetries) -> np.ndarray:
+    if symmetries is None or len(symmetries) == 0:
+        return np.eye(4)[None]
+    S = np.asarray(symmetries, dtype=np.float64).reshape(-1, 4, 4)
+    return S
+
+
+def estimate_normals(points: np.ndarray, towards: np.ndarray | None = np.zeros(3), k: int = 16) -> np.ndarray:
+    """Unit normals (N, 3) by local PCA (open3d); turned towards the point ``towards`` (the
+    camera centre for observed clouds) or, with ``towards=None``, away from the centroid."""
+    import open3d as o3d
+
+    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, dtype=np.float64)))
+    pc.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=int(k)))
+    normals = np.asarray(pc.normals).copy()
+    anchor = np.asarray(points).mean(0) if towards is None else np.asarray(towards, dtype=np.float64)
+    to_anchor = anchor[None] - np.asarray(points)
+    flip = (normals * to_anchor).sum(1) < 0
+    if towards is None:
+        flip = ~flip  # outward: away from the centroid
+    normals[flip] *= -1
+    return normals
+
+
+def observed_cloud(points: np.ndarray, normals: np.ndarray | None, n: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Subsample to ``n`` points (camera frame, m) with camera-facing normals (estimated if None)."""
+    points = np.asarray(points, dtype=np.float64)
+    if normals is None:
+        normals = estimate_normals(points)
+    idx = subsample_indices(len(points), n, rng)
+    return points[idx].astype(np.float32), np.asarray(normals)[idx].astype(np.float32)
+
+
+def normalise_observed(points: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """(points - mu) / radius and mu (3,)."""
+    mu = points.mean(0).astype(np.float64)
+    return ((points - mu) / radius).astype(np.float32), mu
+
+
+def pose_from_state(H: np.ndarray, mu: np.ndarray, model: ModelCloud) -> np.ndarray:
+    """T_cam_model (..., 4, 4) from normalised states H (..., 4, 4) (observed -> model).
+
+    (p_model - c) / r = R_H (p_cam - mu) / r + t_H, so T_model_cam = [R_H, r t_H + c - R_H mu].
+    """
+    H = np.asarray(H, dtype=np.float64)
+    T_model_cam = np.broadcast_to(np.eye(4), H.shape).copy()
+    R = H[..., :3, :3]
+    T_model_cam[..., :3, :3] = R
+    T_model_cam[..., :3, 3] = model.radius * H[..., :3, 3] + model.centre - np.einsum("...ij,j->...i", R, mu)
+    return np.linalg.inv(T_model_cam)
+
+
+def state_from_pose(T_cam_model: np.ndarray, mu: np.ndarray, model: ModelCloud) -> np.ndarray:
+    """Inverse of :func:`pose_from_state`: the normalised state H0 of a known pose."""
+    T_model_cam = np.linalg.inv(np.asarray(T_cam_model, dtype=np.float64))
+    R = T_model_cam[..., :3, :3]
+    H = np.broadcast_to(np.eye(4), T_model_cam.shape).copy()
+    H[..., :3, :3] = R
+    H[..., :3, 3] = (T_model_cam[..., :3, 3] - model.centre + np.einsum("...ij,j->...i", R, mu)) / model.radius
+    return H

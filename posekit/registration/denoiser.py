@@ -1,0 +1,172 @@
+"""The object-agnostic denoiser: rotation-invariant point features, annealed soft matching, weighted Kabsch.
+
+An RPM-Net-style surrogate registration network (Yew & Lee, CVPR 2020) adapted to the
+diffusion step:
+
+1. **Features** (computed once per cloud, independent of the pose): point-pair features
+   (PPF, Drost et al. 2010) between each point and its neighbours, ``(|d|, cos(n_i, d),
+   cos(n_j, d), cos(n_i, n_j))``, pooled by a small PointNet, at two scales (k nearest
+   neighbours in the cloud, then k neighbours in a 4x sparser subsample, which also see the
+   first-scale features). PPFs only use distances and angles, so the features are invariant
+   to any rigid motion of the cloud, and the network never sees the object's identity:
+   one network serves unseen objects.
+2. **Matching** (every diffusion step): affinities
+   ``-alpha(s) |f_i - g_j|^2 - beta(s) |H x_i - y_j|^2`` between observed point i (moved by
+   the current state H) and model point j, with ``alpha, beta`` and a slack (outlier) score
+   predicted from the step ``s = sqrt(abar_t)``: far from the data (s ~ 0) the features
+   decide, close to it the positions do (annealing as in RPM-Net). Sinkhorn normalisation
+   with a slack row and column gives a soft assignment.
+3. **Pose**: weighted Kabsch between ``H x_i`` and their soft correspondences gives
+   ``dH``; the whole map is equivariant: moving the observed cloud by G moves the answer
+   ``dH @ H`` by G^-1 on the right.
+
+Units: both clouds are normalised by the caller (centred, divided by the model radius).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from posekit.geometry.alignment import weighted_kabsch
+from posekit.geometry.se3 import transform_points
+
+
+@dataclass
+class DenoiserConfig:
+    """Network sizes (the ``network:`` section of configs/registration.yaml)."""
+
+    k_local: int = 12  # neighbours of the first (fine) scale
+    k_coarse: int = 12  # neighbours of the second scale, in the 4x subsample
+    coarse_stride: int = 4
+    hidden: int = 48
+    feature_dim: int = 48
+    sinkhorn_iters: int = 5
+    match_observed: int = 256  # points of each cloud that take part in the matching
+    match_model: int = 512
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def knn_indices(points: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (BxQxk) of the k nearest ``points (BxNx3)`` of each of ``queries (BxQx3)``."""
+    k = min(k, points.shape[1])
+    return torch.cdist(queries, points).topk(k, dim=-1, largest=False).indices
+
+
+def gather_neighbours(values: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """values (BxNxC), idx (BxQxk) -> (BxQxkxC)."""
+    B, Q, k = idx.shape
+    flat = idx.reshape(B, Q * k, 1).expand(-1, -1, values.shape[-1])
+    return values.gather(1, flat).reshape(B, Q, k, values.shape[-1])
+
+
+def point_pair_features(p: torch.Tensor, n: torch.Tensor, pn: torch.Tensor, nn_: torch.Tensor) -> torch.Tensor:
+    """PPF (..., 4) of centre points ``p, n (BxQx3)`` with neighbours ``pn, nn_ (BxQxkx3)``.
+
+    ``(|d|, cos(n_i, d), cos(n_j, d), cos(n_i, n_j))`` with d = p_j - p_i (Drost et al. 2010),
+    cosines instead of angles (smooth, no arccos at the poles).
+    """
+    d = pn - p.unsqueeze(2)
+    dist = d.norm(dim=-1, keepdim=True)
+    du = d / dist.clamp_min(1e-6)
+    ni = n.unsqueeze(2).expand_as(nn_)
+    return torch.cat([dist, (ni * du).sum(-1, keepdim=True), (nn_ * du).sum(-1, keepdim=True),
+                      (ni * nn_).sum(-1, keepdim=True)], dim=-1)
+
+
+def _mlp(sizes: list[int], last_activation: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2 or last_activation:
+            layers.append(nn.GELU())
+    return nn.Sequential(*layers)
+
+
+class InvariantPointFeatures(nn.Module):
+    """Rigid-motion-invariant per-point features (BxNxfeature_dim) from points and normals."""
+
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        self.cfg = cfg
+        h = cfg.hidden
+        self.local = _mlp([4, h // 2, h])
+        self.coarse = _mlp([4 + h, h, h])
+        self.head = _mlp([2 * h, h, cfg.feature_dim], last_activation=False)
+
+    def forward(self, points: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        idx = knn_indices(points, points, cfg.k_local + 1)[..., 1:]  # without the point itself
+        ppf = point_pair_features(points, normals, gather_neighbours(points, idx), gather_neighbours(normals, idx))
+        f_local = self.local(ppf).max(dim=2).values  # (B, N, h)
+        # Second scale: neighbours among a strided subsample (points are in random order).
+        sub = slice(None, None, cfg.coarse_stride)
+        ps, ns, fs = points[:, sub], normals[:, sub], f_local[:, sub]
+        idx2 = knn_indices(ps, points, cfg.k_coarse)
+        ppf2 = point_pair_features(points, normals, gather_neighbours(ps, idx2), gather_neighbours(ns, idx2))
+        f_coarse = self.coarse(torch.cat([ppf2, gather_neighbours(fs, idx2)], dim=-1)).max(dim=2).values
+        f = self.head(torch.cat([f_local, f_coarse], dim=-1))
+        return nn.functional.normalize(f, dim=-1)
+
+
+def log_sinkhorn(logits: torch.Tensor, slack: torch.Tensor, iters: int) -> torch.Tensor:
+    """Soft assignment (BxNxM) from logits (BxNxM) with a slack row/column of score ``slack (B,)``.
+
+    Log-domain Sinkhorn with row and column potentials (RPM-Net's Sinkhorn with slack): real
+    rows and columns are normalised to one including the slack entry; the slack row and
+    column themselves are not, so they absorb points with no counterpart (occluded parts,
+    background).
+    """
+    B, N, M = logits.shape
+    s = slack.view(B, 1)
+    u = logits.new_zeros(B, N)
+    v = logits.new_zeros(B, M)
+    for _ in range(iters):
+        u = -torch.logaddexp(torch.logsumexp(logits + v.unsqueeze(1), dim=2), s)
+        v = -torch.logaddexp(torch.logsumexp(logits + u.unsqueeze(2), dim=1), s)
+    return (logits + u.unsqueeze(2) + v.unsqueeze(1)).exp()
+
+
+class RegistrationDenoiser(nn.Module):
+    """Predicts dH (Bx4x4) aligning the moved observed cloud to the model, given the step s."""
+
+    def __init__(self, cfg: DenoiserConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or DenoiserConfig()
+        self.features = InvariantPointFeatures(self.cfg)
+        # s -> (log alpha, log beta, slack); initialised so features decide early, positions late.
+        self.anneal = _mlp([1, 32, 3], last_activation=False)
+        with torch.no_grad():
+            self.anneal[-1].weight.zero_()
+            self.anneal[-1].bias.copy_(torch.tensor([2.0, 0.0, -2.0]))
+        self.beta_gain = nn.Parameter(torch.tensor(6.0))  # log beta grows with s
+
+    def annealing(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.anneal(s.view(-1, 1).to(self.beta_gain.dtype))
+        alpha = out[:, 0].exp()
+        beta = (out[:, 1] + self.beta_gain * s.view(-1).to(out.dtype)).exp()
+        return alpha, beta, out[:, 2]
+
+    def match(self, obs: torch.Tensor, f_obs: torch.Tensor, model: torch.Tensor, f_model: torch.Tensor,
+              H: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """One denoising step: dH (Bx4x4) for observed (BxNx3), model (BxMx3), features, state H."""
+        # Features come from the whole clouds; matching uses a subset (clouds are in random order).
+        obs, f_obs = obs[:, : self.cfg.match_observed], f_obs[:, : self.cfg.match_observed]
+        model, f_model = model[:, : self.cfg.match_model], f_model[:, : self.cfg.match_model]
+        moved = transform_points(H, obs)
+        alpha, beta, slack = self.annealing(s)
+        feat_d2 = (2.0 - 2.0 * f_obs @ f_model.transpose(1, 2)).clamp_min(0)  # unit features
+        pos_d2 = torch.cdist(moved, model).square()
+        logits = -alpha.view(-1, 1, 1) * feat_d2 - beta.view(-1, 1, 1) * pos_d2
+        P = log_sinkhorn(logits, slack, self.cfg.sinkhorn_iters)
+        mass = P.sum(dim=2)
+        target = (P @ model) / mass.clamp_min(1e-6).unsqueeze(-1)
+        return weighted_kabsch(moved, target, mass + 1e-6)
+
+    def forward(self, obs, obs_normals, model, model_normals):
+        """Features of both clouds (the part DistributedDataParallel wraps; :meth:`match` reuses them)."""
+        return self.features(obs, obs_normals), self.features(model, model_normals)
