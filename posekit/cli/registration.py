@@ -61,15 +61,21 @@ def register_train(sub) -> None:
 
 
 def register_bench(sub) -> None:
-    from posekit.cli.registration_bench import register_bench as add
+    import importlib.util
 
-    add(sub)
+    if importlib.util.find_spec("posekit.cli.registration_bench"):
+        from posekit.cli.registration_bench import register_bench as add
+
+        add(sub)
 
 
 def register_predict(sub) -> None:
-    from posekit.cli.registration_bench import register_predict as add
+    import importlib.util
 
-    add(sub)
+    if importlib.util.find_spec("posekit.cli.registration_bench"):
+        from posekit.cli.registration_bench import register_predict as add
+
+        add(sub)
 
 
 def run_train(args: argparse.Namespace) -> int:
