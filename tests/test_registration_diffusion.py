@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from posekit.geometry.se3 import se3_exp, se3_inverse, se3_log, transform_points
+from posekit.geometry.se3 import se3_inverse, se3_log, transform_points
 from posekit.geometry.so3 import geodesic_distance, random_rotation
 from posekit.registration.denoiser import DenoiserConfig, RegistrationDenoiser, log_sinkhorn
 from posekit.registration.diffusion import DiffusionSchedule, q_sample, sample

@@ -1,7 +1,6 @@
 """The shared training loop: it learns, resumes to the same weights, and runs under torchrun (2 CPU procs)."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -84,7 +83,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          str(script), str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=240, check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "RANK 0 WORLD 2" in out.stdout and "RANK 1 WORLD 2" in out.stdout

@@ -148,7 +148,7 @@ def _read_model(path: str, scale: float):
         if len(mesh.faces):
             return mesh
     except Exception:  # noqa: BLE001 (not a mesh: read it as a cloud below)
-        pass
+        mesh = None
     from posekit.io.pointcloud import read_point_cloud
 
     return np.asarray(read_point_cloud(path).points, dtype=np.float64) * scale

@@ -85,7 +85,7 @@ def model_cloud_from_points(points: np.ndarray, normals: np.ndarray | None = Non
     """A model given as points (e.g. a scanned cloud), normals estimated and turned outward if absent."""
     points = np.asarray(points, dtype=np.float64)
     if normals is None:
-        normals = estimate_normals(points, towards=None)
+        normals = estimate_normals(points, towards="outward")
     rng = np.random.default_rng(seed)
     idx = subsample_indices(len(points), n, rng)
     lo, hi = points.min(0), points.max(0)
@@ -100,18 +100,24 @@ def _symmetries_or_identity(symmetries) -> np.ndarray:
     return S
 
 
-def estimate_normals(points: np.ndarray, towards: np.ndarray | None = np.zeros(3), k: int = 16) -> np.ndarray:
-    """Unit normals (N, 3) by local PCA (open3d); turned towards the point ``towards`` (the
-    camera centre for observed clouds) or, with ``towards=None``, away from the centroid."""
+def estimate_normals(points: np.ndarray, towards: str | np.ndarray = "camera", k: int = 16) -> np.ndarray:
+    """Unit normals (N, 3) by local PCA (open3d), turned towards ``towards``: "camera" (the
+    origin: observed clouds), a point (3,), or "outward" (away from the centroid: models)."""
     import open3d as o3d
 
     pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, dtype=np.float64)))
     pc.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=int(k)))
     normals = np.asarray(pc.normals).copy()
-    anchor = np.asarray(points).mean(0) if towards is None else np.asarray(towards, dtype=np.float64)
+    outward = isinstance(towards, str) and towards == "outward"
+    if outward:
+        anchor = np.asarray(points).mean(0)
+    elif isinstance(towards, str):
+        anchor = np.zeros(3)
+    else:
+        anchor = np.asarray(towards, dtype=np.float64)
     to_anchor = anchor[None] - np.asarray(points)
     flip = (normals * to_anchor).sum(1) < 0
-    if towards is None:
+    if outward:
         flip = ~flip  # outward: away from the centroid
     normals[flip] *= -1
     return normals

@@ -113,7 +113,7 @@ class InvariantPointFeatures(nn.Module):
         return nn.functional.normalize(f, dim=-1)
 
 
-def log_sinkhorn(logits: torch.Tensor, slack: torch.Tensor, iters: int) -> torch.Tensor:
+def log_sinkhorn(logits: torch.Tensor, slack: torch.Tensor, iters: int, log: bool = False) -> torch.Tensor:
     """Soft assignment (BxNxM) from logits (BxNxM) with a slack row/column of score ``slack (B,)``.
 
     Log-domain Sinkhorn with row and column potentials (RPM-Net's Sinkhorn with slack): real
@@ -128,7 +128,8 @@ def log_sinkhorn(logits: torch.Tensor, slack: torch.Tensor, iters: int) -> torch
     for _ in range(iters):
         u = -torch.logaddexp(torch.logsumexp(logits + v.unsqueeze(1), dim=2), s)
         v = -torch.logaddexp(torch.logsumexp(logits + u.unsqueeze(2), dim=1), s)
-    return (logits + u.unsqueeze(2) + v.unsqueeze(1)).exp()
+    log_p = logits + u.unsqueeze(2) + v.unsqueeze(1)
+    return log_p if log else log_p.exp()
 
 
 class RegistrationDenoiser(nn.Module):
@@ -152,8 +153,12 @@ class RegistrationDenoiser(nn.Module):
         return alpha, beta, out[:, 2]
 
     def match(self, obs: torch.Tensor, f_obs: torch.Tensor, model: torch.Tensor, f_model: torch.Tensor,
-              H: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """One denoising step: dH (Bx4x4) for observed (BxNx3), model (BxMx3), features, state H."""
+              H: torch.Tensor, s: torch.Tensor, return_log_assignment: bool = False):
+        """One denoising step: dH (Bx4x4) for observed (BxNx3), model (BxMx3), features, state H.
+
+        With ``return_log_assignment`` also the log soft assignment (B x n_obs x n_model) of the
+        matched subsets (the first ``match_observed`` / ``match_model`` points), for training.
+        """
         # Features come from the whole clouds; matching uses a subset (clouds are in random order).
         obs, f_obs = obs[:, : self.cfg.match_observed], f_obs[:, : self.cfg.match_observed]
         model, f_model = model[:, : self.cfg.match_model], f_model[:, : self.cfg.match_model]
@@ -162,10 +167,12 @@ class RegistrationDenoiser(nn.Module):
         feat_d2 = (2.0 - 2.0 * f_obs @ f_model.transpose(1, 2)).clamp_min(0)  # unit features
         pos_d2 = torch.cdist(moved, model).square()
         logits = -alpha.view(-1, 1, 1) * feat_d2 - beta.view(-1, 1, 1) * pos_d2
-        P = log_sinkhorn(logits, slack, self.cfg.sinkhorn_iters)
+        log_P = log_sinkhorn(logits, slack, self.cfg.sinkhorn_iters, log=True)
+        P = log_P.exp()
         mass = P.sum(dim=2)
         target = (P @ model) / mass.clamp_min(1e-6).unsqueeze(-1)
-        return weighted_kabsch(moved, target, mass + 1e-6)
+        dH = weighted_kabsch(moved, target, mass + 1e-6)
+        return (dH, log_P) if return_log_assignment else dH
 
     def forward(self, obs, obs_normals, model, model_normals):
         """Features of both clouds (the part DistributedDataParallel wraps; :meth:`match` reuses them)."""

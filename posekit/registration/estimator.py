@@ -6,7 +6,8 @@
     result = est.estimate(model, depth=depth, K=K, mask=mask)   # or bbox=..., or neither (tabletop)
     result.T_cam_model, result.score
 
-Several hypotheses are drawn by running the reverse diffusion with different noise, scored
+Several hypotheses are drawn by running reverse diffusion chains from anchor rotations spread
+over SO(3) (see :mod:`posekit.registration.diffusion`), scored
 by geometric fit (:mod:`posekit.registration.scoring`) and the best is returned;
 optionally refined by point-to-plane ICP. Inputs that cannot give a pose (empty cloud, a
 mask that selects nothing, too few valid points) give a result with ``success=False``
@@ -91,7 +92,7 @@ class PreparedModel:
 class ObjectPoseEstimator:
     """Registration of an object model to an observed depth cloud by SE(3) diffusion (see module doc)."""
 
-    def __init__(self, network, config: dict | None = None, device: str = "cpu", num_hypotheses: int = 4,
+    def __init__(self, network, config: dict | None = None, device: str = "cpu", num_hypotheses: int | None = None,
                  sample_steps: int | None = None, refine_icp: bool | None = None, seed: int = 0,
                  name: str = ""):
         import torch
@@ -103,7 +104,8 @@ class ObjectPoseEstimator:
         data = self.config.get("data", {})
         self.device = torch.device(device)
         self.net = network.to(self.device).eval()
-        self.num_hypotheses = int(num_hypotheses)
+        # One reverse chain per anchor rotation: hypotheses cover every orientation.
+        self.num_hypotheses = int(num_hypotheses or diffusion.anchors)
         if self.num_hypotheses < 1:
             raise BadInputError(f"num_hypotheses must be >= 1, got {num_hypotheses}")
         self.schedule = diffusion.schedule(sample_steps or diffusion.sample_steps)
@@ -271,7 +273,7 @@ class ObjectPoseEstimator:
                 raise BadInputError(f"mask {mask.shape} and depth {depth.shape} differ in size")
             region = mask
         if bbox is not None:
-            x0, y0, x1, y1 = (int(round(v)) for v in bbox)
+            x0, y0, x1, y1 = (round(float(v)) for v in bbox)
             box = np.zeros((H, W), bool)
             box[max(y0, 0):min(y1, H), max(x0, 0):min(x1, W)] = True
             region = region & box
@@ -309,7 +311,7 @@ class ObjectPoseEstimator:
                   return_hypotheses: bool) -> ObjectPoseResult:
         import torch
 
-        from posekit.registration.diffusion import sample
+        from posekit.registration.diffusion import anchor_rotations, sample
         from posekit.registration.scoring import score_hypotheses
 
         rng = np.random.default_rng(self.seed)
@@ -329,10 +331,9 @@ class ObjectPoseEstimator:
             def denoise(H, s):
                 return self.net.match(ok, fo, mk, fm, H, s)
 
-            # Hypothesis 0 follows the mean path; the others add the posterior noise.
-            H = sample(denoise, k, self.schedule, device=self.device, generator=g, noise_scale=1.0)
-            H0 = sample(denoise, 1, self.schedule, device=self.device, generator=g, noise_scale=0.0)
-            H = torch.cat([H0, H[1:]]) if k > 1 else H0
+            H_T = torch.eye(4, device=self.device).repeat(k, 1, 1)
+            H_T[:, :3, :3] = anchor_rotations(k, device=self.device)
+            H = sample(denoise, k, self.schedule, device=self.device, generator=g, H_init=H_T)
         T = pose_from_state(H.double().cpu().numpy(), mu, model.cloud)
         score_pts = pts if len(pts) <= 1500 else pts[rng.choice(len(pts), 1500, replace=False)]
         scores = score_hypotheses(T, model.cloud.points, model.cloud.normals, score_pts, model.diameter)

@@ -30,6 +30,7 @@ class DiffusionConfig:
     sigma_t: float = 0.03
     anchors: int = 24  # start rotations (chains) per object: 12, 24, 60 or any n
     second_anchor_prob: float = 0.25  # train from the second-nearest anchor this often
+    correspondence_weight: float = 0.1  # weight of the auxiliary correspondence loss
 
     def schedule(self, steps: int | None = None) -> DiffusionSchedule:
         return DiffusionSchedule(steps or self.train_steps, self.sigma_r, self.sigma_t)
@@ -96,7 +97,7 @@ def start_states(H0: torch.Tensor, n_anchors: int, second_prob: float, generator
 
 
 def compute_loss(model, batch, step, schedule: DiffusionSchedule, generator=None, anchors: int = 24,
-                 second_anchor_prob: float = 0.25):
+                 second_anchor_prob: float = 0.25, correspondence_weight: float = 0.1):
     """x0-style symmetric L1 at a random diffusion step, plus the non-diffused pass from H_T."""
     from posekit.geometry.se3 import transform_points
 
@@ -112,11 +113,39 @@ def compute_loss(model, batch, step, schedule: DiffusionSchedule, generator=None
     s_both = torch.cat([abar[t].sqrt(), torch.zeros(B, device=device)])
     f_obs, f_model = net(batch["obs"], batch["obs_normals"], batch["model"], batch["model_normals"])
     obs2, model2 = torch.cat([batch["obs"]] * 2), torch.cat([batch["model"]] * 2)
-    dH = unwrap(net).match(obs2, torch.cat([f_obs] * 2), model2, torch.cat([f_model] * 2), H_both, s_both)
+    core = unwrap(net)
+    dH, log_P = core.match(obs2, torch.cat([f_obs] * 2), model2, torch.cat([f_model] * 2), H_both, s_both,
+                           return_log_assignment=True)
     pred = transform_points(dH @ H_both, obs2)
     losses = symmetric_l1(pred, obs2, torch.cat([batch["H0"]] * 2), torch.cat([batch["symmetries"]] * 2))
     diffused, plain = losses[:B].mean(), losses[B:].mean()
-    return diffused + plain, {"loss_diffused": float(diffused.detach()), "loss_plain": float(plain.detach())}
+    corr = correspondence_nll(log_P, obs2[:, : core.cfg.match_observed], model2[:, : core.cfg.match_model],
+                              torch.cat([batch["H0"]] * 2), torch.cat([batch["symmetries"]] * 2))
+    loss = diffused + plain + correspondence_weight * corr
+    return loss, {"loss_diffused": float(diffused.detach()), "loss_plain": float(plain.detach()),
+                  "loss_corr": float(corr.detach())}
+
+
+def correspondence_nll(log_P: torch.Tensor, obs: torch.Tensor, model: torch.Tensor, H0: torch.Tensor,
+                       syms: torch.Tensor, inlier: float = 0.08) -> torch.Tensor:
+    """Mean -log P[i, j*(i)] over observed points with a model point within ``inlier`` (model radii)
+    of their true position; j* is the nearest model point under the best symmetry S H0.
+
+    A training aid on top of the paper's loss: it gives the point features a direct, dense
+    signal (which points correspond), where the pose loss reaches them only through Kabsch.
+    """
+    with torch.no_grad():
+        gt = syms @ H0.unsqueeze(1)
+        target = torch.einsum("bsij,bnj->bsni", gt[..., :3, :3], obs) + gt[:, :, None, :3, 3]
+        d, j = torch.cdist(target.flatten(1, 2), model).min(-1)  # (B, S*N)
+        S, N = syms.shape[1], obs.shape[1]
+        d, j = d.view(-1, S, N), j.view(-1, S, N)
+        best = d.mean(-1).argmin(1)  # the symmetry that explains the view best
+        idx = torch.arange(len(best), device=obs.device)
+        d, j = d[idx, best], j[idx, best]
+        ok = d < inlier
+    picked = log_P.gather(2, j.unsqueeze(-1)).squeeze(-1)
+    return -(picked * ok).sum() / ok.sum().clamp_min(1)
 
 
 def rotation_error_deg(R_est: np.ndarray, R_gt: np.ndarray, syms: np.ndarray) -> float:
@@ -129,7 +158,7 @@ def rotation_error_deg(R_est: np.ndarray, R_gt: np.ndarray, syms: np.ndarray) ->
 
 
 def validation_set(cfg: RegistrationTrainConfig):
-    data = ViewDataConfig(**{**asdict(cfg.data), "n_meshes": 12, "mesh_seed": cfg.validation.mesh_seed,
+    data = ViewDataConfig(**{**asdict(cfg.data), "n_meshes": 12, "mesh_seed": cfg.validation.mesh_seed, "cache_views": 0,
                              "models": "procedural"})
     sampler = ViewSampler(data)
     rng = np.random.default_rng(cfg.validation.seed)
@@ -175,8 +204,12 @@ def evaluate_examples(net: RegistrationDenoiser, sampler: ViewSampler, examples,
 
 def run_training(cfg: RegistrationTrainConfig, out_dir: str | Path, resume: bool = True,
                  progress: bool = True) -> TrainResult:
-    """``posekit train registration``: on-the-fly rendered views, validation on unseen meshes."""
-    sampler = ViewSampler(cfg.data)
+    """``posekit train registration``: rendered views (cached or on the fly), validation on unseen meshes."""
+    import os
+    from dataclasses import replace
+
+    rank = int(os.environ.get("RANK", "0"))  # each process renders its own views
+    sampler = ViewSampler(replace(cfg.data, cache_seed=cfg.data.cache_seed + 1000 * rank))
     schedule = cfg.diffusion.schedule()
     val_sampler, val_examples = validation_set(cfg)
 
@@ -190,7 +223,8 @@ def run_training(cfg: RegistrationTrainConfig, out_dir: str | Path, resume: bool
         g = torch.Generator(device=batch["obs"].device)
         g.manual_seed(cfg.train.seed * 1_000_003 + step * 7919 + rank)  # same noise after a resume
         return compute_loss(model, batch, step, schedule, generator=g, anchors=cfg.diffusion.anchors,
-                            second_anchor_prob=cfg.diffusion.second_anchor_prob)
+                            second_anchor_prob=cfg.diffusion.second_anchor_prob,
+                            correspondence_weight=cfg.diffusion.correspondence_weight)
 
     def evaluate(model):
         device = next(model.parameters()).device

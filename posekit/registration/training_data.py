@@ -55,7 +55,9 @@ class ViewDataConfig:
     min_pixels: int = 60
     max_symmetries: int = 16
     min_visible: float = 0.25  # of the object's unoccluded pixels
-    reuse: int = 2  # examples cut from each rendered view (different point subsets)
+    reuse: int = 2  # examples (point subsets) cut from each rendered view
+    cache_views: int = 0  # >0: render this many views up front and draw examples from them
+    cache_seed: int = 0
 
 
 @dataclass
@@ -84,9 +86,10 @@ class ViewSampler:
                     mesh, 4 * cfg.n_model, seed=i, symmetries=symmetry_transformations(info, 0.05),
                     obj_id=i + 1, diameter=info.diameter))
         else:
+            from pathlib import Path
+
             from posekit.io.bop import read_models_info
             from posekit.io.mesh import read_mesh
-            from pathlib import Path
 
             folder = Path(cfg.models)
             infos = read_models_info(folder / "models_info.json")
@@ -99,6 +102,22 @@ class ViewSampler:
             raise BadInputError(f"no training models in {cfg.models!r}")
         self.sensor = DepthSensorModel()
         self._occluders = [procedural_mesh(10_000_000 + i)[0] for i in range(8)]
+        self._cache: list[dict] = []
+        if cfg.cache_views > 0:
+            self._fill_cache(cfg.cache_views, np.random.default_rng(cfg.cache_seed))
+
+    def _fill_cache(self, n: int, rng: np.random.Generator) -> None:
+        """Render ``n`` views once (rendering costs more than a training step on a small CPU);
+        examples then differ by their point subsets, diffusion steps and anchors."""
+        from tqdm import tqdm
+
+        for _ in tqdm(range(n), desc="render training views", leave=False, dynamic_ncols=True):
+            view = self.example(rng).extras["view"]
+            # Keep at most 4 x n_observed points per view: enough for distinct subsets, small in memory.
+            if len(view["pts"]) > 4 * self.config.n_observed:
+                keep = rng.choice(len(view["pts"]), 4 * self.config.n_observed, replace=False)
+                view = {**view, "pts": view["pts"][keep], "nrm": view["nrm"][keep]}
+            self._cache.append(view)
 
     def example(self, rng: np.random.Generator, model_index: int | None = None) -> ViewExample:
         """One example; resampled internally until the object shows at least ``min_pixels``."""
@@ -111,6 +130,10 @@ class ViewSampler:
     def batch(self, rng: np.random.Generator, batch_size: int) -> list[ViewExample]:
         """batch_size examples, ``reuse`` different point subsets of each rendered view."""
         out: list[ViewExample] = []
+        if self._cache:
+            for i in rng.integers(len(self._cache), size=batch_size):
+                out.append(self._example_from_view(self._cache[int(i)], rng))
+            return out
         while len(out) < batch_size:
             view = self.example(rng)
             out.append(view)
