@@ -104,7 +104,14 @@ def predict_bop(
         image_seconds = 0.0
         for target in sorted(by_image[(scene_id, im_id)], key=lambda t: t.obj_id):
             obj_id = int(target.obj_id)
-            model = _prepared_model(estimator, dataset, obj_id, models)
+            try:
+                model = _prepared_model(estimator, dataset, obj_id, models)
+            except PosekitError as exc:  # one unusable model must not stop the dataset
+                models[obj_id] = exc
+                model = exc
+            if isinstance(model, PosekitError):
+                failures[f"model {obj_id}: {type(model).__name__}: {model}"] += 1
+                continue
             if masks == "gt":
                 gt_ids = [i for i, g in enumerate(image.gt) if int(g.obj_id) == obj_id]
                 calls = []

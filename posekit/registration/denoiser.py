@@ -43,9 +43,10 @@ class DenoiserConfig:
     coarse_stride: int = 4
     hidden: int = 48
     feature_dim: int = 48
-    sinkhorn_iters: int = 5
+    sinkhorn_iters: int = 0  # 0: row-wise softmax with slack (EM-ICP); >0: Sinkhorn iterations (RPM-Net)
     match_observed: int = 256  # points of each cloud that take part in the matching
     match_model: int = 512
+    match_iters: int = 2  # soft-matching + Kabsch iterations per denoiser call (RPM-Net iterates too)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,6 +124,9 @@ def log_sinkhorn(logits: torch.Tensor, slack: torch.Tensor, iters: int, log: boo
     """
     B, N, M = logits.shape
     s = slack.view(B, 1)
+    if iters <= 0:  # rows only: each observed point's softmax over model points and the slack
+        log_p = logits - torch.logaddexp(torch.logsumexp(logits, dim=2), s).unsqueeze(2)
+        return log_p if log else log_p.exp()
     u = logits.new_zeros(B, N)
     v = logits.new_zeros(B, M)
     for _ in range(iters):
@@ -139,12 +143,14 @@ class RegistrationDenoiser(nn.Module):
         super().__init__()
         self.cfg = cfg or DenoiserConfig()
         self.features = InvariantPointFeatures(self.cfg)
-        # s -> (log alpha, log beta, slack); initialised so features decide early, positions late.
+        # s -> (log alpha, log beta, slack). Initialised as annealed soft ICP (RPM, Gold et al. 1998):
+        # beta = e^(3 + 2.5 s), a kernel of 0.22 model radii far from the data, 0.06 close to it;
+        # features start with a small weight and earn their place in training.
         self.anneal = _mlp([1, 32, 3], last_activation=False)
         with torch.no_grad():
             self.anneal[-1].weight.zero_()
-            self.anneal[-1].bias.copy_(torch.tensor([2.0, 0.0, -2.0]))
-        self.beta_gain = nn.Parameter(torch.tensor(6.0))  # log beta grows with s
+            self.anneal[-1].bias.copy_(torch.tensor([-1.0, 3.0, -3.0]))
+        self.beta_gain = nn.Parameter(torch.tensor(2.5))  # log beta grows with s
 
     def annealing(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.anneal(s.view(-1, 1).to(self.beta_gain.dtype))
@@ -153,7 +159,7 @@ class RegistrationDenoiser(nn.Module):
         return alpha, beta, out[:, 2]
 
     def match(self, obs: torch.Tensor, f_obs: torch.Tensor, model: torch.Tensor, f_model: torch.Tensor,
-              H: torch.Tensor, s: torch.Tensor, return_log_assignment: bool = False):
+              H: torch.Tensor, s: torch.Tensor, return_log_assignment: bool = False, iters: int | None = None):
         """One denoising step: dH (Bx4x4) for observed (BxNx3), model (BxMx3), features, state H.
 
         With ``return_log_assignment`` also the log soft assignment (B x n_obs x n_model) of the
@@ -162,16 +168,17 @@ class RegistrationDenoiser(nn.Module):
         # Features come from the whole clouds; matching uses a subset (clouds are in random order).
         obs, f_obs = obs[:, : self.cfg.match_observed], f_obs[:, : self.cfg.match_observed]
         model, f_model = model[:, : self.cfg.match_model], f_model[:, : self.cfg.match_model]
-        moved = transform_points(H, obs)
         alpha, beta, slack = self.annealing(s)
-        feat_d2 = (2.0 - 2.0 * f_obs @ f_model.transpose(1, 2)).clamp_min(0)  # unit features
-        pos_d2 = torch.cdist(moved, model).square()
-        logits = -alpha.view(-1, 1, 1) * feat_d2 - beta.view(-1, 1, 1) * pos_d2
-        log_P = log_sinkhorn(logits, slack, self.cfg.sinkhorn_iters, log=True)
-        P = log_P.exp()
-        mass = P.sum(dim=2)
-        target = (P @ model) / mass.clamp_min(1e-6).unsqueeze(-1)
-        dH = weighted_kabsch(moved, target, mass + 1e-6)
+        feat_term = alpha.view(-1, 1, 1) * (2.0 - 2.0 * f_obs @ f_model.transpose(1, 2)).clamp_min(0)
+        dH = torch.eye(4, dtype=H.dtype, device=H.device).expand_as(H)
+        for _ in range(max(1, iters or self.cfg.match_iters)):
+            moved = transform_points(dH @ H, obs)
+            logits = -feat_term - beta.view(-1, 1, 1) * torch.cdist(moved, model).square()
+            log_P = log_sinkhorn(logits, slack, self.cfg.sinkhorn_iters, log=True)
+            P = log_P.exp()
+            mass = P.sum(dim=2)
+            target = (P @ model) / mass.clamp_min(1e-6).unsqueeze(-1)
+            dH = weighted_kabsch(moved, target, mass + 1e-6) @ dH
         return (dH, log_P) if return_log_assignment else dH
 
     def forward(self, obs, obs_normals, model, model_normals):

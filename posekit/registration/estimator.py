@@ -94,7 +94,7 @@ class ObjectPoseEstimator:
 
     def __init__(self, network, config: dict | None = None, device: str = "cpu", num_hypotheses: int | None = None,
                  sample_steps: int | None = None, refine_icp: bool | None = None, seed: int = 0,
-                 name: str = ""):
+                 name: str = "", match_iters: int | None = None):
         import torch
 
         from posekit.registration.train import DiffusionConfig
@@ -114,6 +114,7 @@ class ObjectPoseEstimator:
         self.refine_icp = bool(self.config.get("refine_icp_default", False)) if refine_icp is None else bool(refine_icp)
         self.seed = int(seed)
         self.name = name
+        self.match_iters = match_iters or int(self.config.get("inference", {}).get("match_iters", 3))
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu", **kwargs):
@@ -329,7 +330,7 @@ class ObjectPoseEstimator:
             mk, fm = model.points_t.expand(k, -1, -1), model.features_t.expand(k, -1, -1)
 
             def denoise(H, s):
-                return self.net.match(ok, fo, mk, fm, H, s)
+                return self.net.match(ok, fo, mk, fm, H, s, iters=self.match_iters)
 
             H_T = torch.eye(4, device=self.device).repeat(k, 1, 1)
             H_T[:, :3, :3] = anchor_rotations(k, device=self.device)
