@@ -143,27 +143,36 @@ class RegistrationDenoiser(nn.Module):
         super().__init__()
         self.cfg = cfg or DenoiserConfig()
         self.features = InvariantPointFeatures(self.cfg)
-        # s -> (log alpha, log beta, slack). Initialised as annealed soft ICP (RPM, Gold et al. 1998):
-        # beta = e^(3 + 2.5 s), a kernel of 0.22 model radii far from the data, 0.06 close to it;
-        # features start with a small weight and earn their place in training.
+        # s -> (log alpha modulation, log beta, slack). Initialised as annealed soft ICP (RPM, Gold et
+        # al. 1998): beta = e^(3 + 2.5 s), a kernel of 0.22 model radii far from the data, 0.06 close.
         self.anneal = _mlp([1, 32, 3], last_activation=False)
         with torch.no_grad():
             self.anneal[-1].weight.zero_()
-            self.anneal[-1].bias.copy_(torch.tensor([-1.0, 3.0, -3.0]))
+            self.anneal[-1].bias.copy_(torch.tensor([0.0, 3.0, -3.0]))
         self.beta_gain = nn.Parameter(torch.tensor(2.5))  # log beta grows with s
+        # Temperature of the training-only feature matching loss; kept apart from the matching
+        # itself so that the loss's hedging (broad distributions) cannot soften the matching.
+        self.feature_log_temperature = nn.Parameter(torch.tensor(2.0))
+
+    def feature_log_assignment(self, f_obs: torch.Tensor, f_model: torch.Tensor) -> torch.Tensor:
+        """log softmax over model points (B x n_obs x n_model) of feature similarity, matched subsets."""
+        f_obs, f_model = f_obs[:, : self.cfg.match_observed], f_model[:, : self.cfg.match_model]
+        d2 = (2.0 - 2.0 * f_obs @ f_model.transpose(1, 2)).clamp_min(0)
+        return torch.log_softmax(-self.feature_log_temperature.exp() * d2, dim=2)
 
     def annealing(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.anneal(s.view(-1, 1).to(self.beta_gain.dtype))
-        alpha = out[:, 0].exp()
+        # The feature weight is the calibrated temperature of the feature matching loss, modulated by s.
+        alpha = (out[:, 0] + self.feature_log_temperature).exp()
         beta = (out[:, 1] + self.beta_gain * s.view(-1).to(out.dtype)).exp()
         return alpha, beta, out[:, 2]
 
     def match(self, obs: torch.Tensor, f_obs: torch.Tensor, model: torch.Tensor, f_model: torch.Tensor,
-              H: torch.Tensor, s: torch.Tensor, return_log_assignment: bool = False, iters: int | None = None):
+              H: torch.Tensor, s: torch.Tensor, iters: int | None = None) -> torch.Tensor:
         """One denoising step: dH (Bx4x4) for observed (BxNx3), model (BxMx3), features, state H.
 
-        With ``return_log_assignment`` also the log soft assignment (B x n_obs x n_model) of the
-        matched subsets (the first ``match_observed`` / ``match_model`` points), for training.
+        Only the first ``match_observed`` / ``match_model`` points of each cloud are matched;
+        ``iters`` overrides the number of matching iterations.
         """
         # Features come from the whole clouds; matching uses a subset (clouds are in random order).
         obs, f_obs = obs[:, : self.cfg.match_observed], f_obs[:, : self.cfg.match_observed]
@@ -174,12 +183,11 @@ class RegistrationDenoiser(nn.Module):
         for _ in range(max(1, iters or self.cfg.match_iters)):
             moved = transform_points(dH @ H, obs)
             logits = -feat_term - beta.view(-1, 1, 1) * torch.cdist(moved, model).square()
-            log_P = log_sinkhorn(logits, slack, self.cfg.sinkhorn_iters, log=True)
-            P = log_P.exp()
+            P = log_sinkhorn(logits, slack, self.cfg.sinkhorn_iters)
             mass = P.sum(dim=2)
             target = (P @ model) / mass.clamp_min(1e-6).unsqueeze(-1)
             dH = weighted_kabsch(moved, target, mass + 1e-6) @ dH
-        return (dH, log_P) if return_log_assignment else dH
+        return dH
 
     def forward(self, obs, obs_normals, model, model_normals):
         """Features of both clouds (the part DistributedDataParallel wraps; :meth:`match` reuses them)."""

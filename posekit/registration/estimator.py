@@ -36,6 +36,19 @@ from posekit.registration.clouds import (
 )
 
 DEFAULT_MODEL = "registration-procedural"
+
+
+@dataclass
+class InferenceConfig:
+    """Test-time settings (the ``inference:`` section of a config; defaults measured with
+    ``posekit bench registration``)."""
+
+    anchors: int = 24  # reverse chains, one per anchor rotation
+    sample_steps: int = 5  # paper: T = 5 at test time
+    match_iters: int = 2
+    match_observed: int = 192
+    match_model: int = 384
+    refine_icp: bool = False
 MIN_MODEL_POINTS = 32
 MIN_OBSERVED_POINTS = 24
 
@@ -102,19 +115,22 @@ class ObjectPoseEstimator:
         self.config = dict(config or {})
         diffusion = DiffusionConfig(**self.config.get("diffusion", {}))
         data = self.config.get("data", {})
+        inference = InferenceConfig(**self.config.get("inference", {}))
         self.device = torch.device(device)
         self.net = network.to(self.device).eval()
+        # Test-time matching sizes may differ from training's (the network does not care).
+        self.net.cfg.match_observed, self.net.cfg.match_model = inference.match_observed, inference.match_model
         # One reverse chain per anchor rotation: hypotheses cover every orientation.
-        self.num_hypotheses = int(num_hypotheses or diffusion.anchors)
+        self.num_hypotheses = int(num_hypotheses or inference.anchors)
         if self.num_hypotheses < 1:
             raise BadInputError(f"num_hypotheses must be >= 1, got {num_hypotheses}")
-        self.schedule = diffusion.schedule(sample_steps or diffusion.sample_steps)
+        self.schedule = diffusion.schedule(sample_steps or inference.sample_steps)
         self.n_observed = int(data.get("n_observed", 512))
         self.n_model = int(data.get("n_model", 1024))
-        self.refine_icp = bool(self.config.get("refine_icp_default", False)) if refine_icp is None else bool(refine_icp)
+        self.refine_icp = inference.refine_icp if refine_icp is None else bool(refine_icp)
         self.seed = int(seed)
         self.name = name
-        self.match_iters = match_iters or int(self.config.get("inference", {}).get("match_iters", 3))
+        self.match_iters = int(match_iters or inference.match_iters)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu", **kwargs):

@@ -114,13 +114,12 @@ def compute_loss(model, batch, step, schedule: DiffusionSchedule, generator=None
     f_obs, f_model = net(batch["obs"], batch["obs_normals"], batch["model"], batch["model_normals"])
     obs2, model2 = torch.cat([batch["obs"]] * 2), torch.cat([batch["model"]] * 2)
     core = unwrap(net)
-    dH, log_P = core.match(obs2, torch.cat([f_obs] * 2), model2, torch.cat([f_model] * 2), H_both, s_both,
-                           return_log_assignment=True)
+    dH = core.match(obs2, torch.cat([f_obs] * 2), model2, torch.cat([f_model] * 2), H_both, s_both)
     pred = transform_points(dH @ H_both, obs2)
     losses = symmetric_l1(pred, obs2, torch.cat([batch["H0"]] * 2), torch.cat([batch["symmetries"]] * 2))
     diffused, plain = losses[:B].mean(), losses[B:].mean()
-    corr = correspondence_nll(log_P, obs2[:, : core.cfg.match_observed], model2[:, : core.cfg.match_model],
-                              torch.cat([batch["H0"]] * 2), torch.cat([batch["symmetries"]] * 2))
+    corr = correspondence_nll(core.feature_log_assignment(f_obs, f_model), batch["obs"][:, : core.cfg.match_observed],
+                              batch["model"][:, : core.cfg.match_model], batch["H0"], batch["symmetries"])
     loss = diffused + plain + correspondence_weight * corr
     return loss, {"loss_diffused": float(diffused.detach()), "loss_plain": float(plain.detach()),
                   "loss_corr": float(corr.detach())}
@@ -133,6 +132,7 @@ def correspondence_nll(log_P: torch.Tensor, obs: torch.Tensor, model: torch.Tens
 
     A training aid on top of the paper's loss: it gives the point features a direct, dense
     signal (which points correspond), where the pose loss reaches them only through Kabsch.
+    ``log_P`` is the features-only assignment (:meth:`RegistrationDenoiser.feature_log_assignment`).
     """
     with torch.no_grad():
         gt = syms @ H0.unsqueeze(1)
