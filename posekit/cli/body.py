@@ -55,7 +55,7 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
                                    "unseen poses (full, partial, canonical and rotated).")
     p.add_argument("--weights", default="body-default", help="shipped model name or model.pt path")
     p.add_argument("--body-model", type=Path, default=None, help="SMPL-format .npz (default: procedural body)")
-    p.add_argument("--samples", type=int, default=None, help="clouds per set (default 32, --quick 4)")
+    p.add_argument("--samples", type=int, default=None, help="clouds per set (default 16, --quick 2)")
     p.add_argument("--quick", action="store_true", help="CI size: a few clouds per set, short optimisation")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the results as JSON")
     p.add_argument("--seed", type=int, default=0)

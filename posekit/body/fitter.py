@@ -1,0 +1,315 @@
+"""BodyFitter: the public API of the body engine (SMPL-format body fitting to point clouds).
+
+    fitter = BodyFitter.from_pretrained("body-default", body_model=None, device="cpu")
+    fit = fitter.fit(points)          # points (N,3) metres -> BodyFit
+    fit = fitter.refine(points, fit)  # optional: optimisation from the network's fit
+
+The network (:mod:`posekit.body.network`) predicts each part's global rotation, the shape and
+the pelvis position in one forward pass; :meth:`BodyFitter.refine` polishes that by the
+optimiser of :mod:`posekit.body.optimization`. Rotations in a :class:`BodyFit` are local
+(parent frame, root: global); the mesh and joints are in the input cloud's frame, metres.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from posekit.body.model import BodyModel, load_body_model
+from posekit.body.network import BodyNet, BodyNetConfig, decode_body
+from posekit.body.skeleton import JOINT_NAMES, PARENTS, PART_JOINTS
+from posekit.errors import BadInputError
+
+logger = logging.getLogger(__name__)
+
+MIN_POINTS = 100
+# Plausible size of a cloud of (part of) a person, metres: the largest bounding-box side.
+PERSON_EXTENT_M = (0.25, 4.0)
+# Confidence = exp(-ln2 (residual / scale)^2) of the mean input-point-to-fitted-surface distance:
+# 0.5 at a residual of `scale`. Optimised fits (refine, baseline) pull the surface onto any
+# cloud, so they get the stricter scale. Calibrated on the shipped model: people 4-12 cm
+# (network, full clouds), boxes, spheres, planes and blobs 20-40 cm (network), 20+ cm refined.
+# The network's part certainty (mean top part probability) is reported but not used: on the
+# shipped CPU model it separates people from other shapes poorly.
+CONFIDENCE_RESIDUAL_M = 0.08
+CONFIDENCE_RESIDUAL_OPTIMISED_M = 0.05
+
+
+@dataclass
+class BodyFit:
+    """A fitted body (numpy, metres, input frame).
+
+    rotations (24,3,3) local joint rotations (root: global); axis_angle (24,3) radians, the
+    same; global_rotations (24,3,3); betas (n_betas,); translation (3,) (SMPL ``transl``);
+    joints (24,3); vertices (V,3); faces (F,3); part_labels (N,) part index of each input
+    point (joint of the part: ``part_joint_names``); confidence in [0, 1]; residual_m mean
+    distance of the input points to the fitted surface; timing_ms per stage.
+    """
+
+    rotations: np.ndarray
+    axis_angle: np.ndarray
+    global_rotations: np.ndarray
+    betas: np.ndarray
+    translation: np.ndarray
+    joints: np.ndarray
+    vertices: np.ndarray
+    faces: np.ndarray
+    part_labels: np.ndarray
+    confidence: float
+    residual_m: float
+    timing_ms: dict = field(default_factory=dict)
+    method: str = "network"
+    dropped_invalid: int = 0
+    certainty: float = 1.0  # mean top part probability of the network (1.0 without a network)
+
+    @property
+    def part_joint_names(self) -> list[str]:
+        return [JOINT_NAMES[j] for j in PART_JOINTS]
+
+    def to_dict(self, include_mesh: bool = False) -> dict:
+        """JSON-ready dict (vertices and faces only with ``include_mesh``)."""
+        out = {
+            "method": self.method, "joint_names": list(JOINT_NAMES),
+            "rotations": self.rotations.tolist(), "axis_angle": self.axis_angle.tolist(),
+            "global_rotations": self.global_rotations.tolist(), "betas": self.betas.tolist(),
+            "translation": self.translation.tolist(), "joints": self.joints.tolist(),
+            "part_names": self.part_joint_names, "part_labels": self.part_labels.tolist(),
+            "confidence": float(self.confidence), "certainty": float(self.certainty),
+            "residual_m": float(self.residual_m),
+            "timing_ms": {k: float(v) for k, v in self.timing_ms.items()},
+            "dropped_invalid": int(self.dropped_invalid),
+        }
+        if include_mesh:
+            out["vertices"] = self.vertices.tolist()
+            out["faces"] = self.faces.tolist()
+        return out
+
+
+def check_body_points(points, extent_m: tuple[float, float] = PERSON_EXTENT_M) -> tuple[np.ndarray, int]:
+    """Finite points (N,3) float32 of a person-sized cloud and the number of NaN/inf rows dropped.
+
+    BadInputError for a wrong shape, fewer than MIN_POINTS valid points, or a size that is not
+    a person in metres (a cloud in millimetres says so).
+    """
+    from posekit.io.pointcloud import check_metric_units
+    from posekit.validation import as_float_array
+
+    pts = as_float_array(points, "points", (None, 3), finite=False)
+    valid = np.isfinite(pts).all(axis=1)
+    dropped = int((~valid).sum())
+    pts = pts[valid]
+    if len(pts) < MIN_POINTS:
+        raise BadInputError(
+            f"a body fit needs at least {MIN_POINTS} valid points, got {len(pts)}"
+            + (f" ({dropped} NaN/inf dropped)" if dropped else "")
+        )
+    check_metric_units(pts, extent_m)
+    return pts.astype(np.float32), dropped
+
+
+class BodyFitter:
+    """Fits an SMPL-format body model to point clouds with the ArtEq-style network (+ optional refinement)."""
+
+    def __init__(self, net: BodyNet, body: BodyModel, device: str = "cpu", metadata: dict | None = None,
+                 seed: int = 0):
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+        self.body = body.to(self.device)
+        self.metadata = dict(metadata or {})
+        self.seed = seed
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = "body-default", body_model: str | Path | BodyModel | None = None,
+                        device: str = "cpu", allow_pickle: bool = False) -> BodyFitter:
+        """Shipped weights by name (``posekit.pretrained.available("body")``) or a model.pt path.
+
+        body_model: an SMPL-format file (.npz; .pkl with ``allow_pickle``), a :class:`BodyModel`,
+        or None for the model the weights were trained on (the procedural default). Weights
+        trained on one body model work mechanically with another (same 24-joint tree), but
+        are accurate only on the one they were trained on: retrain with ``--body-model``.
+        """
+        from posekit import pretrained
+
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise BadInputError("device='cuda' requested but torch sees no CUDA GPU; use device='cpu'")
+        weights = pretrained.load(name_or_path, engine="body", map_location="cpu")
+        cfg = weights.config
+        net_cfg = BodyNetConfig(**cfg.get("network", {}))
+        if isinstance(body_model, BodyModel):
+            body = body_model
+        else:
+            path = body_model or (cfg.get("body_model") or None)
+            if path is not None and not Path(path).is_file() and body_model is None:
+                logger.warning("the weights' body model %s is not here; using the default body", path)
+                path = None
+            body = load_body_model(path, device="cpu", allow_pickle=allow_pickle, n_betas=net_cfg.n_betas)
+        net = BodyNet(net_cfg)
+        missing, unexpected = net.load_state_dict(weights.state_dict, strict=False)
+        if missing or unexpected:
+            raise BadInputError(f"{weights.path}: weights do not match the body network "
+                                f"(missing {missing[:4]}, unexpected {unexpected[:4]})")
+        return cls(net, body, device=device, metadata=weights.metadata)
+
+    def _prepare(self, points, rng: np.random.Generator) -> tuple[np.ndarray, int, torch.Tensor]:
+        pts, dropped = check_body_points(points)
+        n = self.net.config.n_points
+        pick = rng.choice(len(pts), n, replace=len(pts) < n)
+        return pts, dropped, torch.as_tensor(pts[pick], device=self.device)[None]
+
+    @torch.no_grad()
+    def predict_batch(self, clouds: torch.Tensor) -> tuple[dict, tuple]:
+        """Network outputs and decoded (local rotations, betas, transl, BodyOutput) for clouds (B,n,3) torch."""
+        outputs = self.net(clouds.to(self.device))
+        return outputs, decode_body(outputs, self.body)
+
+    def fit(self, points) -> BodyFit:
+        """Fit the body to points (N,3) metres: one network pass. NaN/inf rows are dropped."""
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(self.seed)
+        pts, dropped, cloud = self._prepare(points, rng)
+        t1 = time.perf_counter()
+        outputs, (local, betas, transl, _) = self.predict_batch(cloud)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        centres = cloud[0, outputs["centre_index"][0]]
+        labels = self._labels_from_centres(pts, centres, outputs["centre_logits"][0].argmax(-1))
+        certainty = float(outputs["centre_logits"][0].softmax(-1).amax(-1).mean())
+        fit = self._make_fit(pts, local[0], betas[0], transl[0], labels, certainty, dropped, "network")
+        fit.timing_ms = {"prepare": 1e3 * (t1 - t0), "network": 1e3 * (t2 - t1),
+                         "total": 1e3 * (time.perf_counter() - t0)}
+        return fit
+
+    def refine(self, points, fit: BodyFit | None = None, settings=None) -> BodyFit:
+        """Polish ``fit`` (default: :meth:`fit` of the points) by optimisation (chamfer + pose prior)."""
+        from posekit.body.optimization import OptimizationSettings, fit_by_optimization
+
+        t0 = time.perf_counter()
+        fit = fit if fit is not None else self.fit(points)
+        pts, dropped = check_body_points(points)
+        s = settings or OptimizationSettings(seed=self.seed)
+        init = tuple(torch.as_tensor(x, device=self.device, dtype=torch.float32)
+                     for x in (fit.rotations, fit.betas, fit.translation))
+        with torch.enable_grad():
+            res = fit_by_optimization(self.body, torch.as_tensor(pts, device=self.device), s, init=init)
+        out = self._make_fit(pts, res.local_rotations, res.betas, res.transl, None, fit.certainty, dropped,
+                             "network+refine")
+        out.timing_ms = {**{f"network_{k}": v for k, v in fit.timing_ms.items()},
+                         "refine": 1e3 * (time.perf_counter() - t0) , "total": fit.timing_ms.get("total", 0.0)
+                         + 1e3 * (time.perf_counter() - t0)}
+        out.part_labels = self._labels_from_mesh(pts, out.vertices)
+        return out
+
+    def fit_by_optimization(self, points, settings=None) -> BodyFit:
+        """The optimisation baseline alone (several initial orientations, no network)."""
+        from posekit.body.optimization import OptimizationSettings, fit_by_optimization
+
+        t0 = time.perf_counter()
+        pts, dropped = check_body_points(points)
+        with torch.enable_grad():
+            res = fit_by_optimization(self.body, torch.as_tensor(pts, device=self.device),
+                                      settings or OptimizationSettings(seed=self.seed))
+        out = self._make_fit(pts, res.local_rotations, res.betas, res.transl, None, 1.0, dropped, "optimization")
+        out.part_labels = self._labels_from_mesh(pts, out.vertices)
+        out.timing_ms = {"total": 1e3 * (time.perf_counter() - t0)}
+        return out
+
+    @staticmethod
+    def _fit_factor(residual_m: float, optimised: bool) -> float:
+        scale = CONFIDENCE_RESIDUAL_OPTIMISED_M if optimised else CONFIDENCE_RESIDUAL_M
+        return float(np.exp(-np.log(2.0) * (residual_m / scale) ** 2))
+
+    def _labels_from_centres(self, pts: np.ndarray, centres: torch.Tensor, centre_labels: torch.Tensor) -> np.ndarray:
+        p = torch.as_tensor(pts, device=self.device)
+        nearest = torch.cat([torch.cdist(chunk, centres).argmin(-1) for chunk in p.split(8192)])
+        return centre_labels[nearest].cpu().numpy()
+
+    def _labels_from_mesh(self, pts: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+        parts = self.body.vertex_parts()
+        v = torch.as_tensor(vertices, device=self.device)
+        p = torch.as_tensor(pts, device=self.device)
+        nearest = torch.cat([torch.cdist(chunk, v).argmin(-1) for chunk in p.split(4096)])
+        return parts[nearest.cpu().numpy()]
+
+    @torch.no_grad()
+    def _make_fit(self, pts, local, betas, transl, labels, certainty, dropped, method) -> BodyFit:
+        from posekit.geometry.so3 import so3_log
+
+        out = self.body(local[None], betas[None], transl[None])
+        verts = out.vertices[0]
+        p = torch.as_tensor(pts, device=self.device)
+        sample = p[torch.as_tensor(np.random.default_rng(0).choice(len(p), min(len(p), 512), replace=False),
+                                   device=self.device)]
+        residual = float(torch.cdist(sample, verts).amin(-1).mean())
+        confidence = self._fit_factor(residual, optimised=method != "network")
+        return BodyFit(
+            rotations=local.cpu().numpy(), axis_angle=so3_log(local).cpu().numpy(),
+            global_rotations=out.global_rotations[0].cpu().numpy(), betas=betas.cpu().numpy(),
+            translation=transl.cpu().numpy(), joints=out.joints[0].cpu().numpy(), vertices=verts.cpu().numpy(),
+            faces=self.body.faces, part_labels=labels if labels is not None else np.zeros(len(pts), np.int64),
+            confidence=float(confidence), residual_m=residual, method=method, dropped_invalid=dropped,
+            certainty=float(certainty),
+        )
+
+    def write_mesh(self, fit: BodyFit, path: str | Path) -> Path:
+        """Write the fitted mesh (.ply/.obj), metres."""
+        from posekit.io.mesh import Mesh, write_mesh
+
+        return write_mesh(Mesh(fit.vertices.astype(np.float64), fit.faces, name="body"), path)
+
+    def write_overlay(self, points, fit: BodyFit, path: str | Path, title: str = "") -> Path:
+        """PNG: input points, fitted mesh and skeleton, front and side views in the fitted body's frame."""
+        return draw_body_overlay(np.asarray(points, dtype=np.float64), fit, path, title)
+
+
+def draw_body_overlay(points: np.ndarray, fit: BodyFit, path: str | Path, title: str = "",
+                      reference: np.ndarray | None = None) -> Path:
+    """Front and side views (body frame of the fit) of points (grey), mesh vertices and skeleton."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    R = fit.global_rotations[0]
+    origin = fit.joints[0]
+    points = points[np.isfinite(points).all(axis=1)]
+
+    def frame(x):
+        return (x - origin) @ R  # R^T (x - origin), row vectors
+
+    views = (("front", 0, 1), ("side", 2, 1))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 5.5))
+    p, v, j = frame(points), frame(fit.vertices), frame(fit.joints)
+    for ax, (name, a, b) in zip(axes, views):
+        ax.scatter(v[:, a], v[:, b], s=0.6, c="tab:orange", alpha=0.35, label="fitted mesh", linewidths=0)
+        if reference is not None:
+            r = frame(reference)
+            ax.scatter(r[:, a], r[:, b], s=0.3, c="tab:green", alpha=0.2, linewidths=0, label="ground truth")
+        ax.scatter(p[:, a], p[:, b], s=1.0, c="k", alpha=0.5, linewidths=0, label="input points")
+        for k, parent in enumerate(PARENTS):
+            if parent >= 0:
+                ax.plot(j[[parent, k], a], j[[parent, k], b], "-", c="tab:blue", lw=2)
+        ax.scatter(j[:, a], j[:, b], s=12, c="tab:red", zorder=5, label="joints")
+        ax.set_aspect("equal")
+        ax.set_title(f"{name} (fitted body frame)")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].legend(loc="lower left", fontsize=7, markerscale=4)
+    fig.suptitle(title or f"{fit.method}: confidence {fit.confidence:.2f}, residual {100 * fit.residual_m:.1f} cm")
+    fig.tight_layout()
+    from posekit.io.atomic import atomic_path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
+
+
+__all__ = ["MIN_POINTS", "BodyFit", "BodyFitter", "check_body_points", "draw_body_overlay"]

@@ -1,0 +1,510 @@
+"""Registration benchmark: posekit's diffusion registration vs classical peers, side by side.
+
+Renders a held-out synthetic BOP dataset (:func:`posekit.data.scenes.synthesize_bop_dataset`)
+from a models folder (default: procedural shapes drawn from seeds 10 000 + ``seed``, a range
+training does not use; or e.g. the LM-O models, which the network never sees), once per
+depth-noise level, with the same scenes and poses in each. Each GT instance seen with at
+least 10 % of its surface becomes a target: its observed cloud is cut from the noisy depth
+with the oracle visible mask (``mask_visib``, back-projected by
+:func:`posekit.io.depth.depth_to_points`), and every method registers the object's model
+to that same cloud:
+
+* ``posekit`` / ``posekit+icp``: :class:`posekit.registration.estimator.ObjectPoseEstimator`
+  without / with its ICP refinement;
+* ``open3d_fpfh_ransac_icp``, ``open3d_icp``, ``small_gicp`` (when installed): the peers of
+  :mod:`posekit.registration.baselines`.
+
+Metrics (BOP conventions, :mod:`posekit.eval.pose_error`): ``add_s_recall`` is the fraction
+of targets with ADD (ADI for symmetric objects) below 0.1 x diameter; ``rot_recall_5deg``
+the fraction whose rotation error, minimised over the object's symmetry transformations
+(:func:`posekit.io.bop.symmetry_transformations`), is below 5 deg; ``trans_recall_1cm`` the
+fraction whose translation error (Euclidean, against the GT composed with the same symmetry)
+is below 1 cm. A method that fails (error raised or no answer) counts as wrong, with
+infinite errors. Latency is the wall time of one registration call, model preparation
+(features, caches) excluded for every method alike.
+
+Headline numbers use the targets at the calibrated Kinect noise level with a visible
+fraction >= 0.5; ``by_visible_fraction`` (bins 0.1-0.5, 0.5-0.7, 0.7-0.9, 0.9-1.0, Kinect
+noise) and ``by_noise`` (every level, visible fraction >= 0.5) break them down.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from posekit.data.sensor import DepthSensorModel
+from posekit.errors import BadInputError, PosekitError
+
+# Procedural benchmark objects come from this seed range; training never draws from it.
+HELD_OUT_SEED_OFFSET = 10_000
+HEADLINE_NOISE = "kinect"
+# name -> sensor model (None: perfect depth). "kinect_x2": the calibrated model with its
+# axial noise terms doubled (holes, quantisation and shadows unchanged).
+_KINECT = DepthSensorModel()
+NOISE_LEVELS: dict[str, DepthSensorModel | None] = {
+    "kinect": _KINECT,
+    "kinect_x2": replace(_KINECT, sigma_base=2 * _KINECT.sigma_base, sigma_quadratic=2 * _KINECT.sigma_quadratic,
+                         sigma_angle=2 * _KINECT.sigma_angle),
+    "clean": None,
+}
+DEFAULT_NOISE_LEVELS = ("kinect", "kinect_x2")
+VISIBLE_FRACTION_MIN = 0.5
+VISIBLE_FRACTION_BINS = ((0.1, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.0))
+ADD_THRESHOLD = 0.1  # fraction of the diameter
+ROT_THRESHOLD_DEG = 5.0
+TRANS_THRESHOLD_M = 0.01
+METRIC_KEYS = ("add_s_recall", "rot_recall_5deg", "trans_recall_1cm", "median_rot_err_deg",
+               "median_trans_err_mm", "latency_ms_median", "latency_ms_p95", "n_targets")
+DEFAULT_WEIGHTS = "registration-procedural"
+
+
+@dataclass
+class BenchObject:
+    """One object model as every method sees it (metres, model frame).
+
+    points/normals (M, 3) float32: area-uniform surface samples (the peers' model cloud);
+    eval_points (E, 3): the points ADD/ADI are computed on; symmetries (S, 4, 4)
+    T_model_model, identity first.
+    """
+
+    obj_id: int
+    mesh: object
+    diameter: float
+    symmetric: bool
+    symmetries: np.ndarray
+    points: np.ndarray
+    normals: np.ndarray
+    eval_points: np.ndarray
+
+
+@dataclass
+class BenchTarget:
+    """One GT instance in one image at one noise level: the observed cloud (N, 3) float32
+    camera frame metres, cut with the oracle visible mask, and its GT pose."""
+
+    noise: str
+    scene_id: int
+    im_id: int
+    gt_id: int
+    obj_id: int
+    visib_fract: float
+    T_cam_model: np.ndarray
+    points: np.ndarray = field(repr=False)
+
+
+class PeerMethod:
+    """A :mod:`posekit.registration.baselines` function as a benchmark method."""
+
+    def __init__(self, register: Callable, seed: int = 0):
+        self.register = register
+        self.seed = seed
+        self._calls = 0
+
+    def __call__(self, obj: BenchObject, points: np.ndarray) -> np.ndarray:
+        self._calls += 1
+        T, _ = self.register(obj.points, obj.normals, points, obj.diameter,
+                             rng=np.random.default_rng([self.seed, self._calls]))
+        return T
+
+
+class EstimatorMethod:
+    """An estimator-shaped object (``prepare_model``, ``estimate``) as a benchmark method.
+
+    ``prepare`` builds and caches the model (features) per object, outside the timing.
+    A result with ``success`` False counts as a failure; its ``reason`` is tallied.
+    """
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+        self._models: dict[int, object] = {}
+        self.failures: dict[str, int] = {}
+
+    def prepare(self, obj: BenchObject) -> None:
+        if obj.obj_id not in self._models:
+            syms = obj.symmetries if obj.symmetric else None
+            self._models[obj.obj_id] = self.estimator.prepare_model(obj.mesh, obj_id=obj.obj_id, symmetries=syms)
+
+    def __call__(self, obj: BenchObject, points: np.ndarray) -> np.ndarray | None:
+        self.prepare(obj)
+        res = self.estimator.estimate(self._models[obj.obj_id], points)
+        if not res.success:
+            reason = str(getattr(res, "reason", "") or "unknown")
+            self.failures[reason] = self.failures.get(reason, 0) + 1
+            return None
+        return np.asarray(res.T_cam_model, dtype=np.float64)
+
+
+def estimator_methods(weights: str = DEFAULT_WEIGHTS, device: str = "cpu", **kwargs) -> dict[str, EstimatorMethod]:
+    """``{"posekit": ..., "posekit+icp": ...}`` from shipped or given weights."""
+    from posekit.registration.estimator import ObjectPoseEstimator
+
+    return {
+        "posekit": EstimatorMethod(ObjectPoseEstimator.from_pretrained(weights, device=device, refine_icp=False,
+                                                                       **kwargs)),
+        "posekit+icp": EstimatorMethod(ObjectPoseEstimator.from_pretrained(weights, device=device, refine_icp=True,
+                                                                           **kwargs)),
+    }
+
+
+ESTIMATOR_METHODS = ("posekit", "posekit+icp")
+PEER_METHODS = ("open3d_fpfh_ransac_icp", "open3d_icp", "small_gicp")
+
+
+def default_methods(weights: str = DEFAULT_WEIGHTS, device: str = "cpu", seed: int = 0,
+                    notes: list[str] | None = None, names: Sequence[str] | None = None) -> dict[str, Callable]:
+    """The benchmark's methods (all, or those in ``names``); one that cannot be built (no
+    estimator module or weights, small_gicp not installed) is left out with a note."""
+    from posekit.registration import baselines
+
+    names = list(ESTIMATOR_METHODS + PEER_METHODS) if names is None else list(names)
+    unknown = [n for n in names if n not in ESTIMATOR_METHODS + PEER_METHODS]
+    if unknown:
+        raise BadInputError(f"method(s) {unknown} not available; available: "
+                            f"{list(ESTIMATOR_METHODS + PEER_METHODS)}")
+    notes = notes if notes is not None else []
+    methods: dict[str, Callable] = {}
+    wanted = [n for n in ESTIMATOR_METHODS if n in names]
+    if wanted:
+        try:
+            built = estimator_methods(weights, device)
+            methods.update({n: built[n] for n in wanted})
+        except (ImportError, PosekitError) as exc:
+            notes.append(f"posekit estimator not available ({type(exc).__name__}: {exc}): "
+                         f"{' and '.join(wanted)} skipped")
+    peers = {"open3d_fpfh_ransac_icp": baselines.register_open3d_fpfh_ransac_icp,
+             "open3d_icp": baselines.register_open3d_icp, "small_gicp": baselines.register_small_gicp}
+    for name in PEER_METHODS:
+        if name not in names:
+            continue
+        if name == "small_gicp" and not baselines.small_gicp_available():
+            notes.append("small_gicp not installed (pip install small-gicp): skipped")
+            continue
+        methods[name] = PeerMethod(peers[name], seed)
+    return methods
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def pose_errors(T_est: np.ndarray | None, T_gt: np.ndarray, obj: BenchObject) -> dict:
+    """ADD(-S) / diameter, symmetry-aware rotation error (deg), translation error (m).
+
+    The rotation error is the smallest angle of R_est^T R_gt R_s over the symmetries S; the
+    translation error is |t_est - (R_gt t_s + t_gt)| for that same S. None -> infinities.
+    """
+    from posekit.eval.pose_error import add, adi
+
+    if T_est is None:
+        return {"add_rel": math.inf, "rot_deg": math.inf, "trans_m": math.inf}
+    R_e, t_e, R_g, t_g = T_est[:3, :3], T_est[:3, 3], T_gt[:3, :3], T_gt[:3, 3]
+    err = (adi if obj.symmetric else add)(R_e, t_e, R_g, t_g, obj.eval_points)
+    A = R_e.T @ R_g
+    cos = 0.5 * (np.einsum("ij,sji->s", A, obj.symmetries[:, :3, :3]) - 1.0)
+    best = int(np.argmax(cos))
+    rot = math.degrees(math.acos(float(np.clip(cos[best], -1.0, 1.0))))
+    trans = float(np.linalg.norm(t_e - (R_g @ obj.symmetries[best, :3, 3] + t_g)))
+    return {"add_rel": err / obj.diameter, "rot_deg": rot, "trans_m": trans}
+
+
+def summarize(records: Sequence[dict]) -> dict:
+    """The benchmark's metrics (:data:`METRIC_KEYS`) over per-target records of one method."""
+    n = len(records)
+    if n == 0:
+        return {k: (0 if k == "n_targets" else None) for k in METRIC_KEYS} | {"n_failed": 0}
+    add_rel = np.array([r["add_rel"] for r in records])
+    rot = np.array([r["rot_deg"] for r in records])
+    trans = np.array([r["trans_m"] for r in records])
+    lat = np.array([r["latency_ms"] for r in records])
+    return {
+        "add_s_recall": float(np.mean(add_rel < ADD_THRESHOLD)),
+        "rot_recall_5deg": float(np.mean(rot < ROT_THRESHOLD_DEG)),
+        "trans_recall_1cm": float(np.mean(trans < TRANS_THRESHOLD_M)),
+        "median_rot_err_deg": _finite(float(np.median(rot))),
+        "median_trans_err_mm": _finite(1e3 * float(np.median(trans))),
+        "latency_ms_median": float(np.median(lat)),
+        "latency_ms_p95": float(np.percentile(lat, 95)),
+        "n_targets": n,
+        "n_failed": int(sum(1 for r in records if r["failed"])),
+    }
+
+
+def _finite(x: float):
+    return x if math.isfinite(x) else None
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_objects(dataset, n_points: int = 2048, n_eval_points: int = 1000, seed: int = 0) -> dict[int, BenchObject]:
+    """BenchObject per object of a BopDataset (model clouds sampled once, reproducibly)."""
+    from posekit.io.bop import symmetry_transformations
+    from posekit.registration.baselines import sample_model_cloud
+
+    objs = {}
+    for obj_id in dataset.obj_ids:
+        mesh = dataset.model(obj_id)
+        info = dataset.models_info[obj_id]
+        points, normals = sample_model_cloud(mesh, n_points, seed=seed)
+        eval_points = mesh.sample_points(n_eval_points, seed=seed + 1)
+        objs[obj_id] = BenchObject(obj_id, mesh, float(info.diameter), bool(info.is_symmetric),
+                                   symmetry_transformations(info), points, normals, eval_points)
+    return objs
+
+
+def collect_targets(dataset, noise: str, visible_fraction_min: float = 0.1) -> list[BenchTarget]:
+    """Every GT instance with visib_fract >= visible_fraction_min, with its oracle-mask cloud."""
+    from posekit.io.depth import depth_to_points
+
+    targets = []
+    for scene_id in dataset.scene_ids:
+        for im_id in dataset.image_ids(scene_id):
+            image = dataset.load_image(scene_id, im_id, rgb=False, depth=True)
+            for gt_id, gt in enumerate(image.gt):
+                visib = float(image.gt_info[gt_id].visib_fract) if image.gt_info else 1.0
+                if visib < visible_fraction_min:
+                    continue
+                mask = dataset.load_mask(scene_id, im_id, gt_id, visible=True)
+                points = depth_to_points(image.depth, image.K, mask=mask)
+                targets.append(BenchTarget(noise, scene_id, im_id, gt_id, int(gt.obj_id), visib,
+                                           np.asarray(gt.T_cam_model, dtype=np.float64), points))
+    return targets
+
+
+def render_datasets(models: str | Path, root: Path, noise_levels: Sequence[str], *, n_scenes: int, n_images: int,
+                    width: int, height: int, seed: int, n_procedural_objects: int = 8,
+                    objects_per_scene: tuple[int, int] = (5, 8), progress: bool = True) -> dict[str, Path]:
+    """One BOP dataset per noise level under ``root``: same scenes, cameras and poses."""
+    from posekit.data.scenes import synthesize_bop_dataset
+
+    out = {}
+    for noise in noise_levels:
+        if noise not in NOISE_LEVELS:
+            raise BadInputError(f"unknown noise level {noise!r}; choose from {sorted(NOISE_LEVELS)}")
+        out[noise] = root / noise
+        synthesize_bop_dataset(models, out[noise], n_scenes=n_scenes, n_images=n_images, seed=seed, width=width,
+                               height=height, n_procedural_objects=n_procedural_objects,
+                               objects_per_scene=tuple(objects_per_scene), sensor=NOISE_LEVELS[noise],
+                               progress=progress)
+    return out
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+
+def _as_methods(methods, weights: str, device: str, seed: int, notes: list[str]) -> dict[str, Callable]:
+    if isinstance(methods, Mapping):
+        return dict(methods)
+    return default_methods(weights, device, seed, notes, names=methods)
+
+
+def run_registration_benchmark(
+    models: str | Path = "procedural",
+    quick: bool = False,
+    seed: int = 0,
+    methods: Mapping[str, Callable] | Sequence[str] | None = None,
+    *,
+    weights: str = DEFAULT_WEIGHTS,
+    device: str = "cpu",
+    noise_levels: Sequence[str] = DEFAULT_NOISE_LEVELS,
+    n_scenes: int | None = None,
+    n_images: int | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    n_procedural_objects: int = 8,
+    objects_per_scene: tuple[int, int] = (5, 8),
+    work_dir: str | Path | None = None,
+    progress: bool = True,
+    records: list | None = None,
+) -> dict:
+    """Run the benchmark; returns ``{"benchmark": "registration", "settings", "methods"}``.
+
+    models: "procedural" (held-out seeds) or a BOP models folder (PLY in mm +
+    models_info.json). quick: 2 scenes x 3 images at 320x240 (else 6 x 5 at 640x480);
+    n_scenes/n_images/width/height override either. objects_per_scene: more than the
+    synthesizer's default (3-6), for some occlusion (the tabletop scenes keep objects apart,
+    so most instances are still >= 90 % visible). methods: None (every available method),
+    a list of their names, or ``{name: method}`` where a method is
+    ``method(obj: BenchObject, points (N, 3)) -> T_cam_model (4, 4) | None`` with an optional
+    ``prepare(obj)`` run before timing. weights/device build the posekit estimator.
+    work_dir keeps the rendered datasets (default: a temporary folder, deleted).
+    ``records``, if a list, receives one dict per (method, target).
+    """
+    from tqdm import tqdm
+
+    from posekit.io.bop import BopDataset
+
+    if not noise_levels:
+        raise BadInputError("noise_levels is empty; give at least one of " + ", ".join(NOISE_LEVELS))
+    n_scenes = n_scenes or (2 if quick else 6)
+    n_images = n_images or (3 if quick else 5)
+    width = width or (320 if quick else 640)
+    height = height or (240 if quick else 480)
+    procedural = str(models) == "procedural"
+    if not procedural and not (Path(models) / "models_info.json").is_file():
+        raise BadInputError(f"--models must be 'procedural' or a BOP models folder with models_info.json, got {models}")
+    data_seed = HELD_OUT_SEED_OFFSET + int(seed) if procedural else int(seed)
+    notes: list[str] = []
+    methods = _as_methods(methods, weights, device, seed, notes)
+    if not methods:
+        raise BadInputError("no methods to run")
+    for note in notes:
+        print(f"note: {note}")
+
+    with tempfile.TemporaryDirectory(prefix="posekit_bench_reg_") as tmp:
+        root = Path(work_dir) if work_dir is not None else Path(tmp)
+        t0 = time.perf_counter()
+        paths = render_datasets(models, root, list(noise_levels), n_scenes=n_scenes, n_images=n_images,
+                                width=width, height=height, seed=data_seed, objects_per_scene=objects_per_scene,
+                                n_procedural_objects=n_procedural_objects, progress=progress)
+        render_s = time.perf_counter() - t0
+        datasets = {noise: BopDataset(p) for noise, p in paths.items()}
+        objects = load_objects(next(iter(datasets.values())), seed=seed)
+        targets = [t for noise, ds in datasets.items() for t in collect_targets(ds, noise)]
+
+    for name, method in methods.items():
+        prepare = getattr(method, "prepare", None)
+        if prepare is None:
+            continue
+        for obj in objects.values():
+            try:
+                prepare(obj)
+            except PosekitError as exc:  # the timed calls fail the same way and count as failures
+                notes.append(f"{name}: preparing object {obj.obj_id} failed ({type(exc).__name__}: {exc})")
+
+    per_method: dict[str, list[dict]] = {name: [] for name in methods}
+    bar = tqdm(total=len(targets) * len(methods), desc="bench registration", unit="reg", disable=not progress)
+    t0 = time.perf_counter()
+    for target in targets:
+        obj = objects[target.obj_id]
+        for name, method in methods.items():
+            bar.set_postfix_str(name, refresh=False)
+            start = time.perf_counter()
+            failure = None
+            try:
+                T = method(obj, target.points)
+            except PosekitError as exc:
+                T, failure = None, f"{type(exc).__name__}: {exc}"
+            latency = 1e3 * (time.perf_counter() - start)
+            if T is not None:
+                T = np.asarray(T, dtype=np.float64)
+                if T.shape != (4, 4) or not np.isfinite(T).all():
+                    T, failure = None, "returned a pose that is not a finite 4x4 matrix"
+            elif failure is None:
+                failure = "no pose"
+            row = {"method": name, "noise": target.noise, "scene_id": target.scene_id, "im_id": target.im_id,
+                   "gt_id": target.gt_id, "obj_id": target.obj_id, "visib_fract": target.visib_fract,
+                   "n_points": len(target.points), "latency_ms": latency, "failed": T is None,
+                   "failure": failure, **pose_errors(T, target.T_cam_model, obj)}
+            per_method[name].append(row)
+            bar.update(1)
+    bar.close()
+    registration_s = time.perf_counter() - t0
+    if records is not None:
+        records.extend(r for rows in per_method.values() for r in rows)
+
+    headline_noise = HEADLINE_NOISE if HEADLINE_NOISE in noise_levels else next(iter(noise_levels))
+    out_methods = {}
+    for name, rows in per_method.items():
+        head = [r for r in rows if r["noise"] == headline_noise and r["visib_fract"] >= VISIBLE_FRACTION_MIN]
+        entry = summarize(head)
+        entry["by_visible_fraction"] = {
+            f"{lo:.1f}-{hi:.1f}": summarize([r for r in rows if r["noise"] == headline_noise
+                                             and lo <= r["visib_fract"] < hi + (1e-9 if hi >= 1.0 else 0.0)])
+            for lo, hi in VISIBLE_FRACTION_BINS
+        }
+        entry["by_noise"] = {noise: summarize([r for r in rows if r["noise"] == noise
+                                               and r["visib_fract"] >= VISIBLE_FRACTION_MIN])
+                             for noise in noise_levels}
+        failures = getattr(methods[name], "failures", None)
+        if failures:
+            entry["failure_reasons"] = dict(failures)
+        out_methods[name] = entry
+
+    n_head = sum(1 for t in targets if t.noise == headline_noise and t.visib_fract >= VISIBLE_FRACTION_MIN)
+    settings = {
+        "models": "procedural" if procedural else str(models),
+        "quick": bool(quick), "seed": int(seed), "dataset_seed": data_seed,
+        "n_scenes": n_scenes, "n_images": n_images, "width": width, "height": height,
+        "objects_per_scene": list(objects_per_scene), "n_objects": len(objects),
+        "objects": {str(o.obj_id): {"diameter_m": o.diameter, "symmetric": o.symmetric} for o in objects.values()},
+        "noise_levels": {n: (None if NOISE_LEVELS[n] is None else _sensor_dict(NOISE_LEVELS[n])) for n in noise_levels},
+        "headline": {"noise": headline_noise, "visible_fraction_min": VISIBLE_FRACTION_MIN, "n_targets": n_head},
+        "visible_fraction_bins": [list(b) for b in VISIBLE_FRACTION_BINS],
+        "thresholds": {"add_s": f"{ADD_THRESHOLD} x diameter (ADI for symmetric objects)",
+                       "rotation_deg": ROT_THRESHOLD_DEG, "translation_m": TRANS_THRESHOLD_M},
+        "masks": "oracle (mask_visib)",
+        "median_points_per_target": float(statistics.median([len(t.points) for t in targets])) if targets else 0.0,
+        "weights": weights, "device": device,
+        "methods_run": list(methods), "notes": notes,
+        "render_s": round(render_s, 2), "registration_s": round(registration_s, 2),
+        "cpu_threads": _cpu_threads(),
+    }
+    return {"benchmark": "registration", "settings": settings, "methods": out_methods}
+
+
+def _sensor_dict(sensor: DepthSensorModel) -> dict:
+    d = asdict(sensor)
+    d["invalid_border"] = list(d["invalid_border"])
+    return d
+
+
+def _cpu_threads() -> dict:
+    import os
+
+    info = {"os_cpu_count": os.cpu_count()}
+    try:
+        info["affinity"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    return info
+
+
+# ----------------------------------------------------------------------------- table
+
+
+def _fmt(value, scale: float = 1.0, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value * scale:.{digits}f}"
+
+
+def format_table(result: dict) -> str:
+    """Headline table (one row per method) and ADD(-S) recall per visible-fraction bin and noise level."""
+    methods = result["methods"]
+    cols = (("ADD(-S)%", "add_s_recall", 100, 1), ("rot@5%", "rot_recall_5deg", 100, 1),
+            ("t@1cm%", "trans_recall_1cm", 100, 1), ("med rot deg", "median_rot_err_deg", 1, 2),
+            ("med t mm", "median_trans_err_mm", 1, 1), ("lat ms", "latency_ms_median", 1, 0),
+            ("p95 ms", "latency_ms_p95", 1, 0), ("n", "n_targets", 1, 0))
+    w = max([len(m) for m in methods] + [8]) + 2
+    head = result["settings"].get("headline", {})
+    lines = [f"headline: noise {head.get('noise')}, visible fraction >= {head.get('visible_fraction_min')}",
+             "method".ljust(w) + "".join(f"{c[0]:>12}" for c in cols), "-" * (w + 12 * len(cols))]
+    for name, m in methods.items():
+        lines.append(name.ljust(w) + "".join(f"{_fmt(m.get(k), s, d):>12}" for _, k, s, d in cols))
+    for group, title in (("by_visible_fraction", "ADD(-S) recall % by visible fraction"),
+                         ("by_noise", "ADD(-S) recall % by depth noise (visible fraction >= 0.5)")):
+        keys = list(next(iter(methods.values()), {}).get(group, {}))
+        if not keys:
+            continue
+        lines += ["", title, "method".ljust(w) + "".join(f"{k:>14}" for k in keys), "-" * (w + 14 * len(keys))]
+        for name, m in methods.items():
+            cells = []
+            for k in keys:
+                b = m[group][k]
+                cells.append("-" if not b["n_targets"] else f"{_fmt(b['add_s_recall'], 100)} ({b['n_targets']})")
+            lines.append(name.ljust(w) + "".join(f"{c:>14}" for c in cells))
+    return "\n".join(lines)

@@ -1,0 +1,161 @@
+"""BodyFitter API, CLI on files, bad input, optimisation baseline, benchmark JSON and demo (shipped weights)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from posekit.body.clouds import make_body_batch
+from posekit.body.fitter import BodyFitter
+from posekit.errors import BadInputError, CorruptFileError
+from posekit.eval.body_metrics import mpjpe_cm, part_accuracy, v2v_cm
+
+
+@pytest.fixture(scope="module")
+def fitter():
+    return BodyFitter.from_pretrained("body-default")
+
+
+@pytest.fixture(scope="module")
+def sample(fitter):
+    return make_body_batch(fitter.body, np.random.default_rng(11), 1, 2048, "common", rotate=True)
+
+
+def test_fit_returns_a_complete_result(fitter, sample):
+    points = sample.points[0].numpy()
+    fit = fitter.fit(points)
+    assert fit.rotations.shape == (24, 3, 3) and fit.axis_angle.shape == (24, 3)
+    np.testing.assert_allclose(fit.rotations @ fit.rotations.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (24, 3, 3)),
+                               atol=1e-4)
+    assert fit.joints.shape == (24, 3) and fit.vertices.shape == (fitter.body.n_vertices, 3)
+    assert fit.betas.shape == (10,) and fit.translation.shape == (3,)
+    assert fit.part_labels.shape == (2048,) and 0 <= fit.confidence <= 1
+    assert fit.timing_ms["network"] > 0
+    # The fit overlays the input: translation is predicted (pelvis within 15 cm, surface close).
+    assert np.linalg.norm(fit.joints[0] - sample.joints[0, 0].numpy()) < 0.15
+    assert fit.residual_m < 0.06
+    d = fit.to_dict()
+    assert json.loads(json.dumps(d))["joint_names"][0] == "pelvis" and len(d["rotations"]) == 24
+
+
+def test_refine_lowers_the_surface_distance(fitter, sample):
+    from posekit.body.optimization import OptimizationSettings
+
+    points = sample.points[0].numpy()
+    fit = fitter.fit(points)
+    refined = fitter.refine(points, fit, settings=OptimizationSettings(iterations=45))
+    assert refined.residual_m < fit.residual_m
+    assert v2v_cm(refined.vertices, sample.vertices[0].numpy()) < v2v_cm(fit.vertices, sample.vertices[0].numpy()) + 1.0
+
+
+def test_random_rotations_move_the_predicted_root_rotation(fitter, sample):
+    """Equivariance beyond the 12 anchors is learned: random SO(3) rotations are followed within 25 deg."""
+    from posekit.geometry.rigid_np import random_rotation_np
+
+    points = sample.points[0].numpy()
+    base = fitter.fit(points)
+    rng = np.random.default_rng(2)
+    errors = []
+    for _ in range(4):
+        R = random_rotation_np(rng)
+        fit = fitter.fit(points @ R.T)
+        delta = (R @ base.global_rotations[0]).T @ fit.global_rotations[0]
+        errors.append(np.degrees(np.arccos(np.clip((np.trace(delta) - 1) / 2, -1, 1))))
+    assert np.median(errors) < 25.0, errors
+
+
+def test_bad_input_is_reported_clearly(fitter, sample):
+    points = sample.points[0].numpy()
+    with pytest.raises(BadInputError, match="at least"):
+        fitter.fit(points[:20])
+    with pytest.raises(BadInputError, match="millimetres"):
+        fitter.fit(points * 1000.0)
+    with pytest.raises(BadInputError):
+        fitter.fit(points[:, :2])
+    with_nan = points.copy()
+    with_nan[:100] = np.nan
+    fit = fitter.fit(with_nan)
+    assert fit.dropped_invalid == 100 and fit.part_labels.shape == (1948,)
+    with pytest.raises(BadInputError, match="valid points"):
+        fitter.fit(np.full((500, 3), np.nan))
+
+
+def test_a_cloud_that_is_not_a_person_gets_low_confidence(fitter, sample):
+    rng = np.random.default_rng(0)
+    person = fitter.fit(sample.points[0].numpy())
+    box = rng.uniform(-0.5, 0.5, size=(3000, 3)) * [1.0, 0.6, 0.8]
+    box[np.arange(3000), rng.integers(0, 3, 3000)] = np.sign(rng.normal(size=3000)) * 0.5  # on the faces
+    not_person = fitter.fit(box)
+    assert not_person.confidence < 0.5 < person.confidence
+
+
+def test_wrong_body_model_file_is_a_clear_error(tmp_path):
+    np.savez(tmp_path / "bad.npz", v_template=np.zeros((10, 3)))
+    with pytest.raises(CorruptFileError, match="missing key"):
+        BodyFitter.from_pretrained("body-default", body_model=tmp_path / "bad.npz")
+
+
+def test_optimisation_baseline_fits(fitter, sample):
+    from posekit.body.optimization import OptimizationSettings
+
+    points = sample.points[0].numpy()
+    fit = fitter.fit_by_optimization(points, OptimizationSettings(iterations=40, global_iterations=20, n_inits=2))
+    assert fit.method == "optimization" and fit.residual_m < 0.1
+    assert np.isfinite(fit.vertices).all()
+
+
+def test_metrics_worked_example():
+    a = np.zeros((4, 3))
+    b = a + [0.03, 0.04, 0.0]  # 5 cm everywhere
+    assert v2v_cm(a, b) == pytest.approx(5.0) and mpjpe_cm(a, b) == pytest.approx(5.0)
+    assert part_accuracy([1, 2, 3, 4], [1, 2, 0, 4]) == 0.75
+
+
+def test_fit_body_cli_on_a_file(tmp_path, sample):
+    from posekit.cli import main
+    from posekit.io.pointcloud import PointCloud, write_point_cloud
+
+    scan = write_point_cloud(PointCloud(sample.points[0].numpy()), tmp_path / "scan.ply")
+    rc = main(["fit-body", str(scan), "--out", str(tmp_path / "fit.ply"), "--png", str(tmp_path / "overlay.png"),
+               "--json", str(tmp_path / "fit.json")])
+    assert rc == 0
+    assert (tmp_path / "fit.ply").stat().st_size > 10000 and (tmp_path / "overlay.png").stat().st_size > 10000
+    d = json.loads((tmp_path / "fit.json").read_text())
+    assert np.asarray(d["rotations"]).shape == (24, 3, 3) and len(d["part_labels"]) == 2048
+    assert main(["fit-body", str(tmp_path / "absent.ply")]) == 1
+
+
+def test_make_model_cli_and_fitting_with_another_model_file(tmp_path, sample):
+    from posekit.body.model import load_body_model
+    from posekit.cli import main
+
+    assert main(["body", "make-model", "--out", str(tmp_path / "b.npz"), "--voxel", "0.035"]) == 0
+    other = load_body_model(tmp_path / "b.npz")
+    assert 1000 < other.n_vertices < 4000
+    fit = BodyFitter.from_pretrained("body-default", body_model=tmp_path / "b.npz").fit(sample.points[0].numpy())
+    assert fit.vertices.shape == (other.n_vertices, 3) and fit.faces.max() == other.n_vertices - 1
+
+
+@pytest.mark.slow
+def test_benchmark_json_has_the_issue_keys():
+    from posekit.body.optimization import OptimizationSettings
+    from posekit.eval.benchmarks.body import format_table, run_body_benchmark
+
+    tiny = OptimizationSettings(iterations=9, global_iterations=3, n_inits=2)
+    result = json.loads(json.dumps(run_body_benchmark(samples=1, quick=True, optimization=tiny)))
+    assert "V2V unseen rotated" in format_table(result)
+    assert result["benchmark"] == "body" and set(result["methods"]) == {"posekit", "posekit+refine", "optimization"}
+    keys = {"v2v_cm_common", "v2v_cm_unseen", "v2v_cm_unseen_rotated", "v2v_cm_unseen_partial", "mpjpe_cm_unseen",
+            "part_acc_unseen", "latency_ms_median", "n_samples"}
+    for m in result["methods"].values():
+        assert set(m) == keys and m["n_samples"] == 4 and 0 <= m["part_acc_unseen"] <= 1
+    assert result["methods"]["posekit"]["latency_ms_median"] < result["methods"]["optimization"]["latency_ms_median"]
+
+
+@pytest.mark.slow
+def test_demo_writes_a_picture(tmp_path):
+    from posekit.body.demo import run_demo
+
+    lines = run_demo(tmp_path)
+    assert (tmp_path / "body_fit.png").stat().st_size > 10000
+    assert any("V2V" in line for line in lines)

@@ -1,0 +1,124 @@
+"""ArtEq-style network: finite groups, exact equivariance to group rotations, training (and under torchrun)."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from posekit.body.groups import rotation_group
+from posekit.body.network import BodyNet, BodyNetConfig, decode_body, global_to_local
+from posekit.body.skeleton import N_PARTS, PART_JOINTS
+
+TINY = {"n_points": 256, "centres1": 48, "centres2": 12, "neighbours1": 8, "neighbours2": 6, "channels1": 16,
+        "channels2": 24, "part_channels": 16, "heads": 2}
+
+
+@pytest.mark.parametrize("name,order", [("tetrahedral", 12), ("octahedral", 24), ("icosahedral", 60)])
+def test_rotation_groups_are_closed(name, order):
+    g = rotation_group(name)
+    assert g.order == order
+    E = g.elements
+    np.testing.assert_allclose(np.einsum("gij,gkj->gik", E, E), np.broadcast_to(np.eye(3), E.shape), atol=1e-9)
+    assert all(sorted(row) == list(range(order)) for row in g.mul)  # Latin square: a group table
+    a, b = 5 % order, 7 % order
+    np.testing.assert_allclose(E[g.mul[a, b]], E[a] @ E[b], atol=1e-9)
+
+
+@pytest.mark.parametrize("group", ["icosahedral", "tetrahedral"])
+def test_group_rotation_permutes_features_and_rotates_outputs(group, device):
+    torch.manual_seed(0)
+    net = BodyNet(BodyNetConfig(group=group, **TINY)).to(device).eval()
+    g = rotation_group(group)
+    x = (torch.randn(2, 256, 3) * torch.tensor([0.2, 0.6, 0.1])).to(device)
+    r = 7
+    R = torch.as_tensor(g.elements[r], dtype=torch.float32, device=device)
+    with torch.no_grad():
+        a, b = net(x), net(x @ R.T)
+    perm = torch.as_tensor(g.left_permutation(r), device=device)
+    scale = a["group_features"].abs().max()
+    assert (b["group_features"] - a["group_features"][:, :, perm]).abs().max() <= 1e-4 * scale
+    assert (b["part_rotations"] - R @ a["part_rotations"]).abs().max() < 1e-3
+    assert (b["pelvis"] - a["pelvis"] @ R.T).abs().max() < 1e-5
+    assert (b["betas"] - a["betas"]).abs().max() < 1e-4
+    assert (b["centre_logits"].argmax(-1) == a["centre_logits"].argmax(-1)).all()
+
+
+def test_outputs_and_decoding():
+    from posekit.body.model import load_body_model
+
+    body = load_body_model()
+    net = BodyNet(BodyNetConfig(**TINY)).eval()
+    with torch.no_grad():
+        out = net(torch.randn(3, 300, 3) * 0.3 + 2.0)
+        local, _, _, posed = decode_body(out, body)
+    assert out["centre_logits"].shape == (3, 48, N_PARTS) and out["point_logits"].shape == (3, 300, N_PARTS)
+    R = out["part_rotations"]
+    torch.testing.assert_close(R @ R.transpose(-1, -2), torch.eye(3).expand_as(R), atol=1e-5, rtol=0)
+    assert torch.allclose(torch.det(R), torch.ones(()), atol=1e-5)
+    # Decoding puts the model's pelvis joint at the predicted pelvis, hands/feet at rest.
+    torch.testing.assert_close(posed.joints[:, 0], out["pelvis"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(local[:, 10], torch.eye(3).expand(3, 3, 3), atol=1e-6, rtol=0)
+    # global -> local -> forward kinematics reproduces the globals of the non-merged joints.
+    torch.testing.assert_close(posed.global_rotations[:, 18], R[:, PART_JOINTS.index(18)], atol=1e-4, rtol=0)
+    assert posed.vertices.shape == (3, body.n_vertices, 3)
+
+
+def test_global_to_local_inverts_forward_kinematics():
+    from posekit.body.model import load_body_model
+    from posekit.geometry.so3 import so3_exp
+
+    body = load_body_model()
+    local = so3_exp(torch.randn(2, 24, 3) * 0.4)
+    out = body(local)
+    torch.testing.assert_close(global_to_local(out.global_rotations), local, atol=1e-5, rtol=0)
+
+
+def _tiny_config(tmp_steps: int):
+    from posekit.body.training import BodyTrainConfig
+    from posekit.config import load_config
+
+    overrides = [f"network.{k}={v}" for k, v in TINY.items()] + [
+        f"train.steps={tmp_steps}", "train.batch_size=2", "train.log_every=1", "train.warmup_steps=1",
+        "train.checkpoint_every=2", "data.eval_samples=2", "data.partial_fraction=0.5", "train.num_threads=1"]
+    return load_config(BodyTrainConfig, "configs/body.yaml", overrides)
+
+
+def test_training_runs_and_writes_weights_that_load(tmp_path):
+    from posekit.body.fitter import BodyFitter
+    from posekit.body.training import train_body
+
+    result = train_body(_tiny_config(3), tmp_path, progress=False)
+    assert result.weights_path.is_file()
+    assert all(np.isfinite(row["loss"]) for row in result.history)
+    assert {"unseen_v2v_cm", "common_part_acc"} <= set(result.metrics)
+    fitter = BodyFitter.from_pretrained(result.weights_path)
+    assert fitter.net.config.centres1 == TINY["centres1"]
+
+
+@pytest.mark.slow
+def test_training_under_torchrun_two_cpu_processes(tmp_path):
+    script = tmp_path / "ddp_body.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_body_network import _tiny_config
+        from posekit.body.training import train_body
+        import torch.distributed as dist
+        r = train_body(_tiny_config(4), sys.argv[1], progress=False)
+        if dist.get_rank() == 0:
+            print("WEIGHTS", r.weights_path, "WORLD", dist.get_world_size())
+        dist.destroy_process_group()
+    """))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           str(tmp_path / "run")]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, cwd=str(Path(__file__).parents[1]))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "WORLD 2" in proc.stdout
+    from posekit.io.weights import load_weights
+
+    _, meta = load_weights(tmp_path / "run" / "model.pt", return_metadata=True)
+    assert meta["world_size"] == 2 and meta["engine"] == "body"
