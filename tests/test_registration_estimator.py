@@ -98,7 +98,9 @@ def test_round_trip_through_files_and_the_cli(tmp_path, unseen_mesh):
     write_mesh(mesh, tmp_path / "model.ply", scale=1.0)
     write_point_cloud(PointCloud(obs), tmp_path / "observed.ply")
     est = ObjectPoseEstimator.from_pretrained("registration-procedural")
-    out = est.estimate(est.prepare_model(tmp_path / "model.ply"), obs)
+    from posekit.io.pointcloud import read_point_cloud
+
+    out = est.estimate(est.prepare_model(tmp_path / "model.ply"), read_point_cloud(tmp_path / "observed.ply").points)
     assert out.success
     rc = posekit_main(["register", "--model", str(tmp_path / "model.ply"), "--observed",
                        str(tmp_path / "observed.ply"), "--out", str(tmp_path / "pose.json"),

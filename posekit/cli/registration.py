@@ -61,21 +61,15 @@ def register_train(sub) -> None:
 
 
 def register_bench(sub) -> None:
-    import importlib.util
+    from posekit.cli.registration_bench import register_bench as add
 
-    if importlib.util.find_spec("posekit.cli.registration_bench"):
-        from posekit.cli.registration_bench import register_bench as add
-
-        add(sub)
+    add(sub)
 
 
 def register_predict(sub) -> None:
-    import importlib.util
+    from posekit.cli.registration_bench import register_predict as add
 
-    if importlib.util.find_spec("posekit.cli.registration_bench"):
-        from posekit.cli.registration_bench import register_predict as add
-
-        add(sub)
+    add(sub)
 
 
 def run_train(args: argparse.Namespace) -> int:

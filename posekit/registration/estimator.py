@@ -49,6 +49,7 @@ class InferenceConfig:
     match_observed: int = 192
     match_model: int = 384
     refine_icp: bool = False
+    icp_candidates: int = 3  # best distinct hypotheses refined by ICP when refine_icp
 MIN_MODEL_POINTS = 32
 MIN_OBSERVED_POINTS = 24
 
@@ -128,6 +129,7 @@ class ObjectPoseEstimator:
         self.n_observed = int(data.get("n_observed", 512))
         self.n_model = int(data.get("n_model", 1024))
         self.refine_icp = inference.refine_icp if refine_icp is None else bool(refine_icp)
+        self.icp_candidates = max(1, int(inference.icp_candidates))
         self.seed = int(seed)
         self.name = name
         self.match_iters = int(match_iters or inference.match_iters)
@@ -179,8 +181,8 @@ class ObjectPoseEstimator:
             f = self.net.features(p, n)
         return PreparedModel(cloud, p, n, f)
 
-    def _check_model_points(self, pts: np.ndarray) -> None:
-        if len(pts) < MIN_MODEL_POINTS:
+    def _check_model_points(self, pts: np.ndarray, count: bool = True) -> None:
+        if count and len(pts) < MIN_MODEL_POINTS:
             raise BadInputError(f"the model has {len(pts)} valid points; registration needs at least "
                                 f"{MIN_MODEL_POINTS} (pass a mesh or a denser cloud)")
         from posekit.io.pointcloud import check_metric_units
@@ -190,7 +192,7 @@ class ObjectPoseEstimator:
     def _cloud_from_mesh(self, mesh: Mesh, obj_id, symmetries, diameter) -> ModelCloud:
         if len(mesh.faces) == 0:
             return self.prepare_model(np.asarray(mesh.vertices), obj_id, symmetries).cloud
-        self._check_model_points(np.asarray(mesh.vertices))
+        self._check_model_points(np.asarray(mesh.vertices), count=False)  # a box has 8 vertices
         return model_cloud_from_mesh(mesh, 4 * self.n_model, seed=self.seed, symmetries=symmetries, obj_id=obj_id,
                                      diameter=diameter)
 
@@ -354,16 +356,31 @@ class ObjectPoseEstimator:
         T = pose_from_state(H.double().cpu().numpy(), mu, model.cloud)
         score_pts = pts if len(pts) <= 1500 else pts[rng.choice(len(pts), 1500, replace=False)]
         scores = score_hypotheses(T, model.cloud.points, model.cloud.normals, score_pts, model.diameter)
-        best = int(np.argmax([s.score for s in scores]))
-        T_best = T[best]
+        order = np.argsort([-s.score for s in scores])
+        T_best, s_best = T[order[0]], scores[order[0]]
         if self.refine_icp:
+            # ICP on the few best distinct hypotheses, then the best fit: robust to a scoring tie
+            # between a right pose and a near-miss that ICP would have fixed.
             from posekit.registration.baselines import refine_icp
 
-            T_icp = refine_icp(T_best, model.cloud.points, model.cloud.normals, pts, model.diameter)
-            s_icp = score_hypotheses(T_icp[None], model.cloud.points, model.cloud.normals, score_pts,
-                                     model.diameter)[0]
-            if s_icp.score >= scores[best].score:
-                T_best, scores[best] = T_icp, s_icp
+            for i in self._distinct(T, order, self.icp_candidates):
+                T_icp = refine_icp(T[i], model.cloud.points, model.cloud.normals, pts, model.diameter)
+                s_icp = score_hypotheses(T_icp[None], model.cloud.points, model.cloud.normals, score_pts,
+                                         model.diameter)[0]
+                if s_icp.score > s_best.score:
+                    T_best, s_best = T_icp, s_icp
         hyps = [{"T_cam_model": Ti.tolist(), "score": s.score, "fit": s.fit, "violations": s.violations}
                 for Ti, s in zip(T, scores)] if return_hypotheses else []
-        return ObjectPoseResult(True, T_best, float(scores[best].score), "", 0.0, len(pts), model.obj_id, hyps)
+        return ObjectPoseResult(True, T_best, float(s_best.score), "", 0.0, len(pts), model.obj_id, hyps)
+
+    @staticmethod
+    def _distinct(T: np.ndarray, order: np.ndarray, k: int, min_angle_deg: float = 10.0) -> list[int]:
+        """Up to k hypothesis indices, best first, whose rotations differ by more than min_angle_deg."""
+        picked: list[int] = []
+        for i in order:
+            if all(np.degrees(np.arccos(np.clip((np.trace(T[i, :3, :3].T @ T[j, :3, :3]) - 1) / 2, -1, 1)))
+                   > min_angle_deg for j in picked):
+                picked.append(int(i))
+            if len(picked) == k:
+                break
+        return picked
