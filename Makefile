@@ -2,12 +2,15 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PKGS := gfortran libusb-1.0-0 libgl1 libgomp1
+APT_PKGS := gfortran libusb-1.0-0 libgl1 libgomp1 cmake g++
 STAMP := $(VENV)/.posekit-installed
+# ROS 2 message packages posekit generates from .msg files (vision_msgs, tf2_msgs, posekit_msgs).
+ROS_INTERFACES := $(VENV)/share/posekit_ros_interfaces.stamp
+ROS_INTERFACE_SOURCES := $(wildcard ros_nodes/interfaces/*/msg/*.msg ros_nodes/interfaces/*/CMakeLists.txt ros_nodes/interfaces/*/package.xml ros_nodes/interfaces/cmake/*.cmake) ros_nodes/interfaces/build.py
 
 .PHONY: setup demo test test-fast lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(ROS_INTERFACES)
 
 $(STAMP): pyproject.toml
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -25,6 +28,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[ros,dev]"
 	touch $(STAMP)
 
+$(ROS_INTERFACES): $(STAMP) $(ROS_INTERFACE_SOURCES)
+	$(PY) ros_nodes/interfaces/build.py
+
 demo: setup
 	$(VENV)/bin/posekit demo --out demo_out
 
@@ -35,4 +41,4 @@ lint: setup
 	$(VENV)/bin/ruff check posekit ros_nodes tests
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) demo_out .pytest_cache build

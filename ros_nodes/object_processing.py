@@ -66,6 +66,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("cloud_is_scene", False, "pointcloud mode: the cloud is a whole tabletop "
                   "scene, not the object's points (plane removal and clustering find the object)",
                   read_only=True),
+    ParameterSpec("max_points", 20000, "larger clouds are randomly subsampled to this many points "
+                  "before the engine (which uses a few hundred)", value_range=(100, 10_000_000)),
     ParameterSpec("depth_min", 0.1, "nearest depth used, metres", value_range=(0.0, 50.0)),
     ParameterSpec("depth_max", 3.0, "farthest depth used, metres", value_range=(0.01, 50.0)),
     ParameterSpec("min_score", 0.0, "estimates scoring below are not published",
@@ -307,6 +309,10 @@ class ObjectPosePipeline:
             points = points[np.isfinite(points).all(1) & (points[:, 2] >= near) & (points[:, 2] <= far)]
             if len(points) < 3:
                 raise BadInputError(f"cloud has {len(points)} points within depth {near}..{far} m")
+            limit = int(self.params["max_points"])
+            if len(points) > limit:
+                rng = np.random.default_rng(frame.stamp_ns % (2**32))
+                points = points[np.sort(rng.choice(len(points), limit, replace=False))]
         else:
             if frame.depth is None or frame.K is None:
                 raise BadInputError("a frame needs points, or depth and K")

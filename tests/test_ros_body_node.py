@@ -56,10 +56,12 @@ def test_body_node_publishes_the_fit_as_tf_joints_parameters_and_mesh(fitter_and
         pub = probe.create_publisher(PointCloud2, "points", reliability_qos("reliable", 5))
         assert graph.wait_for(lambda: pub.get_subscription_count() and probe.count_publishers("joints"), 10.0)
         header = m.make_header(factory, 3_000_000_004, "lidar")
+        # A 1 cm blob is not a person: the fitter refuses it, the node logs it and skips it.
         pub.publish(m.pointcloud2_message(factory, header, np.full((500, 3), 0.01, np.float32) + [0, 0, 1]))
+        assert graph.wait_for(lambda: node.bad_messages.total == 1, 30.0)
         pub.publish(m.pointcloud2_message(factory, header, cloud))
         assert graph.wait_for(lambda: all(got.values()), 30.0), {k: len(v) for k, v in got.items()}
-        assert node.bad_messages.total == 1  # the 1 cm blob is not a person: skipped
+        assert node.bad_messages.total == 1
 
     joints = got["joints"][0]
     assert joints.header.frame_id == "lidar" and (joints.header.stamp.sec, joints.header.stamp.nanosec) == (3, 4)

@@ -16,7 +16,7 @@ from posekit import __version__
 from posekit.errors import PosekitError
 
 # Modules of posekit.cli, each with register(subparsers). Order is the order of --help.
-COMMAND_MODULES = ["demo", "synth", "train", "predict", "eval", "bench"]
+COMMAND_MODULES = ["demo", "synth", "train", "predict", "eval", "bench", "ros"]
 # One adapter module per engine. Besides register(subparsers) for its own top-level commands
 # (e.g. ``posekit register``), it may define register_synth/register_train/register_predict/
 # register_bench(sub), which the group modules call to add ``posekit <group> <engine>``.

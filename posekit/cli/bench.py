@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sensor.set_defaults(func=run_sensor)
     for register_engine in engine_hooks("register_bench"):
         register_engine(sub)
+    from posekit.cli.ros import register_bench_ros
+
+    register_bench_ros(sub)
 
 
 def run_sensor(args: argparse.Namespace) -> int:

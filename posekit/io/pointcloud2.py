@@ -134,7 +134,7 @@ def _flat_columns(structured: np.ndarray, fields: Sequence[str]) -> np.ndarray:
                 f"PointCloud2 has no field {name!r}; it has {list(structured.dtype.names or ())}"
             )
         col = structured[name].astype(np.float64)
-        cols.append(col.reshape(structured.shape + (-1,)))
+        cols.append(col.reshape(structured.shape + (int(np.prod(col.shape[structured.ndim:])),)))
     return np.concatenate(cols, axis=-1)
 
 

@@ -52,7 +52,7 @@ _BYTES_PER_PIXEL = {
 }
 
 
-def _normalized_msgtype(msgtype: str) -> str:
+def normalized_msgtype(msgtype: str) -> str:
     """ROS 1 names types 'sensor_msgs/Image', ROS 2 'sensor_msgs/msg/Image': use the latter."""
     parts = msgtype.split("/")
     return f"{parts[0]}/msg/{parts[1]}" if len(parts) == 2 else msgtype
@@ -64,7 +64,7 @@ def _default_typestore():
     return get_typestore(Stores.ROS2_HUMBLE)
 
 
-def _bag_paths(bag: str | Path) -> list[Path]:
+def bag_paths(bag: str | Path) -> list[Path]:
     path = Path(bag)
     if not path.exists():
         raise MissingFileError(f"bag not found: {path}")
@@ -89,7 +89,7 @@ def _open_reader(bag: str | Path):
     """An open rosbags AnyReader; rosbags' own errors become posekit errors."""
     from rosbags.highlevel import AnyReader, AnyReaderError
 
-    paths = _bag_paths(bag)
+    paths = bag_paths(bag)
     try:
         reader = AnyReader(paths, default_typestore=_default_typestore())
         reader.open()
@@ -119,7 +119,7 @@ def list_topics(bag: str | Path) -> list[BagTopic]:
     with _open_reader(bag) as reader:
         counts: dict[tuple[str, str], int] = {}
         for c in reader.connections:
-            key = (c.topic, _normalized_msgtype(c.msgtype))
+            key = (c.topic, normalized_msgtype(c.msgtype))
             counts[key] = counts.get(key, 0) + c.msgcount
     return [BagTopic(t, m, n) for (t, m), n in sorted(counts.items())]
 
@@ -207,7 +207,7 @@ def _stamp_ns(header) -> int:
 
 def message_to_numpy(msg, msgtype: str):
     """Convert a deserialized PointCloud2, Image or CameraInfo message (see the module docstring)."""
-    msgtype = _normalized_msgtype(msgtype)
+    msgtype = normalized_msgtype(msgtype)
     if msgtype == POINTCLOUD2:
         return pointcloud2_to_pointcloud(msg)
     if msgtype == IMAGE:
@@ -221,7 +221,7 @@ def message_to_numpy(msg, msgtype: str):
 
 def _select_connections(reader, topics: Sequence[str] | None):
     connections = [
-        c for c in reader.connections if _normalized_msgtype(c.msgtype) in SUPPORTED_MSGTYPES
+        c for c in reader.connections if normalized_msgtype(c.msgtype) in SUPPORTED_MSGTYPES
     ]
     if topics is None:
         return connections
@@ -231,7 +231,7 @@ def _select_connections(reader, topics: Sequence[str] | None):
     for t in topics:
         if t not in by_topic:
             raise BadInputError(f"topic {t!r} is not in the bag; it has {sorted(by_topic)}")
-        mt = _normalized_msgtype(by_topic[t].msgtype)
+        mt = normalized_msgtype(by_topic[t].msgtype)
         if mt not in SUPPORTED_MSGTYPES:
             raise UnsupportedFormatError(
                 f"topic {t!r} has type {mt}, which posekit does not convert; supported: {list(SUPPORTED_MSGTYPES)}"
@@ -332,7 +332,7 @@ def read_frames(
         connections = _select_connections(reader, topics)
         by_topic = {c.topic: c for c in connections}
         for t, want in ((depth_topic, IMAGE), (info_topic, CAMERA_INFO), (rgb_topic, IMAGE)):
-            if t is not None and _normalized_msgtype(by_topic[t].msgtype) != want:
+            if t is not None and normalized_msgtype(by_topic[t].msgtype) != want:
                 raise BadInputError(f"topic {t!r} has type {by_topic[t].msgtype}, expected {want}")
 
         # Pass 1: timestamps only (and the small CameraInfo messages), to plan the pairing.

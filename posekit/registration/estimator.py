@@ -49,6 +49,8 @@ class InferenceConfig:
     match_observed: int = 192
     match_model: int = 384
     refine_icp: bool = False
+    coarse_rotations: int = 1024  # coarse rotation search before the chains (0: group anchors only)
+    coarse_points: int = 128  # observed points used by the coarse search
     icp_candidates: int = 3  # best distinct hypotheses refined by ICP when refine_icp
 MIN_MODEL_POINTS = 32
 MIN_OBSERVED_POINTS = 24
@@ -130,6 +132,8 @@ class ObjectPoseEstimator:
         self.n_model = int(data.get("n_model", 1024))
         self.refine_icp = inference.refine_icp if refine_icp is None else bool(refine_icp)
         self.icp_candidates = max(1, int(inference.icp_candidates))
+        self.coarse_rotations = int(inference.coarse_rotations)
+        self.coarse_points = int(inference.coarse_points)
         self.seed = int(seed)
         self.name = name
         self.match_iters = int(match_iters or inference.match_iters)
@@ -350,8 +354,8 @@ class ObjectPoseEstimator:
             def denoise(H, s):
                 return self.net.match(ok, fo, mk, fm, H, s, iters=self.match_iters)
 
-            H_T = torch.eye(4, device=self.device).repeat(k, 1, 1)
-            H_T[:, :3, :3] = anchor_rotations(k, device=self.device)
+            H_T = self._start_states(o[0], model.points_t[0], k) if self.coarse_rotations > 0 else \
+                self._anchor_states(k)
             H = sample(denoise, k, self.schedule, device=self.device, generator=g, H_init=H_T)
         T = pose_from_state(H.double().cpu().numpy(), mu, model.cloud)
         score_pts = pts if len(pts) <= 1500 else pts[rng.choice(len(pts), 1500, replace=False)]
@@ -372,6 +376,59 @@ class ObjectPoseEstimator:
         hyps = [{"T_cam_model": Ti.tolist(), "score": s.score, "fit": s.fit, "violations": s.violations}
                 for Ti, s in zip(T, scores)] if return_hypotheses else []
         return ObjectPoseResult(True, T_best, float(s_best.score), "", 0.0, len(pts), model.obj_id, hyps)
+
+    def _anchor_states(self, k: int):
+        import torch
+
+        from posekit.registration.diffusion import anchor_rotations
+
+        H_T = torch.eye(4, device=self.device).repeat(k, 1, 1)
+        H_T[:, :3, :3] = anchor_rotations(k, device=self.device)
+        return H_T
+
+    def _start_states(self, obs, model, k: int, min_angle_deg: float = 15.0):
+        """k chain end points H_T (kx4x4) from a coarse search over ``coarse_rotations`` rotations.
+
+        The denoiser converges from about 20 degrees; the anchors of a 24- or 60-rotation group
+        are up to 63 / 44 degrees away. So every rotation of a dense set is tried at once:
+        centroid-aligned, one nearest-neighbour translation update, then the mean distance of
+        observed points to the model; the k best rotations at least ``min_angle_deg`` apart
+        start the chains (normalised units: obs (Nx3), model (Mx3) torch).
+        """
+        import torch
+
+        from posekit.geometry.so3 import geodesic_distance
+        from posekit.registration.denoiser import squared_distances
+        from posekit.registration.diffusion import anchor_rotations
+
+        R = anchor_rotations(self.coarse_rotations, device=self.device)
+        o = obs[: self.coarse_points]
+        m = model[: 2 * self.coarse_points]
+        costs, shifts = [], []
+        for chunk in R.split(128):
+            moved = o @ chunk.transpose(1, 2)  # (c, n, 3)
+            j = squared_distances(moved, m).argmin(-1)
+            shift = (m[j] - moved).mean(1, keepdim=True)  # one translation step of ICP
+            d = squared_distances(moved + shift, m).min(-1).values.sqrt()
+            costs.append(d.clamp_max(0.3).mean(-1))  # truncated: background points cannot dominate
+            shifts.append(shift[:, 0])
+        cost, shift = torch.cat(costs), torch.cat(shifts)
+        best = cost.argsort()[: 12 * k]
+        Rb = R[best]
+        close = (geodesic_distance(Rb[:, None], Rb[None]) < np.radians(min_angle_deg)).cpu().numpy()
+        chosen: list[int] = []
+        for i in range(len(best)):
+            if not close[i, chosen].any():
+                chosen.append(i)
+            if len(chosen) == k:
+                break
+        picked = best[chosen].tolist()
+        H_T = torch.eye(4, device=self.device).repeat(len(picked), 1, 1)
+        H_T[:, :3, :3] = R[picked]
+        H_T[:, :3, 3] = shift[picked]
+        if len(picked) < k:  # few distinct rotations: pad with group anchors
+            H_T = torch.cat([H_T, self._anchor_states(k)[: k - len(picked)]])
+        return H_T
 
     @staticmethod
     def _distinct(T: np.ndarray, order: np.ndarray, k: int, min_angle_deg: float = 10.0) -> list[int]:

@@ -146,6 +146,7 @@ def build_interfaces(
     jobs = jobs or max(1, min(4, os.cpu_count() or 1))
     say = (lambda *a: None) if quiet else print
     if not force and is_installed(prefix):
+        (prefix / "share" / STAMP_NAME).touch()  # newer than its sources for make
         say(f"ROS 2 interfaces up to date in {prefix}")
         return []
     _check_tools()
