@@ -49,7 +49,7 @@ def test_refine_lowers_the_surface_distance(fitter, sample):
 
 
 def test_random_rotations_move_the_predicted_root_rotation(fitter, sample):
-    """Equivariance beyond the 12 anchors is learned: random SO(3) rotations are followed within 25 deg."""
+    """Equivariance beyond the 12 anchors is learned: random SO(3) rotations are followed within 20 deg (shipped: ~7 deg)."""
     from posekit.geometry.rigid_np import random_rotation_np
 
     points = sample.points[0].numpy()
@@ -61,7 +61,7 @@ def test_random_rotations_move_the_predicted_root_rotation(fitter, sample):
         fit = fitter.fit(points @ R.T)
         delta = (R @ base.global_rotations[0]).T @ fit.global_rotations[0]
         errors.append(np.degrees(np.arccos(np.clip((np.trace(delta) - 1) / 2, -1, 1))))
-    assert np.median(errors) < 25.0, errors
+    assert np.median(errors) < 20.0, errors
 
 
 def test_bad_input_is_reported_clearly(fitter, sample):

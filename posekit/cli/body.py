@@ -100,7 +100,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.refine:
         fit = fitter.refine(cloud.points, fit)
     print(f"fitted {len(cloud)} points in {fit.timing_ms['total']:.1f} ms: confidence {fit.confidence:.2f}, "
-          f"translation {fit.translation.round(3).tolist()} m, mean point-to-mesh {100 * fit.residual_m:.2f} cm")
+          f"translation {[round(float(x), 3) for x in fit.translation]} m, mean point-to-mesh {100 * fit.residual_m:.2f} cm")
     if fit.confidence < 0.5:
         print("warning: low confidence: the cloud may not be a whole person (or not a person)")
     if args.out is not None:

@@ -48,7 +48,7 @@ class InferenceConfig:
     match_iters: int = 2
     match_observed: int = 192
     match_model: int = 384
-    refine_icp: bool = False
+    refine_icp: bool = True  # +8 points ADD(-S) on held-out procedural views (docs/models.md)
     coarse_rotations: int = 1024  # coarse rotation search before the chains (0: group anchors only)
     coarse_points: int = 128  # observed points used by the coarse search
     icp_candidates: int = 3  # best distinct hypotheses refined by ICP when refine_icp
