@@ -76,4 +76,9 @@ def test_demo_writes_png_and_scores(tmp_path, capsys):
     png = tmp_path / "scene.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
-    assert "GT poses" in out and "GT moved" in out
+    for picture in ("object_poses.png", "body_fit.png", "view_cube.png"):
+        assert (tmp_path / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "object engine: registration-procedural" in out and "BOP scores of this image" in out
+    assert "V2V" in out and "log-likelihood" in out
+    rows = (tmp_path / "object_results.csv").read_text().splitlines()
+    assert rows[0].startswith("scene_id,im_id,obj_id") and len(rows) >= 2

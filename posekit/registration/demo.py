@@ -63,7 +63,8 @@ def run_demo(out_dir: Path, device: str = "cpu", seed: int = 0, dataset_dir: Pat
     png = viz.save_panels(out_dir / "object_poses.png", [("RGB", img.rgb), ("estimated poses (model points + axes)",
                                                                           picture)],
                           title="posekit object engine: SE(3) diffusion registration, unseen objects")
-    scores = evaluate_bop(ds, estimates, progress=False)["overall"] if estimates else {}
+    targets = [t for t in ds.targets() if (t.scene_id, t.im_id) == (scene_id, im_id)]
+    scores = evaluate_bop(ds, estimates, targets=targets, progress=False)["overall"] if estimates else {}
     if scores:
         lines.append("  BOP scores of this image: " + ", ".join(
             f"{k} {scores[k]:.3f}" for k in ("ar", "add_s_recall", "rot_recall_5deg", "trans_recall_1cm")))
