@@ -20,7 +20,7 @@ _LAZY = {
     "ViewPoseEstimator": "posekit.view.estimator",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["BodyFitter", "ObjectPoseEstimator", "ViewPoseEstimator", "__version__"]
 
 
 def __getattr__(name: str):

@@ -22,9 +22,13 @@ import numpy as np
 
 from posekit.errors import BadInputError, UnsupportedFormatError
 from posekit.io.pointcloud2 import array_to_pointcloud2, pointcloud2_to_array
-from posekit.io.rosbag import DEPTH_ENCODINGS, camera_info_to_dict, image_to_numpy
-from posekit.io.rosbag import bag_paths  # noqa: F401 (re-exported for replay)
-from posekit.io.rosbag import normalized_msgtype  # noqa: F401
+from posekit.io.rosbag import (
+    DEPTH_ENCODINGS,
+    bag_paths,  # noqa: F401 (re-exported for replay)
+    camera_info_to_dict,
+    image_to_numpy,
+    normalized_msgtype,  # noqa: F401
+)
 
 INTERFACES_DIR = Path(__file__).resolve().parent / "interfaces"
 

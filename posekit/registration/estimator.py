@@ -334,7 +334,7 @@ class ObjectPoseEstimator:
                   return_hypotheses: bool) -> ObjectPoseResult:
         import torch
 
-        from posekit.registration.diffusion import anchor_rotations, sample
+        from posekit.registration.diffusion import sample
         from posekit.registration.scoring import score_hypotheses
 
         rng = np.random.default_rng(self.seed)
