@@ -33,16 +33,17 @@ def settings(steps, **kw):
 
 
 def test_train_learns_and_writes_weights(tmp_path):
+    torch.manual_seed(0)
     model = torch.nn.Linear(3, 1, bias=False)
-    result = train(model, make_batch, compute_loss, settings(80), tmp_path, config={"width": 3},
+    result = train(model, make_batch, compute_loss, settings(200), tmp_path, config={"width": 3},
                    evaluate=lambda m: {"w_err": float((m.weight - torch.from_numpy(TRUE_W)).abs().max())},
                    engine="toy", progress=False)
     assert result.metrics["w_err"] < 0.05
     state, meta = load_weights(result.weights_path, return_metadata=True)
     np.testing.assert_allclose(state["weight"].numpy(), TRUE_W, atol=0.05)
-    assert meta["engine"] == "toy" and meta["config"] == {"width": 3} and meta["steps"] == 80
+    assert meta["engine"] == "toy" and meta["config"] == {"width": 3} and meta["steps"] == 200
     rows = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == list(range(5, 81, 5))
+    assert [r["step"] for r in rows] == list(range(5, 201, 5))
     assert rows[-1]["mse"] < rows[0]["mse"]
 
 
@@ -71,13 +72,16 @@ def test_torchrun_two_cpu_processes(tmp_path):
     script = tmp_path / "ddp_toy.py"
     script.write_text(textwrap.dedent(f"""
         import sys, torch
+        from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_training import make_batch, compute_loss, settings
         from posekit.training import train
-        r = train(torch.nn.Linear(3, 1, bias=False), make_batch, compute_loss, settings(80, num_threads=1),
+        torch.manual_seed(0)  # the same initial weights in every run (DDP broadcasts rank 0's)
+        r = train(torch.nn.Linear(3, 1, bias=False), make_batch, compute_loss, settings(200, num_threads=1),
                   sys.argv[1], progress=False, engine="toy")
         import torch.distributed as dist
-        print("RANK", dist.get_rank(), "WORLD", dist.get_world_size(), "WEIGHTS", r.weights_path)
+        # One file per rank: the two processes' stdout lines can interleave.
+        (Path(sys.argv[1]) / f"rank{{dist.get_rank()}}.txt").write_text(f"WORLD {{dist.get_world_size()}} {{r.weights_path}}")
         dist.destroy_process_group()
     """))
     out = subprocess.run(
@@ -86,7 +90,8 @@ def test_torchrun_two_cpu_processes(tmp_path):
         capture_output=True, text=True, timeout=240, check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "RANK 0 WORLD 2" in out.stdout and "RANK 1 WORLD 2" in out.stdout
+    assert (tmp_path / "run" / "rank0.txt").read_text().startswith("WORLD 2 ")
+    assert (tmp_path / "run" / "rank1.txt").read_text() == "WORLD 2 None"  # only rank 0 writes weights
     state, meta = load_weights(tmp_path / "run" / "model.pt", return_metadata=True)
     assert meta["world_size"] == 2
     np.testing.assert_allclose(state["weight"].numpy(), TRUE_W, atol=0.1)
