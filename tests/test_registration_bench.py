@@ -268,7 +268,10 @@ def test_predict_bop_under_torchrun_merges_on_rank_0(tiny_bop, tmp_path):
         rank, world = dist.get_rank(), dist.get_world_size()
         root = {str(root)!r}
         out = predict_bop(root, _OracleEstimator(BopDataset(root)), progress=False, rank=rank, world_size=world)
-        print("RANK", rank, "N", len(out), "SCENES", json.dumps(sorted({{e.scene_id for e in out}}), separators=(",", ":")), flush=True)
+        # One file per rank: the two processes' stdout lines can interleave.
+        with open({str(tmp_path)!r} + f"/rank{{rank}}.txt", "w") as fh:
+            fh.write(" ".join(["RANK", str(rank), "N", str(len(out)), "SCENES",
+                               json.dumps(sorted({{e.scene_id for e in out}}), separators=(",", ":"))]))
         dist.destroy_process_group()
     """))
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -277,7 +280,8 @@ def test_predict_bop_under_torchrun_merges_on_rank_0(tiny_bop, tmp_path):
     from posekit.registration.bop_predict import predict_bop
 
     n_full = len(predict_bop(root, _OracleEstimator(dataset), progress=False))
-    lines = {line.split()[1]: line.split() for line in out.stdout.splitlines() if line.startswith("RANK")}
+    lines = {str(r): (tmp_path / f"rank{r}.txt").read_text().split() for r in (0, 1)
+             if (tmp_path / f"rank{r}.txt").is_file()}
     assert set(lines) == {"0", "1"}, out.stdout[-2000:] + out.stderr[-2000:]
     assert int(lines["0"][3]) == n_full and json.loads(lines["0"][5]) == dataset.scene_ids
     assert int(lines["1"][3]) == 0  # only rank 0 holds the merged list
