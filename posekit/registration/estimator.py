@@ -50,7 +50,7 @@ class InferenceConfig:
     match_model: int = 384
     refine_icp: bool = True  # +8 points ADD(-S) on held-out procedural views (docs/models.md)
     coarse_rotations: int = 1024  # coarse rotation search before the chains (0: group anchors only)
-    coarse_points: int = 128  # observed points used by the coarse search
+    coarse_points: int = 64  # observed points used by the coarse search (64 vs 128: same ADD(-S), -30 % time)
     icp_candidates: int = 3  # best distinct hypotheses refined by ICP when refine_icp
 MIN_MODEL_POINTS = 32
 MIN_OBSERVED_POINTS = 24
