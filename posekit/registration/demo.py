@@ -20,7 +20,7 @@ def run_demo(out_dir: Path, device: str = "cpu", seed: int = 0, dataset_dir: Pat
     from posekit.io.bop import BopDataset, PoseEstimate, symmetry_transformations, write_results_csv
     from posekit.registration.estimator import ObjectPoseEstimator
     from posekit.registration.overlay import overlay_image
-    from posekit.registration.train import rotation_error_deg
+    from posekit.registration.train import pose_within_tenth_diameter, rotation_error_deg
 
     out_dir = Path(out_dir)
     if dataset_dir is None:
@@ -55,7 +55,7 @@ def run_demo(out_dir: Path, device: str = "cpu", seed: int = 0, dataset_dir: Pat
         estimates.append(PoseEstimate(scene_id, im_id, gt.obj_id, res.score, res.R, res.t, res.time_ms / 1e3))
         rot = rotation_error_deg(res.R, gt.T_cam_model[:3, :3], model.cloud.symmetries)
         trans = np.linalg.norm(res.t - gt.T_cam_model[:3, 3]) * 1e3
-        add_ok = _adds_ok(res.T_cam_model, gt.T_cam_model, model)
+        add_ok = pose_within_tenth_diameter(res.T_cam_model, gt.T_cam_model, model.cloud)
         lines.append(f"  {gt.obj_id:4d} {info.visib_fract:8.0%} {rot:8.1f}° {trans:8.1f} mm {'yes' if add_ok else 'no':>8s}"
                      f" {res.time_ms:6.0f}")
         picture = overlay_image(picture, img.K, res.T_cam_model, model.cloud)
@@ -71,11 +71,3 @@ def run_demo(out_dir: Path, device: str = "cpu", seed: int = 0, dataset_dir: Pat
     lines.append(f"  wrote {png} and {csv}")
     return lines
 
-
-def _adds_ok(T_est: np.ndarray, T_gt: np.ndarray, model) -> bool:
-    from scipy.spatial import cKDTree
-
-    pts = model.cloud.points[:500].astype(np.float64)
-    a = pts @ T_est[:3, :3].T + T_est[:3, 3]
-    b = pts @ T_gt[:3, :3].T + T_gt[:3, 3]
-    return bool(cKDTree(b).query(a)[0].mean() < 0.1 * model.diameter)

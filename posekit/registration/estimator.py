@@ -433,10 +433,11 @@ class ObjectPoseEstimator:
     @staticmethod
     def _distinct(T: np.ndarray, order: np.ndarray, k: int, min_angle_deg: float = 10.0) -> list[int]:
         """Up to k hypothesis indices, best first, whose rotations differ by more than min_angle_deg."""
+        from posekit.eval.pose_error import re
+
         picked: list[int] = []
         for i in order:
-            if all(np.degrees(np.arccos(np.clip((np.trace(T[i, :3, :3].T @ T[j, :3, :3]) - 1) / 2, -1, 1)))
-                   > min_angle_deg for j in picked):
+            if all(np.degrees(re(T[i, :3, :3], T[j, :3, :3])) > min_angle_deg for j in picked):
                 picked.append(int(i))
             if len(picked) == k:
                 break
