@@ -184,8 +184,10 @@ def evaluate_examples(net: RegistrationDenoiser, sampler: ViewSampler, examples,
         return net.match(batch["obs"], feats_obs, batch["model"], feats_model, H, s)
 
     g = torch.Generator(device=device).manual_seed(0)
+    H_T = start_states(batch["H0"], cfg.diffusion.anchors, 0.0, g)
     with torch.no_grad():
-            H = sample(denoise, len(examples), schedule, device=device, generator=g).double().cpu().numpy()
+        H = sample(denoise, len(examples), schedule, device=device, generator=g, H_init=H_T)
+    H = H.double().cpu().numpy()
     rot_err, add_ok, trans_err = [], [], []
     for ex, Hi in zip(examples, H):
         model = sampler.models[ex.extras["model_index"]]
