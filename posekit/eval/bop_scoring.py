@@ -419,7 +419,7 @@ def score_bop(
         depth = np.asarray(image.depth, dtype=np.float32)
         render_cache: dict = {}
         for obj_id, inst_count in sorted(targets_by_image[(scene_id, im_id)].items()):
-            gt_ids = [i for i, gt in enumerate(image.gt) if int(gt.obj_id) == obj_id]
+            gt_ids = [i for i, gt in enumerate(image.gt) if int(gt.obj_id) == obj_id and not gt.problem]
             if not gt_ids:
                 continue
             if image.gt_info is None:

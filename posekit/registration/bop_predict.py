@@ -113,7 +113,7 @@ def predict_bop(
                 failures[f"model {obj_id}: {type(model).__name__}: {model}"] += 1
                 continue
             if masks == "gt":
-                gt_ids = [i for i, g in enumerate(image.gt) if int(g.obj_id) == obj_id]
+                gt_ids = [i for i, g in enumerate(image.gt) if int(g.obj_id) == obj_id and not g.problem]
                 calls = []
                 for gt_id in gt_ids:
                     mask = dataset.load_mask(scene_id, im_id, gt_id, visible=True)

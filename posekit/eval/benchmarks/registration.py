@@ -268,6 +268,8 @@ def collect_targets(dataset, noise: str, visible_fraction_min: float = 0.1) -> l
         for im_id in dataset.image_ids(scene_id):
             image = dataset.load_image(scene_id, im_id, rgb=False, depth=True)
             for gt_id, gt in enumerate(image.gt):
+                if gt.problem:  # a broken stored pose (reported when the file was read)
+                    continue
                 visib = float(image.gt_info[gt_id].visib_fract) if image.gt_info else 1.0
                 if visib < visible_fraction_min:
                     continue
