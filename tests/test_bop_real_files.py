@@ -69,7 +69,7 @@ def test_scene_gt_flags_broken_entries_and_reads_the_rest(tmp_path):
                                          ("[2, 0, 0, 0, 1, 0, 0, 0, 1]", "over 0.05")])
 def test_scene_gt_broken_rotation_is_reported_not_fatal(tmp_path, R, fragment):
     path = tmp_path / "scene_gt.json"
-    path.write_text('{"0": [{"obj_id": 1, "cam_R_m2c": %s, "cam_t_m2c": [0, 0, 500]}]}' % R)
+    path.write_text(f'{{"0": [{{"obj_id": 1, "cam_R_m2c": {R}, "cam_t_m2c": [0, 0, 500]}}]}}')
     with pytest.warns(PosekitWarning, match="image 0 gt 0"):
         gt = bop.read_scene_gt(path)
     assert fragment in gt[0][0].problem

@@ -11,7 +11,13 @@ import pytest
 
 from posekit.data.detections import DetectorModel, simulate_detections
 from posekit.errors import BadInputError, CorruptFileError, PosekitWarning
-from posekit.io.detections import Detection, decode_rle, encode_rle, read_detections, write_detections
+from posekit.io.detections import (
+    Detection,
+    decode_rle,
+    encode_rle,
+    read_detections,
+    write_detections,
+)
 
 
 def test_rle_round_trip_and_uncompressed_counts():

@@ -30,6 +30,7 @@ import numpy as np
 from posekit.errors import BadInputError
 from posekit.geometry.rigid_np import make_pose, project_points_np, transform_points_np
 from posekit.validation import (
+    STORED_ROTATION_ATOL,
     as_float_array,
     check_depth_metres,
     check_intrinsics,
@@ -38,7 +39,6 @@ from posekit.validation import (
     check_rotation,
     check_translation,
 )
-from posekit.validation import STORED_ROTATION_ATOL
 
 # Symmetry transforms are processed in chunks so memory stays bounded for objects with a
 # continuous symmetry (hundreds of discretised rotations times thousands of points).

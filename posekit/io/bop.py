@@ -28,12 +28,19 @@ from pathlib import Path
 
 import numpy as np
 
-from posekit.errors import BadInputError, CorruptFileError, MissingFileError, PosekitError, PosekitWarning
+from posekit.errors import (
+    BadInputError,
+    CorruptFileError,
+    MissingFileError,
+    PosekitError,
+    PosekitWarning,
+)
 from posekit.geometry.rigid_np import make_pose, rotation_about_axis
 from posekit.io.atomic import atomic_write_bytes
 from posekit.io.depth import read_depth_image, write_depth_image
 from posekit.io.mesh import Mesh, read_mesh, write_mesh
 from posekit.validation import (
+    ROTATION_ATOL,
     as_float_array,
     check_intrinsics,
     check_pose,
@@ -42,7 +49,6 @@ from posekit.validation import (
     check_translation,
     stored_rotation_problem,
 )
-from posekit.validation import ROTATION_ATOL
 
 MM_PER_M = 1000.0
 RESULTS_HEADER = "scene_id,im_id,obj_id,score,R,t,time"

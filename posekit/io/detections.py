@@ -85,7 +85,7 @@ def decode_rle(segmentation: dict) -> np.ndarray:
         raise BadInputError(f"RLE counts must be a string or a list, got {type(counts).__name__}")
     try:
         mask = coco_mask.decode(rle)
-    except Exception as exc:  # noqa: BLE001 (pycocotools raises plain exceptions on bad strings)
+    except Exception as exc:
         raise BadInputError(f"cannot decode the RLE segmentation ({exc})") from exc
     if mask.shape != (h, w):
         raise BadInputError(f"decoded mask is {mask.shape}, the segmentation says {(h, w)}")
@@ -124,7 +124,7 @@ def _detection(d) -> Detection:
     score = float(d.get("score", 1.0))
     t = float(d.get("time", -1.0))
     if len(bbox) != 4 or not all(math.isfinite(x) for x in bbox + (score, t)) or bbox[2] <= 0 or bbox[3] <= 0:
-        raise BadInputError(f"bbox must be 4 finite numbers [x, y, w, h] with w, h > 0, score and time finite")
+        raise BadInputError("bbox must be 4 finite numbers [x, y, w, h] with w, h > 0, score and time finite")
     seg = d.get("segmentation")
     if seg is not None and not isinstance(seg, dict):
         raise BadInputError("segmentation must be an RLE object {counts, size}")

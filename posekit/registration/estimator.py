@@ -60,6 +60,7 @@ class InferenceConfig:
     coarse_rotations: int = 1024  # coarse rotation search before the chains (0: group anchors only)
     coarse_points: int = 64  # observed points used by the coarse search (64 vs 128: same ADD(-S), -30 % time)
     icp_candidates: int = 3  # best distinct hypotheses refined by ICP when refine_icp
+    flip_candidates: bool = True  # also refine the best one turned 180 deg about the observed cloud's axes
     surface_samples: int = 8192  # model surface samples rendered by the depth score
     scene_seeds: int = 48  # scene search: crops ranked by the coarse fit ...
     scene_crops: int = 3  # ... and the best ones registered
@@ -504,7 +505,7 @@ class ObjectPoseEstimator:
         pts = pts[near]
         normals = None if normals is None else np.asarray(normals)[near]
         if normals is None:
-            sub = pts if len(pts) <= 4 * self.n_observed else pts[rng.choice(len(pts), 4 * self.n_observed,
+            sub = pts if len(pts) <= 20000 else pts[rng.choice(len(pts), 20000,
                                                                              replace=False)]
             normals, pts = estimate_normals(sub), sub
         obs, obs_nrm = observed_cloud(pts, normals, self.n_observed, rng)
@@ -530,13 +531,19 @@ class ObjectPoseEstimator:
         order = np.argsort(-scores.score, kind="stable")
         T_best, best = T[order[0]], scores.row(int(order[0]))
         if self.refine_icp:
-            # ICP on the few best distinct hypotheses; its answer is kept only when the depth
-            # score says it explains the measurement better.
+            # ICP on the few best distinct hypotheses by the coarse score (a near miss that ICP
+            # fixes ranks high there); its answer is kept only when the depth score says it
+            # explains the measurement better.
             from posekit.registration.baselines import refine_icp
 
-            picked = self._distinct(T, order, self.icp_candidates)
-            T_icp = np.stack([refine_icp(T[i], model.cloud.points, model.cloud.normals, pts, model.diameter)
-                              for i in picked])
+            coarse = score_poses(T, model.surface_t, model.surface_normals_t, view, model.diameter,
+                                 self.score_config, coarse=True)
+            picked = self._distinct(T, np.argsort(-coarse.score, kind="stable"), self.icp_candidates)
+            starts = [T[i] for i in picked]
+            if self.inference.flip_candidates:
+                starts += flipped_poses(T[picked[0]], pts, model.cloud.points)
+            T_icp = np.stack([refine_icp(Ts, model.cloud.points, model.cloud.normals, pts, model.diameter)
+                              for Ts in starts])
             icp_scores = score_poses(T_icp, model.surface_t, model.surface_normals_t, view, model.diameter,
                                      self.score_config)
             i = int(np.argmax(icp_scores.score))
@@ -618,18 +625,39 @@ def _check_bbox(bbox, width: int, height: int) -> tuple[int, int, int, int]:
                             "(a BOP/COCO box [x, y, w, h] is x0, y0, x0 + w, y0 + h)")
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
         raise BadInputError(f"bbox {bbox!r} lies entirely outside the {width}x{height} image")
-    return (max(int(round(x0)), 0), max(int(round(y0)), 0), min(int(round(x1)), width),
-            min(int(round(y1)), height))
+    return (max(round(x0), 0), max(round(y0), 0), min(round(x1), width),
+            min(round(y1), height))
 
 
-def object_ball(points: np.ndarray, diameter: float, radius: float = 0.65) -> np.ndarray:
+def object_ball(points: np.ndarray, diameter: float, radius: float = 1.0) -> np.ndarray:
     """(N,) bool: the points within ``radius`` x diameter of the cloud's median point.
 
     A segmented cloud holds the object and, from an imperfect mask, background or
-    neighbours around it; the median point lies on the object when it is the majority, and
-    every visible point of the object lies within about half a diameter of it. When the
+    neighbours around it (and flying pixels at depth edges); the median point lies on the
+    object when it is the majority, and no point of the object lies further than a diameter
+    from it. When the
     ball would keep fewer than half the points, the object is not the majority: all are kept.
     """
     centre = np.median(points, axis=0)
     inside = np.linalg.norm(points - centre, axis=1) <= radius * diameter
     return inside if inside.sum() >= 0.5 * len(points) else np.ones(len(points), bool)
+
+
+def flipped_poses(T_cam_model: np.ndarray, points: np.ndarray, model_points: np.ndarray) -> list[np.ndarray]:
+    """``T_cam_model`` turned 180 degrees about each principal axis of the observed ``points``
+    (camera frame, through their centroid) and of the model (model frame, through its
+    centroid): the answers a partial view of a nearly symmetric shape confuses with the right
+    one (a handle on the far side, a box seen from one face, an object upside down)."""
+    def half_turns(p: np.ndarray) -> list[np.ndarray]:
+        centre = p.mean(0)
+        _, _, axes = np.linalg.svd(p - centre, full_matrices=False)
+        turns = []
+        for a in axes:
+            F = np.eye(4)
+            F[:3, :3] = 2.0 * np.outer(a, a) - np.eye(3)  # rotation by pi about a
+            F[:3, 3] = centre - F[:3, :3] @ centre
+            turns.append(F)
+        return turns
+
+    return ([F @ T_cam_model for F in half_turns(np.asarray(points, np.float64))]
+            + [T_cam_model @ F for F in half_turns(np.asarray(model_points, np.float64))])

@@ -49,6 +49,7 @@ class ScoreConfig:
     margin: float = 0.35  # grid margin around the region, fraction of the projected diameter
     sigma_size: float = 0.006  # model-vs-object discrepancy, fraction of the diameter
     violation_sigmas: float = 3.0  # |dz| beyond this many sigmas: violation (in front) / occluded (behind)
+    coarse_sigma: float = 0.05  # tolerance (fraction of the diameter) of the coarse score that picks ICP's starts
 
 
 @dataclass
@@ -100,9 +101,9 @@ def grid_stride(K: np.ndarray, z: float, spacing: float, cfg: ScoreConfig, exten
     (``spacing`` metres apart) at depth ``z``, and at most ``cfg.max_cells`` over ``extent_px``."""
     f = float(np.sqrt(K[0, 0] * K[1, 1]))
     px = f * spacing / max(z, 1e-3)
-    stride = max(1, int(math.ceil(px * math.sqrt(cfg.samples_per_cell))))
+    stride = max(1, math.ceil(px * math.sqrt(cfg.samples_per_cell)))
     if extent_px > 0:
-        stride = max(stride, int(math.ceil(extent_px / math.sqrt(cfg.max_cells))))
+        stride = max(stride, math.ceil(extent_px / math.sqrt(cfg.max_cells)))
     return stride
 
 
@@ -124,7 +125,7 @@ def view_from_depth(depth: np.ndarray, K: np.ndarray, region: np.ndarray | None,
     sel = region & (depth > 0)
     z = float(np.median(depth[sel])) if sel.any() else float(np.median(depth[depth > 0]))
     f = float(np.sqrt(K[0, 0] * K[1, 1]))
-    margin = int(math.ceil(cfg.margin * f * diameter / max(z, 1e-3)))
+    margin = math.ceil(cfg.margin * f * diameter / max(z, 1e-3))
     v0, v1 = max(rows[0] - margin, 0), min(rows[-1] + margin + 1, H)
     u0, u1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, W)
     cell = grid_stride(K, z, spacing, cfg, math.sqrt((v1 - v0) * (u1 - u0)))
@@ -155,9 +156,9 @@ def view_from_points(points: np.ndarray, diameter: float, spacing: float, cfg: S
     margin = cfg.margin * f * diameter / max(z, 1e-3)
     lo, hi = uv.min(0) - margin, uv.max(0) + margin
     extent = float(np.sqrt(np.prod(hi - lo)))
-    stride = max(grid_stride(K, z, spacing, cfg, extent), int(math.ceil(1.5 * px_gap)))
-    fine = max(1, int(math.ceil(px_gap)))  # about one observed point per fine pixel
-    cell = max(1, int(math.ceil(stride / fine)))
+    stride = max(grid_stride(K, z, spacing, cfg, extent), math.ceil(1.5 * px_gap))
+    fine = max(1, math.ceil(px_gap))  # about one observed point per fine pixel
+    cell = max(1, math.ceil(stride / fine))
     Wg, Hg = (np.floor((hi - lo) / fine).astype(int) + 1)
     j = np.clip(np.floor((uv[:, 0] - lo[0]) / fine + 0.5).astype(int), 0, Wg - 1)
     i = np.clip(np.floor((uv[:, 1] - lo[1]) / fine + 0.5).astype(int), 0, Hg - 1)
@@ -168,14 +169,16 @@ def view_from_points(points: np.ndarray, diameter: float, spacing: float, cfg: S
 
 
 def score_poses(T_cam_model, points: torch.Tensor, normals: torch.Tensor, view: DepthView, diameter: float,
-                cfg: ScoreConfig | None = None, sensor=None) -> PoseScores:
+                cfg: ScoreConfig | None = None, sensor=None, coarse: bool = False) -> PoseScores:
     """Score poses ``T_cam_model (B, 4, 4)`` (numpy or torch) against ``view`` (see module doc).
 
     ``points, normals (M, 3)`` torch: dense surface samples of the model (model frame, m).
     Each front-facing sample is projected; a z-buffer over the view's cells decides which
     samples are visible; a visible sample is compared with the measured depth at its own
     pixel. ``sensor``: a :class:`posekit.data.sensor.DepthSensorModel` for the noise
-    (default: the calibrated Kinect model).
+    (default: the calibrated Kinect model). ``coarse``: a tolerance of at least
+    ``cfg.coarse_sigma`` x diameter, so that a near miss (10-20 degrees off, which ICP fixes)
+    still ranks above a wrong pose: used to pick the hypotheses worth refining.
     """
     from posekit.data.sensor import DepthSensorModel
 
@@ -209,6 +212,8 @@ def score_poses(T_cam_model, points: torch.Tensor, normals: torch.Tensor, view: 
     has = visible & (m > 0)
     noise = sensor.sigma_base + sensor.sigma_quadratic * (m.clamp_min(0.4) - 0.4) ** 2
     sigma = torch.sqrt(noise ** 2 + (0.5 * view.fine * z / f) ** 2 + (cfg.sigma_size * diameter) ** 2)
+    if coarse:
+        sigma = sigma.clamp_min(cfg.coarse_sigma * diameter)
     dz = z - m
     w = torch.exp(-0.5 * (dz / sigma) ** 2) * has
     occluded = has & (dz > cfg.violation_sigmas * sigma)

@@ -585,8 +585,8 @@ def format_table(result: dict) -> str:
             ("p95 ms", "latency_ms_p95", 1, 0), ("AUROC", "score_auroc", 1, 2), ("n", "n_targets", 1, 0))
     w = max([len(m) for m in methods] + [8]) + 2
     head = result["settings"].get("headline", {})
-    lines = [f"headline: masks {result['settings'].get('masks')}, noise {head.get('noise')}, "
-             f"visible fraction >= {head.get('visible_fraction_min')}",
+    lines = [(f"headline: masks {result['settings'].get('masks')}, noise {head.get('noise')}, "
+              f"visible fraction >= {head.get('visible_fraction_min')}"),
              "method".ljust(w) + "".join(f"{c[0]:>12}" for c in cols), "-" * (w + 12 * len(cols))]
     for name, m in methods.items():
         lines.append(name.ljust(w) + "".join(f"{_fmt(m.get(k), s, d):>12}" for _, k, s, d in cols))
