@@ -52,7 +52,7 @@ class InferenceConfig:
     ``posekit bench registration``)."""
 
     anchors: int = 24  # reverse diffusion chains (hypotheses) per object
-    sample_steps: int = 5  # paper: T = 5 at test time
+    sample_steps: int = 5  # paper: T = 5 at test time; 0: no diffusion (ablation)
     match_iters: int = 2
     match_observed: int = 192
     match_model: int = 384
@@ -150,7 +150,12 @@ class ObjectPoseEstimator:
                                 f"{inference.anchors}), got {num_hypotheses!r}")
         self.num_hypotheses = int(self.num_hypotheses)
         self.inference = inference
-        self.schedule = diffusion.schedule(sample_steps or inference.sample_steps)
+        steps = inference.sample_steps if sample_steps is None else int(sample_steps)
+        if steps < 0:
+            raise BadInputError(f"sample_steps must be >= 0, got {sample_steps}")
+        # 0 steps: no reverse diffusion at all, the coarse search's starts go to scoring and ICP
+        # directly (the ablation that shows what the diffusion adds).
+        self.schedule = diffusion.schedule(steps) if steps > 0 else None
         self.n_observed = int(data.get("n_observed", 512))
         self.n_model = int(data.get("n_model", 1024))
         self.refine_icp = inference.refine_icp if refine_icp is None else bool(refine_icp)
@@ -525,7 +530,8 @@ class ObjectPoseEstimator:
 
             H_T = self._start_states(o[0], model.points_t[0], k) if self.coarse_rotations > 0 else \
                 self._anchor_states(k)
-            H = sample(denoise, k, self.schedule, device=self.device, generator=g, H_init=H_T)
+            H = sample(denoise, k, self.schedule, device=self.device, generator=g, H_init=H_T) \
+                if self.schedule is not None else H_T
         T = pose_from_state(H.double().cpu().numpy(), mu, model.cloud)
         scores = score_poses(T, model.surface_t, model.surface_normals_t, view, model.diameter, self.score_config)
         order = np.argsort(-scores.score, kind="stable")
