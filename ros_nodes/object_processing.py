@@ -53,8 +53,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("weights", "registration-procedural", "shipped weights name or a .pt file",
                   read_only=True),
     ParameterSpec("device", "cpu", "torch device", choices=("cpu", "cuda"), read_only=True),
-    ParameterSpec("num_hypotheses", 4, "pose hypotheses sampled per object",
-                  value_range=(1, 64), read_only=True),
+    ParameterSpec("num_hypotheses", 0, "diffusion chains (pose hypotheses) per object; 0: the "
+                  "weights' setting, as the model card measured it", value_range=(0, 64), read_only=True),
     ParameterSpec("refine_icp", "default", "point-to-plane ICP refinement: default (as the "
                   "weights' config says), on or off", choices=("default", "on", "off"),
                   read_only=True),
@@ -143,8 +143,9 @@ class _Model:
 
 
 def load_mesh(spec: str, scale: float):
-    """A model mesh in metres: a mesh file (times ``scale``) or ``procedural:SEED``."""
-    from posekit.io.mesh import read_mesh
+    """A model in metres: a mesh or cloud file (times ``scale``; :func:`posekit.io.mesh.read_object_model`,
+    the loader the API and CLI use) or ``procedural:SEED``."""
+    from posekit.io.mesh import read_object_model
 
     if spec.startswith("procedural:"):
         from posekit.data.meshes import procedural_mesh
@@ -157,11 +158,14 @@ def load_mesh(spec: str, scale: float):
     path = Path(spec).expanduser()
     if not path.is_file():
         raise MissingFileError(f"model file not found: {path} (parameter model_files)")
-    return read_mesh(path, scale=scale)
+    return read_object_model(path, scale=scale)
 
 
 def marker_triangles(mesh, max_triangles: int) -> np.ndarray:
-    """(F*3, 3) triangle corners of the mesh, decimated to at most ``max_triangles`` faces."""
+    """(F*3, 3) triangle corners of the mesh, decimated to at most ``max_triangles`` faces
+    (none for a point-cloud model)."""
+    if not hasattr(mesh, "faces"):
+        return np.zeros((0, 3))
     vertices, faces = mesh.vertices, mesh.faces
     if len(faces) > max_triangles:
         simplified = mesh.to_open3d().simplify_quadric_decimation(int(max_triangles))
@@ -269,14 +273,15 @@ class ObjectPosePipeline:
 
             estimator = ObjectPoseEstimator.from_pretrained(
                 params["weights"], device=params["device"],
-                num_hypotheses=params["num_hypotheses"],
+                num_hypotheses=params["num_hypotheses"] or None,
                 refine_icp={"default": None, "on": True, "off": False}[params["refine_icp"]],
             )
         self.estimator = estimator
         self.models: list[_Model] = []
         for spec, obj_id in zip(params["model_files"], params["model_ids"]):
             mesh = load_mesh(spec, params["model_scale"])
-            lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
+            corners = mesh.vertices if hasattr(mesh, "vertices") else mesh.points
+            lo, hi = corners.min(0), corners.max(0)
             self.models.append(_Model(
                 obj_id=int(obj_id),
                 prepared=estimator.prepare_model(mesh, obj_id=int(obj_id)),

@@ -97,12 +97,18 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_register(args: argparse.Namespace) -> int:
-    from posekit.io.mesh import read_object_model
+def estimator_from_args(args: argparse.Namespace):
+    """The estimator ``posekit register`` runs: the weights' settings unless a flag says otherwise."""
     from posekit.registration.estimator import ObjectPoseEstimator
 
-    est = ObjectPoseEstimator.from_pretrained(args.weights, device=args.device, num_hypotheses=args.hypotheses,
-                                              refine_icp=args.icp)
+    return ObjectPoseEstimator.from_pretrained(args.weights, device=args.device, num_hypotheses=args.hypotheses,
+                                               refine_icp=args.icp)
+
+
+def run_register(args: argparse.Namespace) -> int:
+    from posekit.io.mesh import read_object_model
+
+    est = estimator_from_args(args)
     model = est.prepare_model(read_object_model(args.model, args.model_scale))
     depth = K = None
     if args.observed or args.scene:
