@@ -200,7 +200,7 @@ def test_each_reverse_step_is_the_closed_form_posterior_mean():
         return guesses[len(calls) - 1] @ se3_inverse(H)  # predicts H0_hat = guesses[step]
 
     schedule = DiffusionSchedule(4)
-    H, traj = sample(denoiser, 3, schedule, dtype=torch.float64, noise_scale=0.0, H_init=H_T,
+    _, traj = sample(denoiser, 3, schedule, dtype=torch.float64, noise_scale=0.0, H_init=H_T,
                      return_trajectory=True)
     assert len(calls) == 4
     for step, t in enumerate(range(4, 0, -1)):
