@@ -60,6 +60,8 @@ class InferenceConfig:
     coarse_rotations: int = 1024  # coarse rotation search before the chains (0: group anchors only)
     coarse_points: int = 64  # observed points used by the coarse search (64 vs 128: same ADD(-S), -30 % time)
     icp_candidates: int = 3  # best distinct hypotheses refined by ICP when refine_icp
+    icp_backend: str = "auto"  # torch: batched on the device (posekit.registration.refine); open3d: one by one
+    # on the CPU (faster there); auto: torch on CUDA, open3d on the CPU
     flip_candidates: bool = True  # also refine the best one turned 180 deg about the observed cloud's axes
     surface_samples: int = 8192  # model surface samples rendered by the depth score
     scene_seeds: int = 48  # scene search: crops ranked by the coarse fit ...
@@ -445,14 +447,13 @@ class ObjectPoseEstimator:
         if self.refine_icp:
             # A crop may hold part of the object only: polish against every scene point around
             # the answer, and keep the polish if it explains the depth better.
-            from posekit.registration.baselines import refine_icp
             from posekit.registration.scoring import score_poses
 
             T = best.T_cam_model
             centre = T[:3, :3] @ model.cloud.centre + T[:3, 3]
             around = pts[np.linalg.norm(pts - centre, axis=1) <= 0.75 * model.diameter]
             if len(around) >= MIN_OBSERVED_POINTS:
-                T_icp = refine_icp(T, model.cloud.points, model.cloud.normals, around, model.diameter)
+                T_icp = self._refine(model, T[None], around)[0]
                 s_icp = score_poses(T_icp[None], model.surface_t, model.surface_normals_t, best_view, model.diameter,
                                     self.score_config)
                 if s_icp.score[0] > best.score:
@@ -540,16 +541,13 @@ class ObjectPoseEstimator:
             # ICP on the few best distinct hypotheses by the coarse score (a near miss that ICP
             # fixes ranks high there); its answer is kept only when the depth score says it
             # explains the measurement better.
-            from posekit.registration.baselines import refine_icp
-
             coarse = score_poses(T, model.surface_t, model.surface_normals_t, view, model.diameter,
                                  self.score_config, coarse=True)
             picked = self._distinct(T, np.argsort(-coarse.score, kind="stable"), self.icp_candidates)
             starts = [T[i] for i in picked]
             if self.inference.flip_candidates:
                 starts += flipped_poses(T[picked[0]], pts, model.cloud.points)
-            T_icp = np.stack([refine_icp(Ts, model.cloud.points, model.cloud.normals, pts, model.diameter)
-                              for Ts in starts])
+            T_icp = self._refine(model, np.stack(starts), pts)
             icp_scores = score_poses(T_icp, model.surface_t, model.surface_normals_t, view, model.diameter,
                                      self.score_config)
             i = int(np.argmax(icp_scores.score))
@@ -558,6 +556,24 @@ class ObjectPoseEstimator:
         hyps = [{"T_cam_model": Ti.tolist(), **scores.row(i)} for i, Ti in enumerate(T)] if return_hypotheses else []
         terms = {k_: v for k_, v in best.items() if k_ != "score"}
         return ObjectPoseResult(True, T_best, float(best["score"]), "", 0.0, len(pts), model.obj_id, hyps, terms)
+
+    def _refine(self, model: PreparedModel, T_starts: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """ICP-refined poses (B, 4, 4) from starts (B, 4, 4) against observed points (N, 3)."""
+        backend = self.inference.icp_backend
+        if backend == "open3d" or (backend == "auto" and self.device.type != "cuda"):
+            from posekit.registration.baselines import refine_icp
+
+            return np.stack([refine_icp(T, model.cloud.points, model.cloud.normals, pts, model.diameter)
+                             for T in T_starts])
+        import torch
+
+        from posekit.registration.refine import refine_poses
+
+        g = torch.Generator().manual_seed(self.seed)
+        T = refine_poses(torch.as_tensor(T_starts, dtype=torch.float64, device=self.device), model.surface_t,
+                         model.surface_normals_t, torch.as_tensor(pts, dtype=torch.float32, device=self.device),
+                         model.diameter, generator=g)
+        return T.cpu().numpy()
 
     def _anchor_states(self, k: int):
         import torch
