@@ -162,7 +162,7 @@ def train(
     import torch
     from tqdm import tqdm
 
-    from posekit.io.atomic import atomic_path, atomic_write_text
+    from posekit.io.atomic import atomic_path, atomic_write_text, output_directory
     from posekit.io.weights import save_weights
 
     if settings.steps < 1 or settings.batch_size < 1:
@@ -172,7 +172,7 @@ def train(
     ctx = init_distributed(settings.device)
     out_dir = Path(out_dir)
     if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        output_directory(out_dir, "training output folder")
     torch.manual_seed(settings.seed)  # identical initial weights on every rank
     model = model.to(ctx.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)

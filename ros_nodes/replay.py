@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from posekit.errors import BadInputError, UnsupportedFormatError
-from posekit.io.atomic import atomic_write_text
+from posekit.io.atomic import atomic_write_text, output_directory
 from ros_nodes import messages as m
 from ros_nodes.parameters import COMMON_PARAMETERS, read_parameters_file, validate_parameters
 
@@ -194,8 +194,7 @@ def replay_bag(
         raise BadInputError(f"engine must be one of {sorted(ADAPTERS)}, got {engine!r}")
     adapter = ADAPTERS[engine]()
     params = load_node_parameters(adapter, config)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_directory(out_dir, "replay output folder")
     store = m.rosbags_typestore()
     factory = m.MessageFactory.rosbags(store)
     summary = ReplaySummary(engine)

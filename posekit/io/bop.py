@@ -21,15 +21,24 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from posekit.errors import BadInputError, CorruptFileError, MissingFileError, PosekitError
+from posekit.errors import (
+    BadInputError,
+    CorruptFileError,
+    IncompleteDatasetError,
+    MissingFileError,
+    PosekitError,
+)
 from posekit.geometry.rigid_np import make_pose, rotation_about_axis
-from posekit.io.atomic import atomic_write_bytes
+from posekit.io.atomic import atomic_write_bytes, atomic_write_text
 from posekit.io.depth import read_depth_image, write_depth_image
 from posekit.io.mesh import Mesh, read_mesh, write_mesh
 from posekit.validation import (
@@ -591,14 +600,18 @@ def read_results_csv(path: str | Path) -> list[PoseEstimate]:
             R = np.array(elems[4].split(), dtype=np.float64)
             t = np.array(elems[5].split(), dtype=np.float64)
             if R.size != 9 or t.size != 3:
-                raise ValueError(f"R needs 9 numbers and t 3, got {R.size} and {t.size}")
-            score, time = float(elems[3]), float(elems[6])
+                raise CorruptFileError(
+                    f"{path}:{line_no}: R needs 9 numbers and t 3, got {R.size} and {t.size}")
+            score, run_time = float(elems[3]), float(elems[6])
             if not (np.isfinite(R).all() and np.isfinite(t).all() and math.isfinite(score)
-                    and math.isfinite(time)):
-                raise ValueError("score, R, t and time must be finite numbers (found NaN or inf)")
+                    and math.isfinite(run_time)):
+                raise CorruptFileError(f"{path}:{line_no}: score, R, t and time must be finite "
+                                       "numbers (found NaN or inf)")
             R = check_rotation(R.reshape(3, 3), "R")
             out.append(PoseEstimate(int(elems[0]), int(elems[1]), int(elems[2]), score, R,
-                                    t / MM_PER_M, time))
+                                    t / MM_PER_M, run_time))
+        except CorruptFileError:
+            raise
         except ValueError as exc:
             raise CorruptFileError(f"{path}:{line_no}: {exc}") from exc
     if out and max(float(np.linalg.norm(e.t)) for e in out) * MM_PER_M < _MIN_PLAUSIBLE_DISTANCE_MM:
@@ -680,6 +693,35 @@ def symmetry_transformations(model_info: ModelInfo | Mapping, max_sym_disc_step:
 # ----------------------------------------------------------------------------- dataset
 
 
+INCOMPLETE_MARKER = ".posekit-incomplete"
+
+
+@contextmanager
+def writing_dataset(root: str | Path) -> Iterator[Path]:
+    """Mark folder ``root`` incomplete while the block writes a dataset into it.
+
+    The marker file (:data:`INCOMPLETE_MARKER`) is written first and removed only when the
+    block succeeds; a writer that is killed or fails leaves it, and :class:`BopDataset`
+    refuses such a folder (IncompleteDatasetError) until a rerun completes it.
+    """
+    root = Path(root)
+    marker = root / INCOMPLETE_MARKER
+    atomic_write_text(marker, f"being written by process {os.getpid()} since {time.ctime()}\n")
+    yield root
+    marker.unlink(missing_ok=True)
+
+
+def check_dataset_complete(root: str | Path) -> None:
+    """IncompleteDatasetError if ``root`` holds the marker of an unfinished writer."""
+    marker = Path(root) / INCOMPLETE_MARKER
+    if marker.exists():
+        raise IncompleteDatasetError(
+            f"{root} is an incomplete dataset: its writer was interrupted or failed ({marker} "
+            "is still there). Run the command that writes it again (posekit synth bop ...), "
+            "or delete the folder"
+        )
+
+
 def _find_image(folder: Path, im_id: int, suffixes: Sequence[str]) -> Path | None:
     for s in suffixes:
         p = folder / f"{im_id:06d}{s}"
@@ -700,6 +742,7 @@ class BopDataset:
             raise BadInputError(f"split must be a folder name inside the dataset, such as 'test', got {split!r}")
         if not self.root.is_dir():
             raise MissingFileError(f"BOP dataset folder not found: {self.root}")
+        check_dataset_complete(self.root)
         self.split = split
         self.split_dir = self.root / split
         self.models_dir = Path(models_dir) if models_dir is not None else self.root / "models"
@@ -804,6 +847,11 @@ class BopDataset:
             return read_test_targets(path)
         out = []
         for s in self.scene_ids:
+            if not (self.scene_dir(s) / "scene_gt.json").is_file():
+                raise MissingFileError(
+                    f"scene {s}: {self.scene_dir(s) / 'scene_gt.json'} is missing, and without "
+                    f"{path.name} the targets are every ground-truth object; add it or pass targets"
+                )
             out += targets_from_gt(s, self.scene_gt(s))
         return out
 
