@@ -106,7 +106,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_path`); return ``path``."""
-    path = Path(path)
+    path = _as_path(path, "output file")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
     return path
