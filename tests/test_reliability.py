@@ -101,9 +101,8 @@ def test_output_folder_that_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(OutputPathError, match="existing file"):
         output_directory(tmp_path / "f")
-    with pytest.raises(OutputPathError, match="exists already"):
-        with atomic_directory(tmp_path / "f"):
-            pass
+    with pytest.raises(OutputPathError, match="exists already"), atomic_directory(tmp_path / "f"):
+        pass
 
 
 # ------------------------------------------------------------------ eval bop counts every target

@@ -29,6 +29,7 @@ from posekit.data.render import render_depth, render_scene
 from posekit.data.sensor import DepthSensorModel
 from posekit.errors import BadInputError, MissingFileError
 from posekit.geometry.rigid_np import make_pose, random_rotation_np, rotation_about_axis
+from posekit.io.atomic import output_directory
 from posekit.io.bop import (
     BopGt,
     BopGtInfo,
@@ -47,7 +48,6 @@ from posekit.io.bop import (
     write_test_targets,
     writing_dataset,
 )
-from posekit.io.atomic import output_directory
 from posekit.io.mesh import Mesh, read_mesh
 
 # The calibrated Kinect-like sensor (see posekit.data.sensor); read-only.
