@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import yaml
 
 from posekit.errors import BadInputError, CorruptFileError, MissingFileError
+from posekit.validation import as_path
 
 C = TypeVar("C")
 
@@ -91,7 +92,7 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
     """Defaults of ``cls``, updated by the YAML file at ``path`` (if any), then by ``overrides``."""
     data: dict[str, Any] = _as_dict(cls())
     if path is not None:
-        path = Path(path)
+        path = as_path(path, "config path")
         if not path.is_file():
             raise MissingFileError(f"config file not found: {path}")
         try:

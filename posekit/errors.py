@@ -39,5 +39,9 @@ class ComputationError(PosekitError, RuntimeError):
     """A computation did not reach a valid result (an internal consistency check failed)."""
 
 
+class UnitsWarning(UserWarning):
+    """Data whose size suggests other units than posekit's metres (e.g. millimetres)."""
+
+
 class UnsafeFileError(PosekitError):
     """Loading this file would run arbitrary code (pickle); refused without an explicit opt-in."""

@@ -13,6 +13,8 @@ camera matrix ``K (3, 3)`` has positive focal lengths (pixels) and last row ``[0
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,22 @@ from posekit.errors import BadInputError
 ROTATION_ATOL = 1e-3
 # Depth in metres beyond this is almost surely millimetres passed where metres were expected.
 MAX_PLAUSIBLE_DEPTH_M = 100.0
+# A point coordinate beyond this (metres) is a sensor or file error (e.g. 1e30 outliers): its
+# square overflows float32 and poisons every distance computed with it (knn, centring, ICP).
+MAX_PLAUSIBLE_COORDINATE_M = 1e6
+
+
+def as_path(value: Any, name: str = "path") -> Path:
+    """``value`` as a :class:`~pathlib.Path`; BadInputError unless it is a str or os.PathLike.
+
+    None, numbers, bytes and arrays are refused with a message naming the argument (pathlib
+    would raise a bare TypeError, or accept bytes it then cannot open portably).
+    """
+    if isinstance(value, str) or (isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)):
+        if isinstance(value, str) and (value == "" or "\x00" in value):
+            raise BadInputError(f"{name} must be a file or folder name, got {value!r}")
+        return Path(value)
+    raise BadInputError(f"{name} must be a path (str or pathlib.Path), got {type(value).__name__}")
 
 
 def as_float_array(value: Any, name: str, shape: tuple[int | None, ...] | None = None,
@@ -140,15 +158,37 @@ def check_depth_metres(depth: Any, name: str = "depth") -> np.ndarray:
     return d
 
 
+def valid_points_mask(points: np.ndarray) -> np.ndarray:
+    """(N,) bool: points that are finite and within :data:`MAX_PLAUSIBLE_COORDINATE_M` of the origin."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(points).all(axis=1) & (np.abs(points) <= MAX_PLAUSIBLE_COORDINATE_M).all(axis=1)
+
+
 def check_points(points: Any, name: str = "points") -> np.ndarray:
-    """Points (N, 3) float64 with N >= 1, all finite."""
+    """Points (N, 3) float64 with N >= 1, all finite and within 1e6 m of the origin."""
     pts = as_float_array(points, name, (None, 3))
     if len(pts) == 0:
         raise BadInputError(f"{name} is empty (0 points)")
+    bad = int((~valid_points_mask(pts)).sum())
+    if bad:
+        raise BadInputError(
+            f"{name} has {bad} point(s) farther than {MAX_PLAUSIBLE_COORDINATE_M:g} m from the origin "
+            "(outliers of a sensor or file error); drop them first")
     return pts
 
 
 __all__ = [
-    "MAX_PLAUSIBLE_DEPTH_M", "ROTATION_ATOL", "as_float_array", "check_depth_metres", "check_intrinsics", "check_points", "check_pose",
-    "check_positive", "check_rotation", "check_translation",
+    "MAX_PLAUSIBLE_COORDINATE_M",
+    "MAX_PLAUSIBLE_DEPTH_M",
+    "ROTATION_ATOL",
+    "as_float_array",
+    "as_path",
+    "check_depth_metres",
+    "check_intrinsics",
+    "check_points",
+    "check_pose",
+    "check_positive",
+    "check_rotation",
+    "check_translation",
+    "valid_points_mask",
 ]

@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from posekit.errors import BadInputError, OutputPathError
+from posekit.errors import OutputPathError
+from posekit.validation import as_path
 
 
 def _read_umask() -> int:
@@ -40,12 +41,7 @@ _NEW_FILE_MODE = 0o666 & ~_read_umask()
 
 
 def _as_path(path, what: str) -> Path:
-    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
-        raise BadInputError(f"{what} must be a path (str or pathlib.Path), got {type(path).__name__}")
-    path = Path(path)
-    if str(path) in ("", "."):
-        raise OutputPathError(f"{what} is empty; give a file name")
-    return path
+    return as_path(path, what)
 
 
 def _unwritable(path: Path, err: OSError, what: str) -> OutputPathError:
@@ -82,6 +78,8 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     exception propagates.
     """
     path = _as_path(path, "output file")
+    if path.name in ("", ".", ".."):
+        raise OutputPathError(f"output file {str(path)!r} has no file name; give one")
     if path.is_dir():
         raise OutputPathError(f"output file {path} is an existing folder; give a file name")
     output_directory(path.parent, "folder of output file")

@@ -43,6 +43,7 @@ from posekit.io.depth import read_depth_image, write_depth_image
 from posekit.io.mesh import Mesh, read_mesh, write_mesh
 from posekit.validation import (
     as_float_array,
+    as_path,
     check_intrinsics,
     check_pose,
     check_positive,
@@ -265,7 +266,7 @@ class BopImage:
 
 def load_json(path: str | Path):
     """Parse a JSON file; MissingFileError / CorruptFileError name the file."""
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     if not path.is_file():
         raise MissingFileError(f"BOP file not found: {path}")
     try:
@@ -329,7 +330,7 @@ def _read_image(path: Path, flags: int) -> np.ndarray:
 def _write_image(path: Path, im: np.ndarray, jpg_quality: int = 95) -> Path:
     import cv2
 
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     ext = path.suffix.lower()
     if ext not in (".png", ".jpg", ".jpeg"):
         raise BadInputError(f"{path}: BOP images are written as .png or .jpg, not {path.suffix!r}")
@@ -379,7 +380,7 @@ def write_depth(path: str | Path, depth: np.ndarray, depth_scale: float = 1.0) -
     Stricter than :func:`posekit.io.depth.write_depth_image`, which it delegates to: BOP depth
     images are PNG, and missing pixels must already be 0 (NaN/inf raise).
     """
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     depth = as_float_array(depth, "depth", (None, None), finite=False)
     if path.suffix.lower() != ".png":
         raise BadInputError(f"{path}: BOP depth images must be PNG")
@@ -411,7 +412,7 @@ def write_mask(path: str | Path, mask: np.ndarray) -> Path:
 
 def read_camera(path: str | Path) -> tuple[np.ndarray, int, int, float]:
     """camera.json -> (K (3, 3), width, height, depth_scale)."""
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     c = load_json(path)
     try:
         K = np.array([[c["fx"], 0.0, c["cx"]], [0.0, c["fy"], c["cy"]], [0.0, 0.0, 1.0]], dtype=np.float64)
@@ -438,7 +439,7 @@ def write_camera(path: str | Path, K: np.ndarray, width: int, height: int, depth
 
 def read_models_info(path: str | Path) -> dict[int, ModelInfo]:
     """models_info.json -> {obj_id: ModelInfo (metres)}."""
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     raw = _int_keys(load_json(path), path)
     infos = {k: ModelInfo.from_bop_dict(v, where=f"{path} obj {k}") for k, v in raw.items()}
     for k, info in infos.items():
@@ -464,7 +465,7 @@ def write_model(path: str | Path, mesh: Mesh) -> Path:
 
 
 def read_scene_camera(path: str | Path) -> dict[int, SceneCamera]:
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     out = {}
     for im_id, c in _int_keys(load_json(path), path).items():
         try:
@@ -484,7 +485,7 @@ def write_scene_camera(path: str | Path, cameras: Mapping[int, SceneCamera]) -> 
 
 def read_scene_gt(path: str | Path) -> dict[int, list[BopGt]]:
     """scene_gt.json -> {im_id: [BopGt(obj_id, T_cam_model metres)]} (list index = gt_id)."""
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     out = {}
     for im_id, gts in _int_keys(load_json(path), path).items():
         if not isinstance(gts, list):
@@ -510,7 +511,7 @@ def write_scene_gt(path: str | Path, scene_gt: Mapping[int, Sequence[BopGt]]) ->
 
 
 def read_scene_gt_info(path: str | Path) -> dict[int, list[BopGtInfo]]:
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     out = {}
     for im_id, infos in _int_keys(load_json(path), path).items():
         try:
@@ -529,7 +530,7 @@ def write_scene_gt_info(path: str | Path, gt_info: Mapping[int, Sequence[BopGtIn
 
 
 def read_test_targets(path: str | Path) -> list[BopTarget]:
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     raw = load_json(path)
     try:
         return [BopTarget(int(t["scene_id"]), int(t["im_id"]), int(t["obj_id"]), int(t["inst_count"]))
@@ -571,7 +572,7 @@ def read_results_csv(path: str | Path) -> list[PoseEstimate]:
     without 7 fields, non-numeric or non-finite values, an R that is not a rotation, and a
     file whose translations all lie within 20 mm of the camera (written in metres).
     """
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     if not path.is_file():
         raise MissingFileError(f"results file not found: {path}")
     try:
@@ -737,7 +738,7 @@ class BopDataset:
     """
 
     def __init__(self, root: str | Path, split: str = "test", models_dir: str | Path | None = None):
-        self.root = Path(root)
+        self.root = as_path(root, "BOP dataset path")
         if not split or Path(split).name != split or split in (".", ".."):
             raise BadInputError(f"split must be a folder name inside the dataset, such as 'test', got {split!r}")
         if not self.root.is_dir():
@@ -745,7 +746,7 @@ class BopDataset:
         check_dataset_complete(self.root)
         self.split = split
         self.split_dir = self.root / split
-        self.models_dir = Path(models_dir) if models_dir is not None else self.root / "models"
+        self.models_dir = as_path(models_dir, "models path") if models_dir is not None else self.root / "models"
         self._models: dict[int, Mesh] = {}
         self._models_info: dict[int, ModelInfo] | None = None
         self._scene_cache: dict[int, tuple] = {}

@@ -23,7 +23,7 @@ from posekit.errors import (
     UnsupportedFormatError,
 )
 from posekit.io.atomic import atomic_write_bytes
-from posekit.validation import MAX_PLAUSIBLE_DEPTH_M, check_intrinsics, check_positive
+from posekit.validation import MAX_PLAUSIBLE_DEPTH_M, as_path, check_intrinsics, check_positive
 
 DEPTH_IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
@@ -139,7 +139,7 @@ def read_depth_image(path: str | Path, depth_scale: float = 1.0) -> np.ndarray:
     """
     import cv2
 
-    path = Path(path)
+    path = as_path(path, "depth image path")
     if not path.is_file():
         raise MissingFileError(f"depth image not found: {path}")
     if path.suffix.lower() not in DEPTH_IMAGE_SUFFIXES:
@@ -193,7 +193,7 @@ def write_depth_image(depth: np.ndarray, path: str | Path, depth_scale: float = 
     import cv2
 
     depth = _check_depth_array(depth, dtype=np.float64)
-    path = Path(path)
+    path = as_path(path, "depth image path")
     if path.suffix.lower() not in DEPTH_IMAGE_SUFFIXES:
         raise UnsupportedFormatError(
             f"{path}: cannot write depth image format {path.suffix!r}; use one of {list(DEPTH_IMAGE_SUFFIXES)}"

@@ -33,6 +33,7 @@ from posekit.io.atomic import atomic_directory
 from posekit.io.depth import check_intrinsics
 from posekit.io.pointcloud import PointCloud
 from posekit.io.pointcloud2 import array_to_pointcloud2, pointcloud2_to_pointcloud
+from posekit.validation import as_path
 
 POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
 IMAGE = "sensor_msgs/msg/Image"
@@ -65,7 +66,7 @@ def _default_typestore():
 
 
 def bag_paths(bag: str | Path) -> list[Path]:
-    path = Path(bag)
+    path = as_path(bag, "bag path")
     if not path.exists():
         raise MissingFileError(f"bag not found: {path}")
     if path.is_file() and path.suffix == ".bag":
@@ -575,7 +576,7 @@ def write_bag(
     plugins = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
     if storage not in plugins:
         raise UnsupportedFormatError(f"storage must be one of {list(plugins)}, got {storage!r}")
-    path = Path(path)
+    path = as_path(path, "bag path")
     if path.exists():
         raise BadInputError(f"{path} exists already; bags are never overwritten, choose a new path")
     store = _default_typestore()

@@ -25,6 +25,7 @@ import numpy as np
 
 from posekit.errors import BadInputError, CorruptFileError, MissingFileError, UnsafeFileError
 from posekit.io.atomic import atomic_path
+from posekit.validation import as_path
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ _CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "N
 
 
 def _require_file(path: str | Path, what: str) -> Path:
-    path = Path(path)
+    path = as_path(path, "weights path")
     if not path.is_file():
         raise MissingFileError(f"{what} not found: {path}")
     return path
@@ -181,7 +182,7 @@ def save_weights(
         "state_dict": dict(state),
         "metadata": _check_metadata(metadata),
     }
-    path = Path(path)
+    path = as_path(path, "weights path")
     with atomic_path(path, suffix="") as tmp:
         torch.save(payload, tmp)
         try:
