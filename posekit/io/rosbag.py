@@ -86,13 +86,17 @@ def bag_paths(bag: str | Path) -> list[Path]:
 
 
 @contextmanager
-def _open_reader(bag: str | Path):
-    """An open rosbags AnyReader; rosbags' own errors become posekit errors."""
+def open_bag(bag: str | Path, typestore=None):
+    """An open rosbags AnyReader (``typestore`` for its messages: ROS 2 Humble by default).
+
+    rosbags' own errors (corrupt, truncated, empty or unreadable bags) become CorruptFileError;
+    use :func:`read_raw_messages` and :func:`deserialize_message` on the reader likewise.
+    """
     from rosbags.highlevel import AnyReader, AnyReaderError
 
     paths = bag_paths(bag)
     try:
-        reader = AnyReader(paths, default_typestore=_default_typestore())
+        reader = AnyReader(paths, default_typestore=typestore or _default_typestore())
         reader.open()
     except (AnyReaderError, KeyError, ValueError, OSError) as err:
         raise CorruptFileError(f"{paths[0]}: cannot open the bag ({err})") from err
@@ -117,7 +121,7 @@ class BagTopic:
 
 def list_topics(bag: str | Path) -> list[BagTopic]:
     """Topics of a bag, sorted by name."""
-    with _open_reader(bag) as reader:
+    with open_bag(bag) as reader:
         counts: dict[tuple[str, str], int] = {}
         for c in reader.connections:
             key = (c.topic, normalized_msgtype(c.msgtype))
@@ -240,7 +244,8 @@ def _select_connections(reader, topics: Sequence[str] | None):
     return [c for c in connections if c.topic in set(topics)]
 
 
-def _deserialize(reader, connection, timestamp: int, raw):
+def deserialize_message(reader, connection, timestamp: int, raw):
+    """The message object of one raw record; CorruptFileError if it cannot be decoded."""
     try:
         return reader.deserialize(raw, connection.msgtype)
     except Exception as err:  # rosbags raises several types for truncated/garbled messages
@@ -258,12 +263,12 @@ def iter_messages(
     CameraInfo) and skips the others; naming a topic of another type raises
     UnsupportedFormatError, naming a missing topic BadInputError.
     """
-    with _open_reader(bag) as reader:
+    with open_bag(bag) as reader:
         connections = _select_connections(reader, topics)
         if not connections:
             return
-        for connection, timestamp, raw in _read_raw(reader, connections):
-            msg = _deserialize(reader, connection, timestamp, raw)
+        for connection, timestamp, raw in read_raw_messages(reader, connections):
+            msg = deserialize_message(reader, connection, timestamp, raw)
             try:
                 payload = message_to_numpy(msg, connection.msgtype)
             except (BadInputError, UnsupportedFormatError) as err:
@@ -271,9 +276,15 @@ def iter_messages(
             yield connection.topic, int(timestamp), payload
 
 
-def _read_raw(reader, connections):
+def read_raw_messages(reader, connections=None):
+    """Yield (connection, timestamp_ns, raw) of an open reader, in time order.
+
+    ``connections=None`` reads every connection; damaged data raises CorruptFileError.
+    """
+    if connections is not None and not connections:
+        return
     try:
-        yield from reader.messages(connections=connections)
+        yield from reader.messages(connections=connections or ())
     except CorruptFileError:
         raise
     except Exception as err:
@@ -329,7 +340,7 @@ def read_frames(
     is the caller's business).
     """
     topics = [depth_topic, info_topic] + ([rgb_topic] if rgb_topic else [])
-    with _open_reader(bag) as reader:
+    with open_bag(bag) as reader:
         connections = _select_connections(reader, topics)
         by_topic = {c.topic: c for c in connections}
         for t, want in ((depth_topic, IMAGE), (info_topic, CAMERA_INFO), (rgb_topic, IMAGE)):
@@ -340,13 +351,13 @@ def read_frames(
         depth_times: list[int] = []
         rgb_times: list[int] = []
         infos: dict[int, dict] = {}
-        for connection, timestamp, raw in _read_raw(reader, connections):
+        for connection, timestamp, raw in read_raw_messages(reader, connections):
             if connection.topic == depth_topic:
                 depth_times.append(int(timestamp))
             elif connection.topic == rgb_topic:
                 rgb_times.append(int(timestamp))
             else:
-                msg = _deserialize(reader, connection, timestamp, raw)
+                msg = deserialize_message(reader, connection, timestamp, raw)
                 infos[int(timestamp)] = camera_info_to_dict(msg)
         if not depth_times:
             return []
@@ -367,7 +378,7 @@ def read_frames(
         wanted_rgb = {t for t in plan.values() if t is not None}
         depths: dict[int, np.ndarray] = {}
         rgbs: dict[int, np.ndarray] = {}
-        for connection, timestamp, raw in _read_raw(
+        for connection, timestamp, raw in read_raw_messages(
             reader, [by_topic[depth_topic]] + ([by_topic[rgb_topic]] if rgb_topic else [])
         ):
             timestamp = int(timestamp)
@@ -403,7 +414,7 @@ def read_frames(
 
 
 def _decode_image(reader, connection, timestamp: int, raw, depth: bool) -> np.ndarray:
-    msg = _deserialize(reader, connection, timestamp, raw)
+    msg = deserialize_message(reader, connection, timestamp, raw)
     encodings = DEPTH_ENCODINGS if depth else COLOR_ENCODINGS
     if msg.encoding not in encodings:
         what = "depth" if depth else "colour"
