@@ -215,3 +215,42 @@ def test_diameter_is_exact_and_computed_once(monkeypatch):
     assert len(calls) == 1
     with pytest.raises(BadInputError):
         points_diameter(np.full((4, 3), np.nan))
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_image_too_large_to_decode_is_a_posekit_error(tmp_path):
+    from posekit.io.image import read_image
+
+    path = tmp_path / "huge.png"
+    path.write_bytes(_png_header_only(100_000, 100_000))
+    with pytest.raises(BadInputError, match="too large"):
+        read_image(path)
+
+
+def test_16_bit_grey_png_is_scaled_not_clipped(tmp_path):
+    import cv2
+
+    from posekit.io.image import read_image
+
+    grey16 = (np.arange(1024).reshape(16, 64) * 64).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "g.png"), grey16)
+    image = read_image(tmp_path / "g.png")
+    assert image.dtype == np.uint8 and image.shape == (16, 64)
+    np.testing.assert_allclose(image, grey16 / 257.0, atol=0.5)
+    assert len(np.unique(image)) > 200  # a gradient, not 0/255
+    rgb = RNG.integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "c.png"), rgb[:, :, ::-1])
+    np.testing.assert_array_equal(read_image(tmp_path / "c.png"), rgb)
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    with pytest.raises(CorruptFileError):
+        read_image(tmp_path / "bad.png")

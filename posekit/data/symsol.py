@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posekit.errors import BadInputError
+from posekit.errors import BadInputError, ComputationError
 
 SYMSOL_I = ("tet", "cube", "icosa", "cone", "cyl")
 SYMSOL_II = ("tetX", "cylO", "sphX")
@@ -72,7 +72,7 @@ def _close_group(generators: list[np.ndarray], expected: int) -> np.ndarray:
                     new.append(c)
         frontier = new
     if len(group) != expected:
-        raise RuntimeError(f"symmetry group closed to {len(group)} elements, expected {expected}")
+        raise ComputationError(f"symmetry group closed to {len(group)} elements, expected {expected}")
     return np.stack(group)
 
 
@@ -106,7 +106,7 @@ def _half_spaces(shape: str) -> tuple[np.ndarray, np.ndarray]:
         hull = ConvexHull(v)
         eq = np.unique(np.round(hull.equations, 9), axis=0)
         return eq[:, :3], -eq[:, 3]
-    raise KeyError(shape)
+    raise BadInputError(f"no polytope for shape {shape!r}; polytopes: tet, tetX, cube, icosa")
 
 
 @cache

@@ -129,7 +129,8 @@ def read_pcd_header(path: str | Path) -> PcdHeader:
 def lzf_decompress(data: bytes, expected_size: int) -> bytes:
     """Decompress LZF data (liblzf's format, as PCL writes it) to exactly ``expected_size`` bytes.
 
-    Raises ValueError on data that is truncated, points outside the output, or has another size.
+    Raises CorruptFileError (a ValueError) on data that is truncated, points outside the
+    output, or has another size.
     """
     out = bytearray(expected_size)
     ip = op = 0
@@ -140,23 +141,23 @@ def lzf_decompress(data: bytes, expected_size: int) -> bytes:
         if ctrl < 32:  # a literal run of ctrl + 1 bytes
             length = ctrl + 1
             if ip + length > n or op + length > expected_size:
-                raise ValueError("literal run beyond the end of the data")
+                raise CorruptFileError("literal run beyond the end of the data")
             out[op:op + length] = data[ip:ip + length]
             ip += length
         else:  # a back reference: length (3 bit, extended by a byte), 13 bit distance
             length = ctrl >> 5
             if length == 7:
                 if ip >= n:
-                    raise ValueError("truncated back reference")
+                    raise CorruptFileError("truncated back reference")
                 length += data[ip]
                 ip += 1
             if ip >= n:
-                raise ValueError("truncated back reference")
+                raise CorruptFileError("truncated back reference")
             ref = op - ((ctrl & 0x1F) << 8) - data[ip] - 1
             ip += 1
             length += 2
             if ref < 0 or op + length > expected_size:
-                raise ValueError("back reference outside the output")
+                raise CorruptFileError("back reference outside the output")
             if ref + length <= op:
                 out[op:op + length] = out[ref:ref + length]
             else:  # overlapping copy: repeats the last (op - ref) bytes
@@ -164,7 +165,7 @@ def lzf_decompress(data: bytes, expected_size: int) -> bytes:
                     out[op + i] = out[ref + i]
         op += length
     if op != expected_size:
-        raise ValueError(f"decompressed to {op} bytes, the header announces {expected_size}")
+        raise CorruptFileError(f"decompressed to {op} bytes, the header announces {expected_size}")
     return bytes(out)
 
 
@@ -194,7 +195,7 @@ def _records_compressed(payload: bytes, header: PcdHeader, path: Path) -> np.nda
             "(truncated file)")
     try:
         raw = lzf_decompress(payload[8:8 + compressed], uncompressed) if need else b""
-    except ValueError as err:
+    except CorruptFileError as err:
         raise CorruptFileError(f"{path}: compressed point data is corrupt ({err})") from err
     # Stored field by field (all x, then all y, ...): regroup into records.
     records = np.zeros(header.points, dtype=dtype)
