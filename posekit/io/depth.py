@@ -176,6 +176,11 @@ def read_depth_image(path: str | Path, depth_scale: float = 1.0) -> np.ndarray:
             )
         depth = raw.astype(np.float32)
         depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+        if depth.max() > MAX_PLAUSIBLE_DEPTH_M:
+            raise BadInputError(
+                f"{path}: float depth images hold metres, but its max is {depth.max():g}: it looks "
+                "like millimetres; re-save it in metres or as 16-bit millimetres"
+            )
     else:
         raise UnsupportedFormatError(
             f"{path}: depth images must be uint16 (mm) or float32 (m), got {raw.dtype}"

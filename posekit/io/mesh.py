@@ -168,7 +168,12 @@ def read_mesh(path: str | Path, scale: float = 1.0) -> Mesh:
             f"{path}: unsupported mesh format {path.suffix!r}; use one of {sorted(_MESH_SUFFIXES)}"
         )
     scale = check_positive(scale, "scale")
-    expected = _ply_counts(path) if path.suffix.lower() == ".ply" else None
+    expected = None
+    if path.suffix.lower() == ".ply":
+        from posekit.io.ply import check_ply
+
+        header = check_ply(path)  # a binary body that disagrees with its header can crash open3d
+        expected = header.count("vertex"), header.count("face")
     with CapturedNativeOutput() as native:
         m = o3d.io.read_triangle_mesh(str(path))
     # open3d only prints that a (truncated) file failed, and returns what it read so far.
@@ -183,22 +188,6 @@ def read_mesh(path: str | Path, scale: float = 1.0) -> Mesh:
     return mesh.scaled(scale) if scale != 1.0 else mesh
 
 
-def _ply_counts(path: Path) -> tuple[int, int] | None:
-    """(vertices, faces) a PLY header announces; None without a complete PLY header."""
-    import re
-
-    with open(path, "rb") as f:
-        head = f.read(65536)
-    end = head.find(b"end_header")
-    if not head.startswith(b"ply") or end < 0:
-        return None  # open3d reads nothing from it: "no triangles could be read" below
-    counts = []
-    for element in (rb"vertex", rb"face"):
-        m = re.search(rb"^element\s+" + element + rb"\s+(\d+)\s*$", head[:end], re.MULTILINE)
-        counts.append(int(m.group(1)) if m else 0)
-    return counts[0], counts[1]
-
-
 def write_mesh(mesh: Mesh, path: str | Path, scale: float = 1.0, ascii: bool = False) -> Path:
     """Write ``mesh`` with coordinates multiplied by ``scale`` (``scale=1000`` for BOP, in mm).
 
@@ -210,9 +199,12 @@ def write_mesh(mesh: Mesh, path: str | Path, scale: float = 1.0, ascii: bool = F
     if path.suffix.lower() not in _MESH_SUFFIXES:
         raise UnsupportedFormatError(f"{path}: cannot write mesh format {path.suffix!r}")
     out = mesh.scaled(scale) if scale != 1.0 else mesh
+    o3d_mesh = out.to_open3d()
+    if path.suffix.lower() == ".stl":
+        o3d_mesh.compute_triangle_normals()  # STL stores a normal per facet
     with atomic_path(path) as tmp:
         ok = o3d.io.write_triangle_mesh(
-            str(tmp), out.to_open3d(), write_ascii=ascii,
+            str(tmp), o3d_mesh, write_ascii=ascii,
             write_vertex_normals=out.normals is not None, write_vertex_colors=out.colors is not None,
         )
         if not ok:

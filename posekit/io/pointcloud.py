@@ -31,6 +31,7 @@ from posekit.errors import (
     UnsupportedFormatError,
 )
 from posekit.io.atomic import atomic_path
+from posekit.io.weights import NUMPY_PARSE_ERRORS
 from posekit.validation import (
     MAX_PLAUSIBLE_COORDINATE_M,
     as_float_array,
@@ -197,25 +198,6 @@ def _warn_if_not_metres(points: np.ndarray, path: Path, scale: float) -> None:
             f"metres and{hint}", UnitsWarning, stacklevel=3)
 
 
-def _ply_vertex_count(path: Path) -> int:
-    """Number of vertices a PLY header announces; CorruptFileError if there is no such header.
-
-    open3d returns an empty cloud (and only prints a warning) for garbage or truncated files,
-    so the header is the only way to tell "empty" from "broken".
-    """
-    with open(path, "rb") as f:
-        head = f.read(65536)
-    if not head.startswith(b"ply"):
-        raise CorruptFileError(f"{path}: not a PLY file (it does not start with 'ply')")
-    end = head.find(b"end_header")
-    if end < 0:
-        raise CorruptFileError(f"{path}: PLY header has no 'end_header' line (truncated or corrupt)")
-    m = re.search(rb"^element\s+vertex\s+(\d+)\s*$", head[:end], re.MULTILINE)
-    if m is None:
-        raise CorruptFileError(f"{path}: PLY header has no 'element vertex N' line")
-    return int(m.group(1))
-
-
 class CapturedNativeOutput:
     """Capture what native code prints to stdout/stderr (file descriptors 1 and 2) while the block runs.
 
@@ -265,7 +247,9 @@ def raise_on_open3d_failure(path: Path, native_text: str) -> None:
 def _read_ply(path: Path):
     import open3d as o3d
 
-    expected = _ply_vertex_count(path)
+    from posekit.io.ply import check_ply
+
+    expected = check_ply(path).count("vertex")  # a body that disagrees with its header can crash open3d
     if expected == 0:
         return np.zeros((0, 3), np.float32), None, None
     with CapturedNativeOutput() as native:
@@ -282,7 +266,7 @@ def _read_ply(path: Path):
             "(truncated or corrupt file)"
         )
     colors = np.asarray(pc.colors, dtype=np.float32) if pc.has_colors() else None
-    normals = np.asarray(pc.normals, dtype=np.float32) if pc.has_normals() else None
+    normals = _to_float32(np.asarray(pc.normals)) if pc.has_normals() else None
     return _to_float32(points), colors, normals
 
 
@@ -346,10 +330,40 @@ def _np_load(path: Path, **kw):
             raise UnsafeFileError(f"{path}: is a pickle; posekit does not unpickle point clouds")
         kind = "an .npz archive" if want == b"PK" else "an .npy array"
         raise CorruptFileError(f"{path}: not {kind} (wrong magic bytes {magic!r}); damaged or another format")
+    if want != b"PK":
+        _check_npy_size(path)
     try:
         return np.load(path, allow_pickle=False, **kw)
     except (ValueError, OSError, EOFError) as err:
         raise _numpy_read_error(path, err, "cannot be read as a numpy file") from err
+    except NUMPY_PARSE_ERRORS as err:
+        raise CorruptFileError(f"{path}: damaged numpy file ({type(err).__name__}: {err})") from err
+
+
+def _check_npy_size(path: Path) -> None:
+    """CorruptFileError when an .npy header announces more data than the file holds.
+
+    numpy would otherwise try to allocate what a damaged header says (e.g. 1e20 rows).
+    """
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            version = fmt.read_magic(f)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read(f, max_header_size=10000) if version != (1, 0) else read(f)
+            offset = f.tell()
+    except (ValueError, OSError, EOFError, *NUMPY_PARSE_ERRORS) as err:
+        if isinstance(err, ValueError) and "allow_pickle" in str(err):
+            return
+        raise CorruptFileError(f"{path}: damaged numpy .npy header ({type(err).__name__}: {err})") from err
+    if dtype.hasobject:
+        return  # refused as a pickle by np.load(allow_pickle=False)
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    have = path.stat().st_size - offset
+    if need > have:
+        raise CorruptFileError(
+            f"{path}: .npy header announces shape {shape} of {dtype} ({need} bytes), the file holds "
+            f"{have} (truncated or damaged)")
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -368,7 +382,7 @@ def _read_npz(path: Path):
             arrays = {k: z[k] for k in ("points", "colors", "normals") if k in z.files}
     except PosekitError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError) as err:
+    except (zipfile.BadZipFile, EOFError, OSError, *NUMPY_PARSE_ERRORS) as err:
         raise CorruptFileError(f"{path}: not a valid NPZ archive ({err})") from err
     except ValueError as err:
         raise _numpy_read_error(path, err, "cannot be read") from err

@@ -16,6 +16,7 @@ import json
 import logging
 import pickle
 import pickletools
+import tokenize
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -30,6 +31,10 @@ from posekit.validation import as_path
 logger = logging.getLogger(__name__)
 
 WEIGHTS_FORMAT = "posekit.weights/1"
+# What numpy's .npy/.npz parsing raises on damaged headers and archives, besides ValueError
+# and OSError (an .npy header is a Python literal, read with the tokenizer).
+NUMPY_PARSE_ERRORS = (SyntaxError, tokenize.TokenError, OverflowError, MemoryError, KeyError,
+                      NotImplementedError, zipfile.BadZipFile, EOFError, TypeError)
 _PICKLE_SUFFIXES = (".pkl", ".pickle")
 # Opcodes with which a pickle imports or calls something: the ways it can run code.
 _CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"}
@@ -295,7 +300,7 @@ def load_npz(path: str | Path, allow_pickle: bool = False) -> dict[str, np.ndarr
                     if "allow_pickle" not in str(err):
                         raise
                     refused.append(key)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, *NUMPY_PARSE_ERRORS) as err:
         raise CorruptFileError(f"{path}: damaged or not an .npz archive ({err})") from err
     if refused:
         raise _refusal(path, f"arrays {refused} are pickled Python objects")
