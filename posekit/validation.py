@@ -72,6 +72,8 @@ def as_float_array(value: Any, name: str, shape: tuple[int | None, ...] | None =
 
 def check_positive(value: Any, name: str) -> float:
     """A finite number > 0 as float."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) != 0:
+        raise BadInputError(f"{name} must be a positive number, got {value!r}")
     try:
         x = float(value)
     except (TypeError, ValueError) as err:
@@ -113,8 +115,9 @@ def check_intrinsics(K: Any, name: str = "intrinsics K") -> np.ndarray:
 def check_rotation(R: Any, name: str = "R", atol: float = ROTATION_ATOL) -> np.ndarray:
     """A rotation matrix (3, 3) float64: finite, ``|R^T R - I| <= atol``, ``det R > 0``."""
     R = as_float_array(R, name, (3, 3))
-    err = float(np.abs(R.T @ R - np.eye(3)).max())
-    det = float(np.linalg.det(R))
+    with np.errstate(over="ignore", invalid="ignore"):  # huge entries: err becomes inf, refused
+        err = float(np.abs(R.T @ R - np.eye(3)).max())
+        det = float(np.linalg.det(R))
     if err > atol or det <= 0:
         raise BadInputError(
             f"{name} is not a rotation matrix (|R^T R - I| = {err:.3g}, det = {det:.3g}); pass an "

@@ -291,7 +291,7 @@ def synthesize_bop_dataset(
         raise BadInputError(f"need at least one scene and one image, got {n_scenes} scenes, {n_images} images")
     if rgb_ext not in (".png", ".jpg"):
         raise BadInputError(f"rgb_ext must be .png or .jpg, got {rgb_ext!r}")
-    if not split or Path(split).name != split or split in (".", ".."):
+    if not isinstance(split, str) or not split or Path(split).name != split or split in (".", ".."):
         raise BadInputError(f"split must be a plain folder name such as 'test', got {split!r}")
     config = config or SceneConfig()
     out_dir = Path(out_dir)

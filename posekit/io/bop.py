@@ -739,7 +739,7 @@ class BopDataset:
 
     def __init__(self, root: str | Path, split: str = "test", models_dir: str | Path | None = None):
         self.root = as_path(root, "BOP dataset path")
-        if not split or Path(split).name != split or split in (".", ".."):
+        if not isinstance(split, str) or not split or Path(split).name != split or split in (".", ".."):
             raise BadInputError(f"split must be a folder name inside the dataset, such as 'test', got {split!r}")
         if not self.root.is_dir():
             raise MissingFileError(f"BOP dataset folder not found: {self.root}")

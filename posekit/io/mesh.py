@@ -16,7 +16,13 @@ import numpy as np
 from posekit.errors import BadInputError, CorruptFileError, MissingFileError, UnsupportedFormatError
 from posekit.geometry.rigid_np import transform_points_np
 from posekit.io.atomic import atomic_path
-from posekit.validation import as_float_array, as_path, check_pose, check_positive
+from posekit.validation import (
+    as_float_array,
+    as_path,
+    check_pose,
+    check_positive,
+    valid_points_mask,
+)
 
 
 @dataclass
@@ -41,8 +47,8 @@ class Mesh:
         self.faces = faces.astype(np.int64)
         if len(self.vertices) == 0 or len(self.faces) == 0:
             raise BadInputError("mesh is empty (no vertices or no faces)")
-        if not np.isfinite(self.vertices).all():
-            raise BadInputError("mesh vertices contain NaN or inf")
+        if not valid_points_mask(self.vertices).all():
+            raise BadInputError("mesh vertices contain NaN, inf or coordinates beyond 1e6 m")
         if self.faces.min() < 0 or self.faces.max() >= len(self.vertices):
             raise BadInputError("mesh faces index vertices that do not exist")
         if self.colors is not None:
@@ -131,8 +137,8 @@ def points_diameter(points) -> float:
     pts = as_float_array(points, "points", (None, 3))
     if len(pts) == 0:
         raise BadInputError("points are empty: an empty set has no diameter")
-    if not np.isfinite(pts).all():
-        raise BadInputError("points contain NaN or inf: the diameter is undefined")
+    if not valid_points_mask(pts).all():
+        raise BadInputError("points contain NaN, inf or coordinates beyond 1e6 m: the diameter is undefined")
     if len(pts) > 4:
         for options in (None, "QJ"):  # QJ: degenerate (flat, colinear) sets
             try:
