@@ -298,7 +298,7 @@ WRITER_CASES = [
     ("cloud-suffix", "c.foo", lambda p: pointcloud.write_point_cloud(np.ones((2, 3)), p), UnsupportedFormatError,
      ".foo"),
     ("mesh-suffix", "m.foo", lambda p: mesh.write_mesh(TRI, p), UnsupportedFormatError, ".foo"),
-    ("mesh-scale-nan", "m.ply", lambda p: mesh.write_mesh(TRI, p, scale=np.nan), BadInputError, "NaN"),
+    ("mesh-scale-nan", "m.ply", lambda p: mesh.write_mesh(TRI, p, scale=np.nan), BadInputError, "positive number"),
     ("weights-object", "w.pt", lambda p: weights.save_weights({"a": object()}, p), BadInputError, "pickle"),
     ("weights-list", "w.pt", lambda p: weights.save_weights([1], p), BadInputError, "dict"),
 ]

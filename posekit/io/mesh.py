@@ -79,7 +79,8 @@ class Mesh:
         return Mesh(v, self.faces.copy(), self.colors, n, self.name)
 
     def scaled(self, s: float) -> Mesh:
-        """This mesh with coordinates multiplied by s (unit conversion)."""
+        """This mesh with coordinates multiplied by s > 0 (unit conversion; s <= 0 would mirror it)."""
+        s = check_positive(s, "mesh scale")
         return Mesh(self.vertices * s, self.faces.copy(), self.colors, self.normals, self.name)
 
     def to_open3d(self):
