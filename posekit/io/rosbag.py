@@ -33,7 +33,7 @@ from posekit.io.atomic import atomic_directory
 from posekit.io.depth import check_intrinsics
 from posekit.io.pointcloud import PointCloud
 from posekit.io.pointcloud2 import array_to_pointcloud2, pointcloud2_to_pointcloud
-from posekit.validation import as_path
+from posekit.validation import MAX_PLAUSIBLE_DEPTH_M, as_path
 
 POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
 IMAGE = "sensor_msgs/msg/Image"
@@ -169,6 +169,11 @@ def image_to_numpy(msg) -> np.ndarray:
             return (rows.view(order + "u2").astype(np.float32) * np.float32(0.001)).reshape(h, w)
         depth = rows.view(order + "f4").astype(np.float32).reshape(h, w)
         depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+        if depth.max() > MAX_PLAUSIBLE_DEPTH_M:
+            raise BadInputError(
+                f"32FC1 depth holds metres (REP 118), but its max is {depth.max():g}: millimetres "
+                "in a float image, or corrupt data"
+            )
         return depth
     px = rows.reshape(h, w, bpp)
     if encoding == "mono8":
