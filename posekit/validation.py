@@ -91,6 +91,8 @@ def check_intrinsics(K: Any, name: str = "intrinsics K") -> np.ndarray:
     """
     if not isinstance(K, np.ndarray) and isinstance(K, (str, bytes)):
         raise BadInputError(f"{name} must be a numeric 3x3 matrix, got {type(K).__name__}")
+    if getattr(getattr(K, "dtype", None), "kind", None) in ("U", "S", "c", "V", "O"):
+        raise BadInputError(f"{name} must be a real 3x3 matrix, got dtype {K.dtype}")
     try:
         K = np.asarray(K, dtype=np.float64)
     except (TypeError, ValueError) as err:

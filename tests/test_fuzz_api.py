@@ -11,6 +11,9 @@ import fuzzing
 import numpy as np
 import pytest
 from fuzzing import check_cloud, probe
+
+# Warnings are part of the outcome being probed (e.g. UnitsWarning for a cloud in mm).
+pytestmark = pytest.mark.filterwarnings("ignore::posekit.errors.UnitsWarning", "ignore::UserWarning")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp

@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 from fuzzing import byte_flips, header_number_edits, probe, truncations
 
+# Warnings are part of the outcome being probed (e.g. UnitsWarning for a cloud in mm).
+pytestmark = pytest.mark.filterwarnings("ignore::posekit.errors.UnitsWarning", "ignore::UserWarning")
+
 pytest.importorskip("rosbags")
 
 
