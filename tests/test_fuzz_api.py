@@ -11,12 +11,12 @@ import fuzzing
 import numpy as np
 import pytest
 from fuzzing import check_cloud, probe
-
-# Warnings are part of the outcome being probed (e.g. UnitsWarning for a cloud in mm).
-pytestmark = pytest.mark.filterwarnings("ignore::posekit.errors.UnitsWarning", "ignore::UserWarning")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+# Warnings are part of the outcome being probed (e.g. UnitsWarning for a cloud in mm).
+pytestmark = pytest.mark.filterwarnings("ignore::posekit.errors.UnitsWarning", "ignore::UserWarning")
 
 FAST = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))

@@ -13,10 +13,10 @@ import fuzzing
 import numpy as np
 import pytest
 from fuzzing import byte_flips, check_cloud, probe, truncations
+from pointcloud2_standin import Cloud, Field
 
 # Warnings are part of the outcome being probed (e.g. UnitsWarning for a cloud in mm).
 pytestmark = pytest.mark.filterwarnings("ignore::posekit.errors.UnitsWarning", "ignore::UserWarning")
-from pointcloud2_standin import Cloud, Field
 
 ODD_INTS = [0, -1, 1, 3, 7, 11, 13, 1 << 31, 10 ** 12]
 

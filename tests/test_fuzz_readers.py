@@ -20,6 +20,7 @@ from fuzzing import check_cloud, check_depth, check_image, check_mesh, mutations
 # Warnings are part of the outcome being probed (e.g. UnitsWarning for a cloud in mm).
 pytestmark = pytest.mark.filterwarnings("ignore::posekit.errors.UnitsWarning", "ignore::UserWarning")
 
+
 RNG_SEED = 14
 FAST = {"n_flips": 2, "n_numbers": 1, "swaps": False}
 FULL = {"n_flips": 12, "n_numbers": 8, "swaps": True}

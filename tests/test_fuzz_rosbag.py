@@ -12,6 +12,7 @@ from fuzzing import byte_flips, header_number_edits, probe, truncations
 # Warnings are part of the outcome being probed (e.g. UnitsWarning for a cloud in mm).
 pytestmark = pytest.mark.filterwarnings("ignore::posekit.errors.UnitsWarning", "ignore::UserWarning")
 
+
 pytest.importorskip("rosbags")
 
 
