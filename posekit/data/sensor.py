@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from posekit.errors import BadInputError
+from posekit.io.depth import normals_from_depth
 
 
 @dataclass
@@ -303,23 +304,3 @@ def projector_shadow(depth: np.ndarray, fx: float, baseline: float, tolerance_px
     return (valid[:, ::-1] & (a > before + tolerance_px))[:, ::-1]
 
 
-def normals_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Unit normals (H, W, 3) in the camera frame, facing the camera, from central differences
-    of the back-projected depth map; 0 where depth or a neighbour is missing."""
-    depth = np.asarray(depth, dtype=np.float64)
-    H, W = depth.shape
-    v, u = np.mgrid[0:H, 0:W].astype(np.float64)
-    P = np.stack([(u - K[0, 2]) / K[0, 0] * depth, (v - K[1, 2]) / K[1, 1] * depth, depth], -1)
-    du = np.zeros_like(P)
-    dv = np.zeros_like(P)
-    du[:, 1:-1] = P[:, 2:] - P[:, :-2]
-    dv[1:-1] = P[2:] - P[:-2]
-    n = np.cross(du, dv)
-    norm = np.linalg.norm(n, axis=-1, keepdims=True)
-    n = np.where(norm > 0, n / np.maximum(norm, 1e-12), 0.0)
-    n[(n * P).sum(-1) > 0] *= -1
-    ok = depth > 0
-    ok[:, 1:-1] &= (depth[:, 2:] > 0) & (depth[:, :-2] > 0)
-    ok[1:-1] &= (depth[2:] > 0) & (depth[:-2] > 0)
-    n[~ok] = 0
-    return n

@@ -128,6 +128,29 @@ def depth_to_points(
     return points
 
 
+def normals_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Unit normals (H, W, 3) in the camera frame, facing the camera, from central differences
+    of the back-projected depth map (metres, 0 = missing); 0 where depth or a neighbour is missing."""
+    depth = _check_depth_array(depth, dtype=np.float64)
+    K = check_intrinsics(K)
+    H, W = depth.shape
+    v, u = np.mgrid[0:H, 0:W].astype(np.float64)
+    P = np.stack([(u - K[0, 2]) / K[0, 0] * depth, (v - K[1, 2]) / K[1, 1] * depth, depth], -1)
+    du = np.zeros_like(P)
+    dv = np.zeros_like(P)
+    du[:, 1:-1] = P[:, 2:] - P[:, :-2]
+    dv[1:-1] = P[2:] - P[:-2]
+    n = np.cross(du, dv)
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    n = np.where(norm > 0, n / np.maximum(norm, 1e-12), 0.0)
+    n[(n * P).sum(-1) > 0] *= -1
+    ok = depth > 0
+    ok[:, 1:-1] &= (depth[:, 2:] > 0) & (depth[:, :-2] > 0)
+    ok[1:-1] &= (depth[2:] > 0) & (depth[:-2] > 0)
+    n[~ok] = 0
+    return n
+
+
 def read_depth_image(path: str | Path, depth_scale: float = 1.0) -> np.ndarray:
     """Read a depth image as (H, W) float32 metres, 0 where missing.
 
