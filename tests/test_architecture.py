@@ -111,3 +111,32 @@ def test_builtin_raise_scan_finds_them(tmp_path):
     probe.write_text("def f(x):\n    if x:\n        raise ValueError('x')\n    raise RuntimeError\n"
                      "def g():\n    raise NotImplementedError\n")
     assert sorted(builtin_raises(probe)) == ["probe.py:3 ValueError", "probe.py:4 RuntimeError"]
+
+
+def test_bench_ros_without_ros_is_a_clear_error(monkeypatch, capsys):
+    import importlib.util
+
+    from posekit.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rclpy" else real(name, *a))
+    assert main(["bench", "ros", "--quick"]) == 1
+    err = capsys.readouterr().err
+    assert "needs rclpy" in err and "pip install -e '.[ros]'" in err
+
+
+def test_replay_without_ros_nodes_is_a_clear_error(monkeypatch, capsys, tmp_path):
+    import importlib
+
+    from posekit.cli import main
+
+    real = importlib.import_module
+
+    def no_ros_nodes(name, *args):
+        if name.startswith("ros_nodes"):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", no_ros_nodes)
+    assert main(["replay", "--bag", str(tmp_path), "--engine", "object", "--out", str(tmp_path / "o")]) == 1
+    assert "ros_nodes" in capsys.readouterr().err
