@@ -244,7 +244,7 @@ def _write_models(models: str | Path, objs: dict[int, tuple[Mesh, ModelInfo]], o
         return
     src = Path(models)
     if src.resolve() != dst.resolve():
-        dst.mkdir(parents=True, exist_ok=True)
+        output_directory(dst, "models folder")
         for obj_id in objs:
             shutil.copyfile(src / model_filename(obj_id), dst / model_filename(obj_id))
         shutil.copyfile(src / "models_info.json", dst / "models_info.json")
