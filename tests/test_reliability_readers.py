@@ -254,3 +254,39 @@ def test_16_bit_grey_png_is_scaled_not_clipped(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     with pytest.raises(CorruptFileError):
         read_image(tmp_path / "bad.png")
+
+
+def _binary_ply(faces_blob: bytes, n_faces: int = 2) -> bytes:
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0.5, 0.5, 1]], "<f4")
+    head = (b"ply\nformat binary_little_endian 1.0\nelement vertex 5\nproperty float x\nproperty float y\n"
+            b"property float z\nelement face %d\nproperty list uchar int vertex_indices\n"
+            b"property list uchar float texcoord\nend_header\n" % n_faces)
+    return head + vertices.tobytes() + faces_blob
+
+
+def _face(indices, n_tex):
+    import struct
+
+    return (struct.pack(f"<B{len(indices)}i", len(indices), *indices)
+            + struct.pack(f"<B{n_tex}f", n_tex, *range(n_tex)))
+
+
+def test_binary_ply_structure_is_checked_before_open3d(tmp_path):
+    path = tmp_path / "m.ply"
+    path.write_bytes(_binary_ply(_face([0, 1, 2, 3], 8) + _face([0, 1, 4], 6)))  # a quad and a triangle
+    assert len(read_mesh(path).faces) == 3
+    path.write_bytes(_binary_ply(_face([0, 1, 2, 3], 8) + _face([0, 1, 4], 6))[:-5])
+    with pytest.raises(CorruptFileError, match="truncated"):
+        read_mesh(path)
+    path.write_bytes(_binary_ply(_face([0, 1, 2, 9], 8) + _face([0, 1, 4], 6)))
+    with pytest.raises(CorruptFileError, match="index vertex 9"):
+        read_mesh(path)
+    # An ASCII body under a binary header crashed open3d (segmentation fault) before the check.
+    from posekit.data.meshes import procedural_mesh
+
+    write_mesh(procedural_mesh(2)[0], path, ascii=True)
+    path.write_bytes(path.read_bytes().replace(b"format ascii", b"format binary_little_endian", 1))
+    with pytest.raises(CorruptFileError):
+        read_mesh(path)
+    with pytest.raises(CorruptFileError):
+        read_point_cloud(path)

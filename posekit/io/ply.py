@@ -128,19 +128,35 @@ def _walk_element(body: memoryview, pos: int, element: PlyElement, order: str, p
             fields.append((p.name, order + p.dtype))
     record = np.dtype(fields)
     size = record.itemsize * element.count
-    if pos + size > len(body):
-        raise CorruptFileError(f"{path}: PLY element {element.name!r} needs {size} bytes, "
-                               f"{len(body) - pos} are left (truncated, not binary, or mixed face sizes)")
+    if pos + size > len(body):  # truncated, or lists of several lengths (triangles and quads)
+        return _walk_mixed(body, pos, element, order, path)
     records = np.frombuffer(body, record, element.count, pos)
-    lists = {}
-    for p in props:
-        if p.count_dtype is not None:
-            if (records[p.name + "__n"] != first[p.name]).any():
-                raise UnsupportedFormatError(
-                    f"{path}: PLY list {p.name!r} has records of different lengths; posekit reads "
-                    "binary meshes whose faces all have the same number of vertices (re-save as triangles)")
-            lists[p.name] = records[p.name] if first[p.name] else np.zeros((element.count, 0))
+    if any((records[p.name + "__n"] != first[p.name]).any() for p in props if p.count_dtype is not None):
+        return _walk_mixed(body, pos, element, order, path)  # e.g. triangles and quads
+    lists = {p.name: records[p.name] if first[p.name] else np.zeros((element.count, 0))
+             for p in props if p.count_dtype is not None}
     return pos + size, lists
+
+
+def _walk_mixed(body: memoryview, pos: int, element: PlyElement, order: str, path: Path):
+    """The slow walk of an element whose lists differ in length from record to record."""
+    lists: dict[str, list] = {p.name: [] for p in element.properties if p.count_dtype is not None}
+    for _ in range(element.count):
+        for p in element.properties:
+            dt = np.dtype(order + (p.count_dtype or p.dtype))
+            if pos + dt.itemsize > len(body):
+                raise CorruptFileError(f"{path}: PLY element {element.name!r} is truncated")
+            if p.count_dtype is None:
+                pos += dt.itemsize
+                continue
+            n = int(np.frombuffer(body, dt, 1, pos)[0])
+            pos += dt.itemsize
+            item = np.dtype(order + p.dtype)
+            if n < 0 or n > _MAX_LIST_LENGTH or pos + n * item.itemsize > len(body):
+                raise CorruptFileError(f"{path}: PLY list {p.name!r} has length {n} (corrupt or truncated)")
+            lists[p.name].append(np.frombuffer(body, item, n, pos))
+            pos += n * item.itemsize
+    return pos, {k: np.concatenate(v) if v else np.zeros(0) for k, v in lists.items()}
 
 
 def check_ply(path: str | Path) -> PlyHeader:
