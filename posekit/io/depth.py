@@ -49,7 +49,8 @@ def _check_depth_array(depth, dtype=np.float32) -> np.ndarray:
             f"depth must be float metres, got dtype {depth.dtype}; convert raw sensor units first "
             "(read_depth_image does mm -> m)"
         )
-    return depth.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf: treated as missing or refused
+        return depth.astype(dtype, copy=False)
 
 
 def _check_depth_scale(depth_scale: float) -> None:
