@@ -45,3 +45,8 @@ class UnitsWarning(UserWarning):
 
 class UnsafeFileError(PosekitError):
     """Loading this file would run arbitrary code (pickle); refused without an explicit opt-in."""
+
+
+class PosekitWarning(UserWarning):
+    """Something posekit read or computed is usable but suspicious (drifted rotations in a
+    dataset, skipped entries): the message says what and where."""

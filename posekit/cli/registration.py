@@ -23,18 +23,26 @@ def register(subparsers) -> None:
             "score; writes JSON and a PNG overlay."
         ),
     )
-    p.add_argument("--model", required=True, help="object model: mesh (PLY/OBJ/STL) or cloud, metres")
+    p.add_argument("--model", required=True,
+                   help="object model: mesh (PLY/OBJ/STL/OFF) or cloud (PLY/PCD/XYZ/NPY/NPZ), metres")
     p.add_argument("--model-scale", type=float, default=1.0, help="multiply the model by this (0.001 for mm)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--observed", help="segmented object points (PLY/PCD/XYZ/NPY), camera frame, metres")
-    src.add_argument("--scene", help="raw scene cloud (camera frame, metres): tabletop fallback")
-    src.add_argument("--depth", help="depth image (16-bit PNG in mm or float TIFF in m)")
-    p.add_argument("--K", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), help="intrinsics for --depth")
-    p.add_argument("--depth-scale", type=float, default=0.001, help="metres per unit of a 16-bit depth PNG")
-    p.add_argument("--mask", help="object mask image for --depth (nonzero = object)")
-    p.add_argument("--bbox", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="2D box for --depth")
+    src.add_argument("--scene", help="raw scene cloud (camera frame, metres): the object is searched in it")
+    src.add_argument("--depth", help="depth image (16-bit PNG/TIFF in mm, or 32-bit float in m)")
+    cam = p.add_mutually_exclusive_group()
+    cam.add_argument("--K", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"), help="intrinsics for --depth")
+    cam.add_argument("--camera", type=Path, help="camera JSON for --depth (fx, fy, cx, cy, width, height, "
+                                                 "optional depth_scale: BOP camera.json)")
+    p.add_argument("--depth-scale", type=float, default=None,
+                   help="millimetres per unit of a 16-bit depth image (BOP depth_scale; default: the camera "
+                        "JSON's depth_scale, else 1 as Kinect/PrimeSense/RealSense PNGs)")
+    p.add_argument("--mask", help="object mask image for --depth (nonzero = object; a detector's mask is fine)")
+    p.add_argument("--bbox", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
+                   help="2D box to search in for --depth (pixels)")
     p.add_argument("--weights", default="registration-procedural", help="shipped model name or weights path")
-    p.add_argument("--hypotheses", type=int, default=4)
+    p.add_argument("--hypotheses", type=int, default=None,
+                   help="diffusion chains per object (default: the weights' setting, as the model card measured)")
     p.add_argument("--icp", dest="icp", action="store_true", default=None, help="refine with point-to-plane ICP")
     p.add_argument("--no-icp", dest="icp", action="store_false")
     p.add_argument("--device", default="cpu")
@@ -90,11 +98,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_register(args: argparse.Namespace) -> int:
+    from posekit.io.mesh import read_object_model
     from posekit.registration.estimator import ObjectPoseEstimator
 
     est = ObjectPoseEstimator.from_pretrained(args.weights, device=args.device, num_hypotheses=args.hypotheses,
                                               refine_icp=args.icp)
-    model = est.prepare_model(_read_model(args.model, args.model_scale))
+    model = est.prepare_model(read_object_model(args.model, args.model_scale))
     depth = K = None
     if args.observed or args.scene:
         from posekit.io.pointcloud import read_point_cloud
@@ -106,13 +115,22 @@ def run_register(args: argparse.Namespace) -> int:
             result = est.estimate_scene(model, cloud.points, return_hypotheses=True)
         points = cloud.points
     else:
+        from posekit.errors import BadInputError
         from posekit.io.depth import read_depth_image
 
-        if not args.K:
-            raise SystemExit("posekit register: error: --depth needs --K FX FY CX CY")
-        fx, fy, cx, cy = args.K
-        K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
-        depth = read_depth_image(args.depth, scale=args.depth_scale)
+        depth_scale = 1.0
+        if args.camera:
+            from posekit.io.bop import read_camera
+
+            K, _, _, depth_scale = read_camera(args.camera)
+        elif args.K:
+            fx, fy, cx, cy = args.K
+            K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
+        else:
+            raise BadInputError("--depth needs the camera: --K FX FY CX CY or --camera FILE")
+        if args.depth_scale is not None:
+            depth_scale = args.depth_scale
+        depth = read_depth_image(args.depth, depth_scale=depth_scale)
         mask = None
         if args.mask:
             from posekit.io.bop import read_mask
@@ -134,26 +152,14 @@ def run_register(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
-def _read_model(path: str, scale: float):
-    from posekit.io.mesh import read_mesh
-
-    try:
-        mesh = read_mesh(path, scale=scale)
-        if len(mesh.faces):
-            return mesh
-    except Exception:  # noqa: BLE001 (not a mesh: read it as a cloud below)
-        mesh = None
-    from posekit.io.pointcloud import read_point_cloud
-
-    return np.asarray(read_point_cloud(path).points, dtype=np.float64) * scale
-
-
 def _print_result(result) -> None:
     if not result.success:
         print(f"no pose: {result.reason}")
         return
     np.set_printoptions(precision=4, suppress=True)
-    print(f"score {result.score:.3f}  ({result.time_ms:.0f} ms, {result.n_observed} observed points)")
+    terms = ", ".join(f"{k} {v:.3f}" for k, v in result.score_terms.items())
+    print(f"score {result.score:.3f}{f' ({terms})' if terms else ''}  "
+          f"({result.time_ms:.0f} ms, {result.n_observed} observed points)")
     print(f"R =\n{result.R}\nt = {result.t} m")
     if result.reason:
         print(result.reason)

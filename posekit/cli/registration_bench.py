@@ -46,6 +46,13 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
                        help="write the rendered datasets here and keep them (default: a temporary folder)")
     bench.add_argument("--seed", type=int, default=0, help="seed of the scenes (procedural objects: 10000 + seed)")
     bench.add_argument("--device", default="cpu", help="device of the posekit network: cpu or cuda")
+    bench.add_argument("--masks", choices=("gt", "detections", "none"), default="gt",
+                       help="gt: oracle visible masks; detections: simulated detector masks (dilated/eroded, "
+                            "bleeding over occluders, false positives); none: the whole depth image (peers register "
+                            "against the whole scene cloud)")
+    bench.add_argument("--dataset", type=Path, default=None, metavar="DIR",
+                       help="bench on this BOP dataset (real or synthetic) instead of rendering one")
+    bench.add_argument("--split", default="test", help="split of --dataset (default: test)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(func=run_bench)
 
@@ -57,10 +64,10 @@ def run_bench(args: argparse.Namespace) -> int:
     result = run_registration_benchmark(
         args.models, quick=args.quick, seed=args.seed, methods=args.methods, weights=args.weights,
         device=args.device, noise_levels=args.noise, n_scenes=args.scenes, n_images=args.images,
-        work_dir=args.keep, progress=not args.quiet)
+        work_dir=args.keep, progress=not args.quiet, masks=args.masks, dataset=args.dataset, split=args.split)
     s = result["settings"]
     print(f"Registration benchmark: models {s['models']}, {s['n_scenes']} scenes x {s['n_images']} images "
-          f"at {s['width']}x{s['height']}, {s['n_objects']} objects, oracle masks, "
+          f"at {s['width']}x{s['height']}, {s['n_objects']} objects, masks {args.masks}, "
           f"{s['headline']['n_targets']} headline targets")
     print(format_table(result))
     for note in s["notes"]:
@@ -87,8 +94,12 @@ def register_predict(sub: argparse._SubParsersAction) -> None:
     bop.add_argument("--split", default="test", help="dataset split (default: test)")
     bop.add_argument("--targets", type=Path, default=None, metavar="FILE",
                      help="targets JSON (default: DATASET/test_targets_bop19.json, or every GT object)")
-    bop.add_argument("--masks", choices=("gt", "none"), default="gt",
-                     help="gt: oracle visible masks; none: whole image, tabletop fallback (default gt)")
+    bop.add_argument("--masks", choices=("gt", "detections", "none"), default=None,
+                     help="gt: oracle visible masks; detections: the masks of --detections; none: the whole "
+                          "image, the estimator's scene search (default: detections with --detections, else gt)")
+    bop.add_argument("--detections", type=Path, default=None, metavar="FILE",
+                     help="BOP default-detections JSON (scene_id, image_id, category_id, score, bbox, "
+                          "segmentation RLE, time), e.g. a BOP challenge detector's output")
     bop.add_argument("--weights", default=DEFAULT_WEIGHTS, metavar="NAME|PATH",
                      help=f"shipped weights name or model.pt path (default {DEFAULT_WEIGHTS})")
     bop.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
@@ -118,11 +129,21 @@ def run_predict(args: argparse.Namespace) -> int:
     from posekit.registration.estimator import ObjectPoseEstimator
 
     rank, world_size, device = _join_process_group(args.device)
+    from posekit.errors import BadInputError
+
+    masks = args.masks or ("detections" if args.detections else "gt")
+    detections = None
+    if args.detections is not None:
+        from posekit.io.detections import read_detections
+
+        detections = read_detections(args.detections)
+    elif masks == "detections":
+        raise BadInputError("--masks detections needs --detections FILE")
     estimator = ObjectPoseEstimator.from_pretrained(args.weights, device=device)
     summary: dict = {}
-    estimates = predict_bop(args.dataset, estimator, split=args.split, targets_path=args.targets, masks=args.masks,
+    estimates = predict_bop(args.dataset, estimator, split=args.split, targets_path=args.targets, masks=masks,
                             progress=not args.quiet and rank == 0, rank=rank, world_size=world_size,
-                            summary=summary)
+                            summary=summary, detections=detections)
     if world_size > 1:
         import torch.distributed as dist
 

@@ -421,7 +421,9 @@ def score_bop(
         depth = np.asarray(image.depth, dtype=np.float32)
         render_cache: dict = {}
         for obj_id, inst_count in sorted(targets_by_image[(scene_id, im_id)].items()):
-            gt_ids = [i for i, gt in enumerate(image.gt) if int(gt.obj_id) == obj_id]
+            gt_ids = [i for i, gt in enumerate(image.gt) if int(gt.obj_id) == obj_id and not gt.problem]
+            if not gt_ids:
+                continue  # every GT entry of it is broken: skipped, with the reader's warning
             if image.gt_info is None:
                 # Without scene_gt_info.json every GT instance counts as fully visible.
                 visib = np.ones(len(gt_ids))
@@ -451,7 +453,8 @@ def check_targets_have_gt(dataset, targets_by_image: Mapping[tuple[int, int], Ma
 
     A target whose scene has no (or an empty) scene_gt.json, or whose image lists no instance
     of the target object, cannot be scored: MissingFileError / CorruptFileError naming the
-    scene, image and object (dropping it would inflate the recall).
+    scene, image and object (dropping it would inflate the recall). Entries that exist but are
+    broken (``BopGt.problem``) are the reader's business: it warns, and scoring skips them.
     """
     problems: list[str] = []
     missing_file = False

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,12 +37,14 @@ from posekit.errors import (
     IncompleteDatasetError,
     MissingFileError,
     PosekitError,
+    PosekitWarning,
 )
 from posekit.geometry.rigid_np import make_pose, rotation_about_axis
 from posekit.io.atomic import atomic_write_bytes, atomic_write_text
 from posekit.io.depth import read_depth_image, write_depth_image
 from posekit.io.mesh import Mesh, read_mesh, write_mesh
 from posekit.validation import (
+    ROTATION_ATOL,
     as_float_array,
     as_path,
     check_intrinsics,
@@ -49,6 +52,7 @@ from posekit.validation import (
     check_positive,
     check_rotation,
     check_translation,
+    stored_rotation_problem,
 )
 
 MM_PER_M = 1000.0
@@ -159,10 +163,17 @@ class ModelInfo:
 
 @dataclass
 class BopGt:
-    """One ground-truth object instance: obj_id and T_cam_model (4, 4) metres."""
+    """One ground-truth object instance: obj_id and T_cam_model (4, 4) metres, as stored.
+
+    ``problem`` is empty for a usable entry; otherwise it says why the stored pose is
+    broken (NaN, a reflection, far from a rotation) and ``T_cam_model`` is the identity.
+    Such entries keep their place (the list index is the gt_id that mask files use) and
+    every consumer skips them.
+    """
 
     obj_id: int
     T_cam_model: np.ndarray
+    problem: str = ""
 
     @property
     def R(self) -> np.ndarray:
@@ -484,20 +495,63 @@ def write_scene_camera(path: str | Path, cameras: Mapping[int, SceneCamera]) -> 
 
 
 def read_scene_gt(path: str | Path) -> dict[int, list[BopGt]]:
-    """scene_gt.json -> {im_id: [BopGt(obj_id, T_cam_model metres)]} (list index = gt_id)."""
+    """scene_gt.json -> {im_id: [BopGt(obj_id, T_cam_model metres)]} (list index = gt_id).
+
+    Poses are kept as stored (bop_toolkit computes its errors with the stored matrices).
+    Rotations a little off orthonormal (real LM-O GT drifts to |R^T R - I| = 0.002) are
+    accepted with one :class:`PosekitWarning` per file; a broken entry (NaN, a reflection,
+    missing keys, off by more than :data:`posekit.validation.STORED_ROTATION_ATOL`) gets
+    ``BopGt.problem`` set, a warning naming its image and index, and never stops the rest.
+    A file that is not a JSON object of lists raises CorruptFileError.
+    """
     path = as_path(path, "BOP file path")
     out = {}
+    drifted: list[tuple[int, int, float]] = []
+    broken: list[str] = []
     for im_id, gts in _int_keys(load_json(path), path).items():
         if not isinstance(gts, list):
             raise CorruptFileError(f"{path}: image {im_id} needs a list of GT entries, got {type(gts).__name__}")
         lst = []
-        for g in gts:
-            try:
-                lst.append(BopGt(int(g["obj_id"]), pose_from_bop(g["cam_R_m2c"], g["cam_t_m2c"])))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise CorruptFileError(f"{path}: bad GT entry for image {im_id} ({_describe(exc)})") from exc
+        for gt_id, g in enumerate(gts):
+            entry, err = _stored_gt(g)
+            if entry.problem:
+                broken.append(f"image {im_id} gt {gt_id}: {entry.problem}")
+            elif err > ROTATION_ATOL:
+                drifted.append((im_id, gt_id, err))
+            lst.append(entry)
         out[im_id] = lst
+    if drifted:
+        im_id, gt_id, err = max(drifted, key=lambda d: d[2])
+        warnings.warn(f"{path}: {len(drifted)} GT rotation(s) are off orthonormal by more than {ROTATION_ATOL:g} "
+                      f"(worst |R^T R - I| = {err:.3g}, image {im_id} gt {gt_id}); used as stored, as the BOP "
+                      "toolkit does", PosekitWarning, stacklevel=2)
+    if broken:
+        warnings.warn(f"{path}: {len(broken)} GT entr{'y is' if len(broken) == 1 else 'ies are'} broken and "
+                      f"skipped: {'; '.join(broken[:5])}{' ...' if len(broken) > 5 else ''}",
+                      PosekitWarning, stacklevel=2)
     return out
+
+
+def _stored_gt(g) -> tuple[BopGt, float]:
+    """One scene_gt entry as stored, and its |R^T R - I| (inf when broken)."""
+    try:
+        obj_id = int(g["obj_id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return BopGt(-1, np.eye(4), f"no integer obj_id ({_describe(exc)})"), math.inf
+    try:
+        R = np.asarray(g["cam_R_m2c"], dtype=np.float64)
+        t = np.asarray(g["cam_t_m2c"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as exc:
+        return BopGt(obj_id, np.eye(4), f"no numeric cam_R_m2c / cam_t_m2c ({_describe(exc)})"), math.inf
+    if R.size != 9 or t.size != 3:
+        return BopGt(obj_id, np.eye(4), f"cam_R_m2c needs 9 numbers and cam_t_m2c 3, got {R.size} and {t.size}"), \
+            math.inf
+    problem, err = stored_rotation_problem(R)
+    if not problem and not np.isfinite(t).all():
+        problem = "cam_t_m2c contains NaN or inf"
+    if problem:
+        return BopGt(obj_id, np.eye(4), problem), math.inf
+    return BopGt(obj_id, make_pose(R.reshape(3, 3), t.reshape(3) / MM_PER_M)), err
 
 
 def write_scene_gt(path: str | Path, scene_gt: Mapping[int, Sequence[BopGt]]) -> Path:
@@ -550,7 +604,8 @@ def targets_from_gt(scene_id: int, scene_gt: Mapping[int, Sequence[BopGt]]) -> l
     for im_id in sorted(scene_gt):
         counts: dict[int, int] = {}
         for g in scene_gt[im_id]:
-            counts[g.obj_id] = counts.get(g.obj_id, 0) + 1
+            if not g.problem:
+                counts[g.obj_id] = counts.get(g.obj_id, 0) + 1
         out += [BopTarget(int(scene_id), int(im_id), o, n) for o, n in sorted(counts.items())]
     return out
 
@@ -569,8 +624,10 @@ def read_results_csv(path: str | Path) -> list[PoseEstimate]:
     """Read BOP19 results (``scene_id,im_id,obj_id,score,R,t,time``; R row-wise, t mm) in metres.
 
     Raises CorruptFileError (with the line number) for a missing or wrong header, a row
-    without 7 fields, non-numeric or non-finite values, an R that is not a rotation, and a
-    file whose translations all lie within 20 mm of the camera (written in metres).
+    without 7 fields, non-numeric or non-finite values, and a file whose translations all
+    lie within 20 mm of the camera (written in metres). Rotations are kept as written; a
+    row whose R is no rotation at all (see :func:`posekit.validation.stored_rotation_problem`)
+    is skipped with a :class:`PosekitWarning` naming its line, and the other rows are read.
     """
     path = as_path(path, "BOP file path")
     if not path.is_file():
@@ -582,6 +639,7 @@ def read_results_csv(path: str | Path) -> list[PoseEstimate]:
     if not any(line.strip() for line in lines):
         raise CorruptFileError(f"{path}: the file is empty; a results CSV starts with the header {RESULTS_HEADER}")
     out = []
+    drifted, broken = 0, []
     for line_no, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
@@ -608,13 +666,24 @@ def read_results_csv(path: str | Path) -> list[PoseEstimate]:
                     and math.isfinite(run_time)):
                 raise CorruptFileError(f"{path}:{line_no}: score, R, t and time must be finite "
                                        "numbers (found NaN or inf)")
-            R = check_rotation(R.reshape(3, 3), "R")
-            out.append(PoseEstimate(int(elems[0]), int(elems[1]), int(elems[2]), score, R,
-                                    t / MM_PER_M, run_time))
+            row = (int(elems[0]), int(elems[1]), int(elems[2]))
         except CorruptFileError:
             raise
         except ValueError as exc:
             raise CorruptFileError(f"{path}:{line_no}: {exc}") from exc
+        problem, err = stored_rotation_problem(R)
+        if problem:  # one bad row of another method's file must not drop the others
+            broken.append(f"line {line_no}: R is not a rotation ({problem})")
+            continue
+        if err > ROTATION_ATOL:
+            drifted += 1
+        out.append(PoseEstimate(*row, score, R.reshape(3, 3), t / MM_PER_M, run_time))
+    if drifted:
+        warnings.warn(f"{path}: {drifted} rotation(s) are off orthonormal by more than {ROTATION_ATOL:g}; used "
+                      "as stored, as the BOP toolkit does", PosekitWarning, stacklevel=2)
+    if broken:
+        warnings.warn(f"{path}: {len(broken)} row(s) skipped: {'; '.join(broken[:5])}"
+                      f"{' ...' if len(broken) > 5 else ''}", PosekitWarning, stacklevel=2)
     if out and max(float(np.linalg.norm(e.t)) for e in out) * MM_PER_M < _MIN_PLAUSIBLE_DISTANCE_MM:
         raise CorruptFileError(
             f"{path}: every translation is within {_MIN_PLAUSIBLE_DISTANCE_MM:g} mm of the camera; "
@@ -627,7 +696,10 @@ def _check_estimate(e: PoseEstimate) -> tuple[np.ndarray, np.ndarray, float, flo
     """R (3, 3), t (3,) metres, score, time of one estimate, checked; BadInputError names it."""
     where = f"estimate for scene {e.scene_id} image {e.im_id} obj {e.obj_id}"
     try:
-        R = check_rotation(e.R, "R")
+        R = as_float_array(e.R, "R", (3, 3))
+        problem, _ = stored_rotation_problem(R)  # written as given, like GT read as stored
+        if problem:
+            raise BadInputError(f"R is not a rotation: {problem}")
         t = check_translation(e.t, "t")
         score = float(as_float_array(e.score, "score", ()))
         time = float(as_float_array(e.time, "time", ()))

@@ -129,29 +129,6 @@ def depth_to_points(
     return points
 
 
-def normals_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Unit normals (H, W, 3) in the camera frame, facing the camera, from central differences
-    of the back-projected depth map (metres, 0 = missing); 0 where depth or a neighbour is missing."""
-    depth = _check_depth_array(depth, dtype=np.float64)
-    K = check_intrinsics(K)
-    H, W = depth.shape
-    v, u = np.mgrid[0:H, 0:W].astype(np.float64)
-    P = np.stack([(u - K[0, 2]) / K[0, 0] * depth, (v - K[1, 2]) / K[1, 1] * depth, depth], -1)
-    du = np.zeros_like(P)
-    dv = np.zeros_like(P)
-    du[:, 1:-1] = P[:, 2:] - P[:, :-2]
-    dv[1:-1] = P[2:] - P[:-2]
-    n = np.cross(du, dv)
-    norm = np.linalg.norm(n, axis=-1, keepdims=True)
-    n = np.where(norm > 0, n / np.maximum(norm, 1e-12), 0.0)
-    n[(n * P).sum(-1) > 0] *= -1
-    ok = depth > 0
-    ok[:, 1:-1] &= (depth[:, 2:] > 0) & (depth[:, :-2] > 0)
-    ok[1:-1] &= (depth[2:] > 0) & (depth[:-2] > 0)
-    n[~ok] = 0
-    return n
-
-
 def read_depth_image(path: str | Path, depth_scale: float = 1.0) -> np.ndarray:
     """Read a depth image as (H, W) float32 metres, 0 where missing.
 
@@ -287,3 +264,78 @@ def check_depth_units(depth: np.ndarray, expected: str = "m") -> float:
         f"depth median {median:.4g} {expected} is outside the plausible {lo}-{hi} m of a depth "
         "camera; check the units and depth_scale"
     )
+
+
+def normals_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Unit normals (H, W, 3) in the camera frame, facing the camera, from central differences
+    of the back-projected depth map; 0 where depth or a neighbour is missing."""
+    depth = _check_depth_array(depth, dtype=np.float64)
+    K = check_intrinsics(K)
+    H, W = depth.shape
+    v, u = np.mgrid[0:H, 0:W]
+    return normals_at_pixels(depth, K, np.stack([u.ravel(), v.ravel()], 1), fallback=False).reshape(H, W, 3)
+
+
+def normals_at_pixels(depth: np.ndarray, K: np.ndarray, pixels: np.ndarray, fallback: bool = True) -> np.ndarray:
+    """Unit normals (N, 3), camera frame, facing the camera, at ``pixels (N, 2)`` (u, v) of a
+    depth image (H, W) metres, by central differences of the back-projected neighbours: only
+    those pixels are computed (an object's mask, not the whole image).
+
+    Where a neighbour is missing the normal is 0, or with ``fallback`` the direction towards
+    the camera (a usable guess for registration).
+    """
+    depth = np.asarray(depth, dtype=np.float64)
+    H, W = depth.shape
+    K = np.asarray(K, dtype=np.float64)
+    u, v = np.asarray(pixels, dtype=np.int64).T
+    ul, ur = np.clip(u - 1, 0, W - 1), np.clip(u + 1, 0, W - 1)
+    vu, vd = np.clip(v - 1, 0, H - 1), np.clip(v + 1, 0, H - 1)
+
+    def point(uu, vv):
+        z = depth[vv, uu]
+        return np.stack([(uu - K[0, 2]) / K[0, 0] * z, (vv - K[1, 2]) / K[1, 1] * z, z], -1), z
+
+    (pl, zl), (pr, zr), (pu, zu), (pd, zd) = point(ul, v), point(ur, v), point(u, vu), point(u, vd)
+    n = np.cross(pr - pl, pd - pu)
+    norm = np.linalg.norm(n, axis=-1, keepdims=True)
+    n = np.where(norm > 0, n / np.maximum(norm, 1e-12), 0.0)
+    centre, z = point(u, v)
+    n[(n * centre).sum(-1) > 0] *= -1
+    ok = (z > 0) & (zl > 0) & (zr > 0) & (zu > 0) & (zd > 0) & (u > 0) & (u < W - 1) & (v > 0) & (v < H - 1)
+    if fallback:
+        towards = -centre / np.maximum(np.linalg.norm(centre, axis=-1, keepdims=True), 1e-12)
+        n[~ok] = towards[~ok]
+    else:
+        n[~ok] = 0
+    return n
+
+
+def depth_from_points(points: np.ndarray, focal: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A depth image (H, W) float32 metres and its K (3, 3) from camera-frame points (N, 3): the
+    points z-buffered into a pinhole camera whose image just holds them.
+
+    ``focal`` (pixels) defaults to the cloud's own angular density (the median angle between
+    neighbouring rays), so an organized sensor cloud maps back to about one point per pixel.
+    """
+    from scipy.spatial import cKDTree
+
+    pts = np.asarray(points, dtype=np.float64)
+    pts = pts[np.isfinite(pts).all(1) & (pts[:, 2] > 1e-3)]
+    if len(pts) == 0:
+        raise BadInputError("no point lies in front of the camera (z > 0)")
+    xy = pts[:, :2] / pts[:, 2:]
+    if focal is None:
+        sample = xy[:: max(1, len(xy) // 4000)]
+        gap = np.median(cKDTree(xy).query(sample, k=2)[0][:, 1]) if len(xy) > 1 else 1e-3
+        focal = float(np.clip(1.0 / max(gap, 1e-5), 50.0, 2000.0))
+    lo, hi = xy.min(0), xy.max(0)
+    W, H = (np.ceil((hi - lo) * focal).astype(int) + 1)
+    if W * H > 4096 * 4096:
+        raise BadInputError(f"the cloud spans {W}x{H} pixels at focal {focal:.0f}; pass a smaller field of view")
+    K = np.array([[focal, 0, -lo[0] * focal], [0, focal, -lo[1] * focal], [0, 0, 1.0]])
+    u = np.clip(np.round(xy[:, 0] * focal + K[0, 2]).astype(int), 0, W - 1)
+    v = np.clip(np.round(xy[:, 1] * focal + K[1, 2]).astype(int), 0, H - 1)
+    depth = np.full(H * W, np.inf)
+    np.minimum.at(depth, v * W + u, pts[:, 2])
+    depth[~np.isfinite(depth)] = 0
+    return depth.reshape(H, W).astype(np.float32), K

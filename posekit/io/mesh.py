@@ -217,3 +217,30 @@ def write_mesh(mesh: Mesh, path: str | Path, scale: float = 1.0, ascii: bool = F
         if not ok:
             raise CorruptFileError(f"open3d could not write {path}")
     return path
+
+
+def read_object_model(path: str | Path, scale: float = 1.0):
+    """An object model file as posekit's engines take it: a :class:`Mesh` when the file holds
+    triangles (PLY/OBJ/STL/OFF), else a :class:`posekit.io.pointcloud.PointCloud` (PLY
+    without faces, PCD, XYZ, NPY, NPZ), coordinates multiplied by ``scale``.
+
+    The one model loader of the API (``prepare_model(path)``), the CLI (``--model``) and the
+    ROS object node (``model_files``).
+    """
+    from posekit.io.pointcloud import read_point_cloud
+    from posekit.validation import check_positive
+
+    if not isinstance(path, (str, Path)):
+        raise BadInputError(f"a model path must be a str or Path, got {type(path).__name__}")
+    path = Path(path)
+    scale = check_positive(scale, "model scale")
+    if not path.is_file():
+        raise MissingFileError(f"model file not found: {path}")
+    if path.suffix.lower() in _MESH_SUFFIXES:
+        try:
+            return read_mesh(path, scale=scale)
+        except CorruptFileError:
+            if path.suffix.lower() != ".ply":
+                raise
+            # a PLY of vertices only is a point cloud model
+    return read_point_cloud(path, scale=scale)

@@ -34,6 +34,8 @@ class ModelCloud:
     symmetries: np.ndarray  # (S, 4, 4) T_model_model (identity first), metres
     obj_id: int = 0
     mesh: Mesh | None = None
+    source_points: np.ndarray | None = None  # a cloud model's full points (M', 3), m (None for meshes)
+    source_normals: np.ndarray | None = None
 
     @property
     def diameter(self) -> float:

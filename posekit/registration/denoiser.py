@@ -162,8 +162,7 @@ class RegistrationDenoiser(nn.Module):
 
     def feature_log_assignment(self, f_obs: torch.Tensor, f_model: torch.Tensor) -> torch.Tensor:
         """log softmax over model points (B x n_obs x n_model) of feature similarity, matched subsets."""
-        f_obs, f_model = f_obs[:, : self.cfg.match_observed], f_model[:, : self.cfg.match_model]
-        d2 = (2.0 - 2.0 * f_obs @ f_model.transpose(1, 2)).clamp_min(0)
+        d2 = self.feature_distances(f_obs, f_model)
         return torch.log_softmax(-self.feature_log_temperature.exp() * d2, dim=2)
 
     def annealing(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -173,18 +172,28 @@ class RegistrationDenoiser(nn.Module):
         beta = (out[:, 1] + self.beta_gain * s.view(-1).to(out.dtype)).exp()
         return alpha, beta, out[:, 2]
 
+    def feature_distances(self, f_obs: torch.Tensor, f_model: torch.Tensor) -> torch.Tensor:
+        """|f_i - g_j|^2 (BxNxM) of the matched subsets: the same at every step of a chain, so a
+        sampler computes it once and passes it to :meth:`match` as ``feat_d2``."""
+        f_obs, f_model = f_obs[:, : self.cfg.match_observed], f_model[:, : self.cfg.match_model]
+        return (2.0 - 2.0 * f_obs @ f_model.transpose(1, 2)).clamp_min(0)
+
     def match(self, obs: torch.Tensor, f_obs: torch.Tensor, model: torch.Tensor, f_model: torch.Tensor,
-              H: torch.Tensor, s: torch.Tensor, iters: int | None = None) -> torch.Tensor:
+              H: torch.Tensor, s: torch.Tensor, iters: int | None = None,
+              feat_d2: torch.Tensor | None = None) -> torch.Tensor:
         """One denoising step: dH (Bx4x4) for observed (BxNx3), model (BxMx3), features, state H.
 
         Only the first ``match_observed`` / ``match_model`` points of each cloud are matched;
-        ``iters`` overrides the number of matching iterations.
+        ``iters`` overrides the number of matching iterations; ``feat_d2`` is
+        :meth:`feature_distances` of the features, when the caller has it already.
         """
         # Features come from the whole clouds; matching uses a subset (clouds are in random order).
-        obs, f_obs = obs[:, : self.cfg.match_observed], f_obs[:, : self.cfg.match_observed]
-        model, f_model = model[:, : self.cfg.match_model], f_model[:, : self.cfg.match_model]
+        obs = obs[:, : self.cfg.match_observed]
+        model = model[:, : self.cfg.match_model]
         alpha, beta, slack = self.annealing(s)
-        feat_term = alpha.view(-1, 1, 1) * (2.0 - 2.0 * f_obs @ f_model.transpose(1, 2)).clamp_min(0)
+        if feat_d2 is None:
+            feat_d2 = self.feature_distances(f_obs, f_model)
+        feat_term = alpha.view(-1, 1, 1) * feat_d2
         dH = torch.eye(4, dtype=H.dtype, device=H.device).expand_as(H)
         for _ in range(max(1, iters or self.cfg.match_iters)):
             moved = transform_points(dH @ H, obs)

@@ -6,13 +6,19 @@
     result = est.estimate(model, depth=depth, K=K, mask=mask)   # or bbox=..., or neither (tabletop)
     result.T_cam_model, result.score
 
-Several hypotheses are drawn by running reverse diffusion chains from anchor rotations spread
-over SO(3) (see :mod:`posekit.registration.diffusion`), scored
-by geometric fit (:mod:`posekit.registration.scoring`) and the best is returned;
-optionally refined by point-to-plane ICP. Inputs that cannot give a pose (empty cloud, a
-mask that selects nothing, too few valid points) give a result with ``success=False``
-and the reason; inputs that are plainly wrong (millimetres, wrong shapes, a model of a few
-points) raise :class:`posekit.errors.BadInputError`.
+Several hypotheses are drawn by running reverse diffusion chains from the best start
+rotations of a coarse search (see :mod:`posekit.registration.diffusion`), scored by how well
+the rendered model explains the measured depth (:mod:`posekit.registration.scoring`: the
+image's own camera, or a virtual one for a bare cloud), optionally refined by point-to-plane
+ICP (kept only when it scores higher), and the best is returned with that score.
+
+Without a mask (a box, or nothing) the object is searched in the depth image: the dominant
+plane is removed, object-sized crops around seed points all over the scene are ranked by a
+cheap coarse fit, the most promising are registered, and the depth-rendering score picks
+the answer (:meth:`ObjectPoseEstimator.estimate`). Inputs that cannot give a pose (empty
+cloud, a mask that selects nothing, too few valid points) give a result with
+``success=False`` and the reason; inputs that are plainly wrong (millimetres, wrong
+shapes, a model of a few points) raise :class:`posekit.errors.BadInputError`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 
 from posekit.errors import BadInputError
 from posekit.io.mesh import Mesh
+from posekit.io.pointcloud import PointCloud
 from posekit.registration.clouds import (
     ModelCloud,
     estimate_normals,
@@ -40,11 +47,12 @@ DEFAULT_MODEL = "registration-procedural"
 
 @dataclass
 class InferenceConfig:
-    """Test-time settings (the ``inference:`` section of a config; defaults measured with
+    """Test-time settings: the ``inference:`` section of the weights' config is their one home
+    (API, CLI and ROS node use it unless told otherwise; defaults measured with
     ``posekit bench registration``)."""
 
-    anchors: int = 24  # reverse chains, one per anchor rotation
-    sample_steps: int = 5  # paper: T = 5 at test time
+    anchors: int = 24  # reverse diffusion chains (hypotheses) per object
+    sample_steps: int = 5  # paper: T = 5 at test time; 0: no diffusion (ablation)
     match_iters: int = 2
     match_observed: int = 192
     match_model: int = 384
@@ -52,6 +60,13 @@ class InferenceConfig:
     coarse_rotations: int = 1024  # coarse rotation search before the chains (0: group anchors only)
     coarse_points: int = 64  # observed points used by the coarse search (64 vs 128: same ADD(-S), -30 % time)
     icp_candidates: int = 3  # best distinct hypotheses refined by ICP when refine_icp
+    flip_candidates: bool = True  # also refine the best one turned 180 deg about the observed cloud's axes
+    surface_samples: int = 8192  # model surface samples rendered by the depth score
+    scene_seeds: int = 48  # scene search: crops ranked by the coarse fit ...
+    scene_crops: int = 3  # ... and the best ones registered
+    scene_max_points: int = 30000  # scene search: depth pixels used at most (strided)
+
+
 MIN_MODEL_POINTS = 32
 MIN_OBSERVED_POINTS = 24
 
@@ -68,6 +83,7 @@ class ObjectPoseResult:
     n_observed: int = 0
     obj_id: int = 0
     hypotheses: list[dict] = field(default_factory=list)
+    score_terms: dict = field(default_factory=dict)  # coverage, support, violations of the answer
 
     @property
     def R(self) -> np.ndarray:
@@ -80,7 +96,7 @@ class ObjectPoseResult:
     def to_dict(self) -> dict:
         return {"success": self.success, "reason": self.reason, "obj_id": self.obj_id,
                 "R": self.R.tolist(), "t": self.t.tolist(), "score": self.score, "time_ms": self.time_ms,
-                "n_observed": self.n_observed, "hypotheses": self.hypotheses}
+                "n_observed": self.n_observed, "score_terms": self.score_terms, "hypotheses": self.hypotheses}
 
 
 def _failed(reason: str, t0: float, obj_id: int = 0, n_observed: int = 0) -> ObjectPoseResult:
@@ -95,6 +111,9 @@ class PreparedModel:
     points_t: object  # (1, M, 3) normalised points, torch
     normals_t: object
     features_t: object  # (1, M, C)
+    surface_t: object = None  # (S, 3) dense surface samples, model frame, metres (the depth score renders them)
+    surface_normals_t: object = None  # (S, 3) outward unit normals
+    spacing: float = 0.0  # metres between neighbouring surface samples
 
     @property
     def obj_id(self) -> int:
@@ -123,11 +142,20 @@ class ObjectPoseEstimator:
         self.net = network.to(self.device).eval()
         # Test-time matching sizes may differ from training's (the network does not care).
         self.net.cfg.match_observed, self.net.cfg.match_model = inference.match_observed, inference.match_model
-        # One reverse chain per anchor rotation: hypotheses cover every orientation.
-        self.num_hypotheses = int(num_hypotheses or inference.anchors)
-        if self.num_hypotheses < 1:
-            raise BadInputError(f"num_hypotheses must be >= 1, got {num_hypotheses}")
-        self.schedule = diffusion.schedule(sample_steps or inference.sample_steps)
+        # One reverse chain per start rotation; None: the weights' setting (the model card's).
+        self.num_hypotheses = inference.anchors if num_hypotheses is None else num_hypotheses
+        if isinstance(self.num_hypotheses, bool) or int(self.num_hypotheses) != self.num_hypotheses \
+                or self.num_hypotheses < 1:
+            raise BadInputError(f"num_hypotheses must be an integer >= 1 (None: the weights' "
+                                f"{inference.anchors}), got {num_hypotheses!r}")
+        self.num_hypotheses = int(self.num_hypotheses)
+        self.inference = inference
+        steps = inference.sample_steps if sample_steps is None else int(sample_steps)
+        if steps < 0:
+            raise BadInputError(f"sample_steps must be >= 0, got {sample_steps}")
+        # 0 steps: no reverse diffusion at all, the coarse search's starts go to scoring and ICP
+        # directly (the ablation that shows what the diffusion adds).
+        self.schedule = diffusion.schedule(steps) if steps > 0 else None
         self.n_observed = int(data.get("n_observed", 512))
         self.n_model = int(data.get("n_model", 1024))
         self.refine_icp = inference.refine_icp if refine_icp is None else bool(refine_icp)
@@ -137,15 +165,20 @@ class ObjectPoseEstimator:
         self.seed = int(seed)
         self.name = name
         self.match_iters = int(match_iters or inference.match_iters)
+        from posekit.registration.scoring import ScoreConfig
+
+        self.score_config = ScoreConfig(**self.config.get("scoring", {}))
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu", **kwargs):
         """Load shipped weights by name (``posekit.pretrained.available("registration")``) or a path."""
+        import torch
+
         from posekit import pretrained
         from posekit.registration.denoiser import DenoiserConfig, RegistrationDenoiser
-        from posekit.training import init_distributed
 
-        init_distributed(device)  # clear error for device="cuda" without a GPU
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise BadInputError("device='cuda' requested but torch sees no CUDA GPU; use device='cpu'")
         weights = pretrained.load(name_or_path, engine="registration")
         net = RegistrationDenoiser(DenoiserConfig(**weights.config.get("network", {})))
         net.load_state_dict(weights.state_dict)
@@ -155,35 +188,71 @@ class ObjectPoseEstimator:
 
     def prepare_model(self, model, obj_id: int = 0, symmetries: np.ndarray | None = None,
                       diameter: float | None = None) -> PreparedModel:
-        """A mesh (:class:`Mesh` or mesh file, metres), or points (M, 3) metres, ready to register.
+        """A model ready to register: a :class:`Mesh`, a :class:`PointCloud`, points (M, 3), or a
+        model file (mesh or cloud: :func:`posekit.io.mesh.read_object_model`), all in metres.
 
-        Features are computed once here; reuse the result for every frame. ``symmetries``
-        (S, 4, 4) T_model_model are only used for reporting; scoring needs none.
+        Features and the surface samples of the depth score are computed once here; reuse the
+        result for every frame. ``symmetries`` (S, 4, 4) T_model_model are only used for
+        reporting; scoring needs none.
         """
         import torch
 
         if isinstance(model, PreparedModel):
             return model
+        if isinstance(model, (str, Path)):
+            from posekit.io.mesh import read_object_model
+
+            model = read_object_model(model)
         if isinstance(model, ModelCloud):
             cloud = model
         elif isinstance(model, Mesh):
             cloud = self._cloud_from_mesh(model, obj_id, symmetries, diameter)
-        elif isinstance(model, (str, Path)):
-            cloud = self._cloud_from_file(Path(model), obj_id, symmetries, diameter)
         else:
+            normals = None
+            if isinstance(model, PointCloud):
+                model, normals = model.points, model.normals
             pts = np.asarray(model, dtype=np.float64)
             if pts.ndim != 2 or pts.shape[1] != 3:
                 raise BadInputError(f"model points must be (M, 3), got shape {pts.shape}")
-            pts = pts[np.isfinite(pts).all(1)]
+            finite = np.isfinite(pts).all(1)
+            pts = pts[finite]
+            if normals is not None:
+                normals = np.asarray(normals, dtype=np.float64)[finite]
+                ok = np.isfinite(normals).all(1) & (np.linalg.norm(normals, axis=1) > 0.5)
+                normals = normals if ok.all() else None
             self._check_model_points(pts)
-            cloud = model_cloud_from_points(pts, n=self.n_model, seed=self.seed, symmetries=symmetries, obj_id=obj_id)
+            cloud = model_cloud_from_points(pts, normals, n=self.n_model, seed=self.seed, symmetries=symmetries,
+                                            obj_id=obj_id)
+            cloud.source_points, cloud.source_normals = pts, normals
         pts_n, nrm = cloud.normalised()
         idx = np.random.default_rng(self.seed).permutation(len(pts_n))[: self.n_model]
         p = torch.from_numpy(pts_n[idx]).float().to(self.device)[None]
         n = torch.from_numpy(nrm[idx]).float().to(self.device)[None]
         with torch.no_grad():
             f = self.net.features(p, n)
-        return PreparedModel(cloud, p, n, f)
+        surface, surface_normals, spacing = self._surface(cloud)
+        return PreparedModel(cloud, p, n, f, torch.from_numpy(surface).float().to(self.device),
+                             torch.from_numpy(surface_normals).float().to(self.device), spacing)
+
+    def _surface(self, cloud: ModelCloud) -> tuple[np.ndarray, np.ndarray, float]:
+        """Dense surface samples (S, 3), normals and their spacing (m) for the depth score."""
+        n = int(self.inference.surface_samples)
+        if cloud.mesh is not None:
+            pts, nrm = cloud.mesh.sample_points(n, seed=self.seed + 1, return_normals=True)
+            tri = cloud.mesh.vertices[cloud.mesh.faces]
+            area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum()
+            return pts, nrm, float(np.sqrt(area / n))
+        from scipy.spatial import cKDTree
+
+        src = cloud.points.astype(np.float64) if cloud.source_points is None else cloud.source_points
+        nrm = cloud.source_normals
+        if nrm is None:
+            nrm = estimate_normals(src, towards="outward")
+        rng = np.random.default_rng(self.seed + 1)
+        idx = rng.choice(len(src), n, replace=False) if len(src) > n else np.arange(len(src))
+        pts, nrm = src[idx], np.asarray(nrm)[idx]
+        gap = cKDTree(pts).query(pts[:: max(1, len(pts) // 2000)], k=2)[0][:, 1]
+        return pts, nrm, float(np.median(gap))
 
     def _check_model_points(self, pts: np.ndarray, count: bool = True) -> None:
         if count and len(pts) < MIN_MODEL_POINTS:
@@ -194,27 +263,9 @@ class ObjectPoseEstimator:
         check_metric_units(pts, (0.005, 3.0))
 
     def _cloud_from_mesh(self, mesh: Mesh, obj_id, symmetries, diameter) -> ModelCloud:
-        if len(mesh.faces) == 0:
-            return self.prepare_model(np.asarray(mesh.vertices), obj_id, symmetries).cloud
         self._check_model_points(np.asarray(mesh.vertices), count=False)  # a box has 8 vertices
         return model_cloud_from_mesh(mesh, 4 * self.n_model, seed=self.seed, symmetries=symmetries, obj_id=obj_id,
                                      diameter=diameter)
-
-    def _cloud_from_file(self, path: Path, obj_id, symmetries, diameter) -> ModelCloud:
-        from posekit.io.mesh import read_mesh
-        from posekit.io.pointcloud import read_point_cloud
-
-        try:
-            mesh = read_mesh(path)
-        except BadInputError:
-            mesh = None
-        if mesh is not None and len(mesh.faces):
-            return self._cloud_from_mesh(mesh, obj_id, symmetries, diameter)
-        cloud = read_point_cloud(path)
-        pts = np.asarray(cloud.points, dtype=np.float64)
-        self._check_model_points(pts)
-        return model_cloud_from_points(pts, cloud.normals, n=self.n_model, seed=self.seed, symmetries=symmetries,
-                                       obj_id=obj_id)
 
     # -- estimation -----------------------------------------------------------------------------
 
@@ -224,48 +275,83 @@ class ObjectPoseEstimator:
                  observed_normals: np.ndarray | None = None) -> ObjectPoseResult:
         """Pose of ``model`` in the camera frame from observed points or a depth image.
 
-        observed (N, 3) metres: the object's points (segmented). Or depth (H, W) float32
-        metres + K (3, 3) with an optional mask (H, W) bool or bbox (x0, y0, x1, y1) pixels;
-        without mask the object is found by the tabletop fallback (within the bbox if given).
+        observed (N, 3) metres: the object's points (segmented; stray background points are
+        tolerated). Or depth (H, W) float32 metres + K (3, 3) with a mask (H, W) bool of the
+        object (a detector's: dilated, with background and occluders inside, is fine), or a box
+        bbox (x0, y0, x1, y1) pixels to search in, or neither: the object is searched in the whole
+        image (plane removal, object-sized crops, coarse ranking, registration, depth score).
         """
         t0 = time.perf_counter()
         model = self.prepare_model(model)
         obj_id = model.obj_id
         if (observed is None) == (depth is None):
             raise BadInputError("pass either observed points or depth (+ K, optional mask/bbox)")
-        segmented = True
         if depth is not None:
-            observed, observed_normals, segmented, why = self._points_from_depth(depth, K, mask, bbox, depth_range)
+            depth, K, region, segmented, why = self._depth_region(depth, K, mask, bbox, depth_range)
             if why:
                 return _failed(why, t0, obj_id)
-        pts = np.asarray(observed, dtype=np.float64)
-        if pts.ndim != 2 or pts.shape[1] != 3:
-            raise BadInputError(f"observed points must be (N, 3), got shape {pts.shape}")
-        finite = np.isfinite(pts).all(1)
-        pts = pts[finite]
-        if observed_normals is not None:
-            observed_normals = np.asarray(observed_normals, dtype=np.float64)[finite]
-        if len(pts) < MIN_OBSERVED_POINTS:
-            return _failed(f"only {len(pts)} valid observed points (need {MIN_OBSERVED_POINTS})", t0, obj_id, len(pts))
-        self._check_observed_units(pts, model)
-        if not segmented:
-            return self._estimate_in_scene(model, pts, t0, return_hypotheses)
-        result = self._register(model, pts, observed_normals, return_hypotheses)
+            if not segmented:
+                result = self._search_depth(model, depth, K, region, return_hypotheses)
+                result.time_ms = (time.perf_counter() - t0) * 1e3
+                return result
+            pts, pix = self._depth_points(depth, K, region)
+            if len(pts) < MIN_OBSERVED_POINTS:
+                return _failed(f"only {len(pts)} valid depth pixels inside the mask (need {MIN_OBSERVED_POINTS})",
+                               t0, obj_id, len(pts))
+            from posekit.io.depth import normals_at_pixels
+            from posekit.registration.scoring import view_from_depth
+
+            normals = normals_at_pixels(depth, K, pix)
+            view = view_from_depth(depth, K, region, model.diameter, model.spacing, self.score_config, self.device)
+            result = self._register(model, pts, normals, view, return_hypotheses)
+        else:
+            pts = self._observed_points(observed)
+            if observed_normals is not None:
+                observed_normals = np.asarray(observed_normals, dtype=np.float64)
+                if observed_normals.shape != np.shape(observed):
+                    raise BadInputError(f"observed_normals {observed_normals.shape} and observed points "
+                                        f"{np.shape(observed)} differ in shape")
+                observed_normals = observed_normals[np.isfinite(np.asarray(observed, dtype=np.float64)).all(1)]
+            if len(pts) < MIN_OBSERVED_POINTS:
+                return _failed(f"only {len(pts)} valid observed points (need {MIN_OBSERVED_POINTS})", t0, obj_id,
+                               len(pts))
+            self._check_observed_units(pts, model)
+            from posekit.registration.scoring import view_from_points
+
+            view = view_from_points(pts, model.diameter, model.spacing, self.score_config, device=self.device)
+            result = self._register(model, pts, observed_normals, view, return_hypotheses)
         result.time_ms = (time.perf_counter() - t0) * 1e3
         return result
 
     def estimate_scene(self, model, scene_points: np.ndarray, return_hypotheses: bool = False) -> ObjectPoseResult:
-        """Pose of ``model`` in an unsegmented scene cloud (N, 3) metres: the tabletop fallback."""
+        """Pose of ``model`` in an unsegmented scene cloud (N, 3) camera frame, metres.
+
+        The cloud is z-buffered into a virtual depth image (focal length from the cloud's own
+        angular density, so an organized sensor cloud maps back to its pixels) and searched as
+        :meth:`estimate` searches a depth image without a mask.
+        """
         t0 = time.perf_counter()
         model = self.prepare_model(model)
-        pts = np.asarray(scene_points, dtype=np.float64)
-        if pts.ndim != 2 or pts.shape[1] != 3:
-            raise BadInputError(f"scene points must be (N, 3), got shape {pts.shape}")
-        pts = pts[np.isfinite(pts).all(1)]
+        pts = self._observed_points(scene_points, "scene points")
         if len(pts) < MIN_OBSERVED_POINTS:
             return _failed(f"only {len(pts)} valid scene points", t0, model.obj_id, len(pts))
         self._check_observed_units(pts, model)
-        return self._estimate_in_scene(model, pts, t0, return_hypotheses)
+        from posekit.io.depth import depth_from_points
+
+        depth, K = depth_from_points(pts)
+        result = self._search_depth(model, depth, K, None, return_hypotheses)
+        result.time_ms = (time.perf_counter() - t0) * 1e3
+        return result
+
+    @staticmethod
+    def _observed_points(observed, name: str = "observed points") -> np.ndarray:
+        try:
+            pts = np.asarray(observed, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise BadInputError(f"{name} must be an (N, 3) array of numbers ({exc})") from exc
+        if pts.ndim != 2 or pts.shape[1] != 3:
+            raise BadInputError(f"{name} must be (N, 3), got shape {pts.shape}")
+        return pts[np.isfinite(pts).all(1)]
 
     def _check_observed_units(self, pts: np.ndarray, model: PreparedModel) -> None:
         z = float(np.median(np.linalg.norm(pts, axis=1)))
@@ -274,72 +360,159 @@ class ObjectPoseEstimator:
                 f"observed points are {z:.4g} units from the camera: that looks like millimetres; "
                 "posekit expects metres (multiply by 0.001)")
 
-    def _points_from_depth(self, depth, K, mask, bbox, depth_range):
-        from posekit.data.sensor import normals_from_depth
-        from posekit.io.depth import check_depth_units, depth_to_points
+    def _depth_region(self, depth, K, mask, bbox, depth_range):
+        """Validated depth (H, W) float32 metres (0 = none, outside depth_range too), K, the pixel
+        region (H, W) bool to use, whether it is a segmentation (a mask), and why not if empty."""
+        from posekit.io.depth import check_depth_units
+        from posekit.validation import check_intrinsics
 
         depth = np.asarray(depth)
         if depth.ndim != 2:
             raise BadInputError(f"depth must be (H, W), got shape {depth.shape}")
         if K is None:
             raise BadInputError("depth needs intrinsics K (3x3)")
+        K = check_intrinsics(K)
         if depth.dtype == np.uint16:
             raise BadInputError("depth is uint16 (millimetres?): convert to float32 metres (depth / 1000)")
-        depth = np.where(np.isfinite(depth), depth, 0).astype(np.float32)
+        if depth.dtype.kind not in "fiu":
+            raise BadInputError(f"depth must hold numbers (float32 metres), got dtype {depth.dtype}")
+        depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0).astype(np.float32)
         check_depth_units(depth)
+        if depth_range is not None:
+            near, far = (float(x) for x in depth_range)
+            depth = np.where((depth >= near) & (depth <= far), depth, 0).astype(np.float32)
         H, W = depth.shape
         region = np.ones((H, W), bool)
         segmented = mask is not None
         if mask is not None:
-            mask = np.asarray(mask).astype(bool)
+            mask = np.asarray(mask)
             if mask.shape != depth.shape:
                 raise BadInputError(f"mask {mask.shape} and depth {depth.shape} differ in size")
-            region = mask
+            region = mask.astype(bool)
         if bbox is not None:
-            x0, y0, x1, y1 = (round(float(v)) for v in bbox)
+            x0, y0, x1, y1 = _check_bbox(bbox, W, H)
             box = np.zeros((H, W), bool)
-            box[max(y0, 0):min(y1, H), max(x0, 0):min(x1, W)] = True
+            box[y0:y1, x0:x1] = True
             region = region & box
         if not region.any():
-            return None, None, segmented, "the mask/bbox selects no pixels"
-        pts, pix = depth_to_points(depth, K, mask=region, depth_range=depth_range, return_pixels=True)
-        if len(pts) == 0:
-            return None, None, segmented, "no valid depth inside the mask/bbox"
-        normals = None
-        if segmented:
-            nmap = normals_from_depth(depth, K)
-            normals = nmap[pix[:, 1], pix[:, 0]].astype(np.float64)
-            bad = np.linalg.norm(normals, axis=1) < 0.5
-            normals[bad] = -pts[bad] / np.linalg.norm(pts[bad], axis=1, keepdims=True)
-        return pts, normals, segmented, ""
+            return depth, K, region, segmented, "the mask/bbox selects no pixels"
+        if not (depth[region] > 0).any():
+            return depth, K, region, segmented, "no valid depth inside the mask/bbox"
+        return depth, K, region, segmented, ""
 
-    def _estimate_in_scene(self, model: PreparedModel, scene_pts: np.ndarray, t0: float,
-                           return_hypotheses: bool) -> ObjectPoseResult:
-        from posekit.registration.segmentation import tabletop_candidates
+    @staticmethod
+    def _depth_points(depth, K, region, max_points: int | None = None):
+        """Back-projected points (N, 3) and pixels (N, 2) of ``region``, strided to max_points."""
+        from posekit.io.depth import depth_to_points
 
-        candidates = tabletop_candidates(scene_pts, model.diameter)
-        if not candidates:
-            return _failed("no object-sized cluster found above the dominant plane", t0, model.obj_id,
-                           len(scene_pts))
-        best = None
-        for cand in candidates:
-            r = self._register(model, cand, None, return_hypotheses)
+        pts, pix = depth_to_points(depth, K, mask=region, return_pixels=True)
+        if max_points is not None and len(pts) > max_points:
+            keep = np.arange(0, len(pts), int(np.ceil(len(pts) / max_points)))
+            pts, pix = pts[keep], pix[keep]
+        return pts.astype(np.float64), pix
+
+    def _search_depth(self, model: PreparedModel, depth, K, region, return_hypotheses: bool) -> ObjectPoseResult:
+        """The object searched in a depth image (inside ``region``, or everywhere): see module doc."""
+        from posekit.registration.scoring import view_from_depth
+        from posekit.registration.segmentation import scene_crops
+
+        pts, _ = self._depth_points(depth, K, region, int(self.inference.scene_max_points))
+        if len(pts) < MIN_OBSERVED_POINTS:
+            return _failed(f"only {len(pts)} valid depth pixels to search", time.perf_counter(), model.obj_id,
+                           len(pts))
+        crops = scene_crops(pts, model.diameter, max_seeds=int(self.inference.scene_seeds), seed=self.seed)
+        if not crops:
+            return _failed("no object-sized surface found off the dominant plane", time.perf_counter(),
+                           model.obj_id, len(pts))
+        costs = self._crop_costs(model, crops)
+        best: ObjectPoseResult | None = None
+        for c in np.argsort(costs)[: int(self.inference.scene_crops)]:
+            crop = crops[int(c)]
+            if len(crop) < MIN_OBSERVED_POINTS:
+                continue
+            uv = crop @ K.T
+            uv = np.round(uv[:, :2] / uv[:, 2:]).astype(int)
+            crop_region = np.zeros(depth.shape, bool)
+            inside = (uv[:, 0] >= 0) & (uv[:, 0] < depth.shape[1]) & (uv[:, 1] >= 0) & (uv[:, 1] < depth.shape[0])
+            crop_region[uv[inside, 1], uv[inside, 0]] = True
+            view = view_from_depth(depth, K, crop_region, model.diameter, model.spacing, self.score_config,
+                                   self.device, roi=None)
+            r = self._register(model, crop, None, view, return_hypotheses)
             if best is None or r.score > best.score:
-                best = r
-        best.time_ms = (time.perf_counter() - t0) * 1e3
-        best.reason = best.reason or f"tabletop fallback: best of {len(candidates)} clusters"
+                best, best_view = r, view
+        if best is None:
+            return _failed("no crop of the scene holds enough points", time.perf_counter(), model.obj_id, len(pts))
+        if self.refine_icp:
+            # A crop may hold part of the object only: polish against every scene point around
+            # the answer, and keep the polish if it explains the depth better.
+            from posekit.registration.baselines import refine_icp
+            from posekit.registration.scoring import score_poses
+
+            T = best.T_cam_model
+            centre = T[:3, :3] @ model.cloud.centre + T[:3, 3]
+            around = pts[np.linalg.norm(pts - centre, axis=1) <= 0.75 * model.diameter]
+            if len(around) >= MIN_OBSERVED_POINTS:
+                T_icp = refine_icp(T, model.cloud.points, model.cloud.normals, around, model.diameter)
+                s_icp = score_poses(T_icp[None], model.surface_t, model.surface_normals_t, best_view, model.diameter,
+                                    self.score_config)
+                if s_icp.score[0] > best.score:
+                    best.T_cam_model, best.score = T_icp, float(s_icp.score[0])
+                    best.score_terms = {k: v for k, v in s_icp.row(0).items() if k != "score"}
+        best.reason = best.reason or f"scene search: best of {min(len(crops), int(self.inference.scene_crops))} " \
+                                     f"registered crops ({len(crops)} ranked)"
         return best
 
-    def _register(self, model: PreparedModel, pts: np.ndarray, normals: np.ndarray | None,
+    def _crop_costs(self, model: PreparedModel, crops: list[np.ndarray]) -> np.ndarray:
+        """Coarse-search cost of each crop (lower: more likely the object), all crops in one batch."""
+        import torch
+
+        n = int(self.coarse_points)
+        rng = np.random.default_rng(self.seed)
+        batch = []
+        for crop in crops:
+            sub = crop[rng.choice(len(crop), n, replace=len(crop) < n)]
+            batch.append((sub - sub.mean(0)) / model.cloud.radius)
+        obs = torch.from_numpy(np.stack(batch)).float().to(self.device)
+        with torch.no_grad():
+            cost, _ = self._coarse_costs(obs, model.points_t[0], max(64, self.coarse_rotations // 4))
+        return cost.min(1).values.cpu().numpy()
+
+    def _coarse_costs(self, obs, model, n_rotations: int):
+        """Truncated mean distance (C, R) of each cloud ``obs (C, n, 3)`` (normalised) to the model
+        under each of ``n_rotations`` rotations, after centroid alignment and one translation step
+        of ICP; and those translation steps (C, R, 3)."""
+        import torch
+
+        from posekit.registration.denoiser import squared_distances
+        from posekit.registration.diffusion import anchor_rotations
+
+        R = anchor_rotations(n_rotations, device=self.device)
+        m = model[: 2 * obs.shape[1]]
+        costs, shifts = [], []
+        for chunk in R.split(128):
+            moved = torch.einsum("rij,cnj->crni", chunk, obs)  # (C, r, n, 3)
+            j = squared_distances(moved, m).argmin(-1)
+            shift = (m[j] - moved).mean(2, keepdim=True)
+            d = squared_distances(moved + shift, m).min(-1).values.sqrt()
+            costs.append(d.clamp_max(0.3).mean(-1))
+            shifts.append(shift[:, :, 0])
+        return torch.cat(costs, 1), torch.cat(shifts, 1)
+
+    def _register(self, model: PreparedModel, pts: np.ndarray, normals: np.ndarray | None, view,
                   return_hypotheses: bool) -> ObjectPoseResult:
         import torch
 
         from posekit.registration.diffusion import sample
-        from posekit.registration.scoring import score_hypotheses
+        from posekit.registration.scoring import score_poses
 
         rng = np.random.default_rng(self.seed)
+        near = object_ball(pts, model.diameter)  # a detector mask's background and strays: left out
+        pts = pts[near]
+        normals = None if normals is None else np.asarray(normals)[near]
         if normals is None:
-            normals = estimate_normals(pts)
+            sub = pts if len(pts) <= 20000 else pts[rng.choice(len(pts), 20000,
+                                                                             replace=False)]
+            normals, pts = estimate_normals(sub), sub
         obs, obs_nrm = observed_cloud(pts, normals, self.n_observed, rng)
         obs_n, mu = normalise_observed(obs, model.cloud.radius)
         k = self.num_hypotheses
@@ -350,32 +523,41 @@ class ObjectPoseEstimator:
             f_obs = self.net.features(o, on)
             ok, fo = o.expand(k, -1, -1), f_obs.expand(k, -1, -1)
             mk, fm = model.points_t.expand(k, -1, -1), model.features_t.expand(k, -1, -1)
+            feat_d2 = self.net.feature_distances(f_obs, model.features_t).expand(k, -1, -1)
 
             def denoise(H, s):
-                return self.net.match(ok, fo, mk, fm, H, s, iters=self.match_iters)
+                return self.net.match(ok, fo, mk, fm, H, s, iters=self.match_iters, feat_d2=feat_d2)
 
             H_T = self._start_states(o[0], model.points_t[0], k) if self.coarse_rotations > 0 else \
                 self._anchor_states(k)
-            H = sample(denoise, k, self.schedule, device=self.device, generator=g, H_init=H_T)
+            H = sample(denoise, k, self.schedule, device=self.device, generator=g, H_init=H_T) \
+                if self.schedule is not None else H_T
         T = pose_from_state(H.double().cpu().numpy(), mu, model.cloud)
-        score_pts = pts if len(pts) <= 1500 else pts[rng.choice(len(pts), 1500, replace=False)]
-        scores = score_hypotheses(T, model.cloud.points, model.cloud.normals, score_pts, model.diameter)
-        order = np.argsort([-s.score for s in scores])
-        T_best, s_best = T[order[0]], scores[order[0]]
+        scores = score_poses(T, model.surface_t, model.surface_normals_t, view, model.diameter, self.score_config)
+        order = np.argsort(-scores.score, kind="stable")
+        T_best, best = T[order[0]], scores.row(int(order[0]))
         if self.refine_icp:
-            # ICP on the few best distinct hypotheses, then the best fit: robust to a scoring tie
-            # between a right pose and a near-miss that ICP would have fixed.
+            # ICP on the few best distinct hypotheses by the coarse score (a near miss that ICP
+            # fixes ranks high there); its answer is kept only when the depth score says it
+            # explains the measurement better.
             from posekit.registration.baselines import refine_icp
 
-            for i in self._distinct(T, order, self.icp_candidates):
-                T_icp = refine_icp(T[i], model.cloud.points, model.cloud.normals, pts, model.diameter)
-                s_icp = score_hypotheses(T_icp[None], model.cloud.points, model.cloud.normals, score_pts,
-                                         model.diameter)[0]
-                if s_icp.score > s_best.score:
-                    T_best, s_best = T_icp, s_icp
-        hyps = [{"T_cam_model": Ti.tolist(), "score": s.score, "fit": s.fit, "violations": s.violations}
-                for Ti, s in zip(T, scores)] if return_hypotheses else []
-        return ObjectPoseResult(True, T_best, float(s_best.score), "", 0.0, len(pts), model.obj_id, hyps)
+            coarse = score_poses(T, model.surface_t, model.surface_normals_t, view, model.diameter,
+                                 self.score_config, coarse=True)
+            picked = self._distinct(T, np.argsort(-coarse.score, kind="stable"), self.icp_candidates)
+            starts = [T[i] for i in picked]
+            if self.inference.flip_candidates:
+                starts += flipped_poses(T[picked[0]], pts, model.cloud.points)
+            T_icp = np.stack([refine_icp(Ts, model.cloud.points, model.cloud.normals, pts, model.diameter)
+                              for Ts in starts])
+            icp_scores = score_poses(T_icp, model.surface_t, model.surface_normals_t, view, model.diameter,
+                                     self.score_config)
+            i = int(np.argmax(icp_scores.score))
+            if icp_scores.score[i] > best["score"]:
+                T_best, best = T_icp[i], icp_scores.row(i)
+        hyps = [{"T_cam_model": Ti.tolist(), **scores.row(i)} for i, Ti in enumerate(T)] if return_hypotheses else []
+        terms = {k_: v for k_, v in best.items() if k_ != "score"}
+        return ObjectPoseResult(True, T_best, float(best["score"]), "", 0.0, len(pts), model.obj_id, hyps, terms)
 
     def _anchor_states(self, k: int):
         import torch
@@ -398,21 +580,11 @@ class ObjectPoseEstimator:
         import torch
 
         from posekit.geometry.so3 import geodesic_distance
-        from posekit.registration.denoiser import squared_distances
         from posekit.registration.diffusion import anchor_rotations
 
         R = anchor_rotations(self.coarse_rotations, device=self.device)
-        o = obs[: self.coarse_points]
-        m = model[: 2 * self.coarse_points]
-        costs, shifts = [], []
-        for chunk in R.split(128):
-            moved = o @ chunk.transpose(1, 2)  # (c, n, 3)
-            j = squared_distances(moved, m).argmin(-1)
-            shift = (m[j] - moved).mean(1, keepdim=True)  # one translation step of ICP
-            d = squared_distances(moved + shift, m).min(-1).values.sqrt()
-            costs.append(d.clamp_max(0.3).mean(-1))  # truncated: background points cannot dominate
-            shifts.append(shift[:, 0])
-        cost, shift = torch.cat(costs), torch.cat(shifts)
+        cost, shift = self._coarse_costs(obs[None, : self.coarse_points], model, self.coarse_rotations)
+        cost, shift = cost[0], shift[0]
         best = cost.argsort()[: 12 * k]
         Rb = R[best]
         close = (geodesic_distance(Rb[:, None], Rb[None]) < np.radians(min_angle_deg)).cpu().numpy()
@@ -442,3 +614,56 @@ class ObjectPoseEstimator:
             if len(picked) == k:
                 break
         return picked
+
+
+def _check_bbox(bbox, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) integer pixels of a box inside a width x height image; BadInputError for
+    anything else (wrong length, NaN, text, x1 <= x0, a box entirely outside the image)."""
+    try:
+        values = [float(v) for v in bbox]
+    except (TypeError, ValueError) as exc:
+        raise BadInputError(f"bbox must be 4 numbers (x0, y0, x1, y1) pixels, got {bbox!r}") from exc
+    if len(values) != 4 or not all(np.isfinite(values)):
+        raise BadInputError(f"bbox must be 4 finite numbers (x0, y0, x1, y1) pixels, got {bbox!r}")
+    x0, y0, x1, y1 = values
+    if x1 <= x0 or y1 <= y0:
+        raise BadInputError(f"bbox (x0, y0, x1, y1) needs x1 > x0 and y1 > y0, got {bbox!r} "
+                            "(a BOP/COCO box [x, y, w, h] is x0, y0, x0 + w, y0 + h)")
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        raise BadInputError(f"bbox {bbox!r} lies entirely outside the {width}x{height} image")
+    return (max(round(x0), 0), max(round(y0), 0), min(round(x1), width),
+            min(round(y1), height))
+
+
+def object_ball(points: np.ndarray, diameter: float, radius: float = 1.0) -> np.ndarray:
+    """(N,) bool: the points within ``radius`` x diameter of the cloud's median point.
+
+    A segmented cloud holds the object and, from an imperfect mask, background or
+    neighbours around it (and flying pixels at depth edges); the median point lies on the
+    object when it is the majority, and no point of the object lies further than a diameter
+    from it. When the
+    ball would keep fewer than half the points, the object is not the majority: all are kept.
+    """
+    centre = np.median(points, axis=0)
+    inside = np.linalg.norm(points - centre, axis=1) <= radius * diameter
+    return inside if inside.sum() >= 0.5 * len(points) else np.ones(len(points), bool)
+
+
+def flipped_poses(T_cam_model: np.ndarray, points: np.ndarray, model_points: np.ndarray) -> list[np.ndarray]:
+    """``T_cam_model`` turned 180 degrees about each principal axis of the observed ``points``
+    (camera frame, through their centroid) and of the model (model frame, through its
+    centroid): the answers a partial view of a nearly symmetric shape confuses with the right
+    one (a handle on the far side, a box seen from one face, an object upside down)."""
+    def half_turns(p: np.ndarray) -> list[np.ndarray]:
+        centre = p.mean(0)
+        _, _, axes = np.linalg.svd(p - centre, full_matrices=False)
+        turns = []
+        for a in axes:
+            F = np.eye(4)
+            F[:3, :3] = 2.0 * np.outer(a, a) - np.eye(3)  # rotation by pi about a
+            F[:3, 3] = centre - F[:3, :3] @ centre
+            turns.append(F)
+        return turns
+
+    return ([F @ T_cam_model for F in half_turns(np.asarray(points, np.float64))]
+            + [T_cam_model @ F for F in half_turns(np.asarray(model_points, np.float64))])

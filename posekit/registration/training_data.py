@@ -17,10 +17,11 @@ import numpy as np
 
 from posekit.data.meshes import procedural_mesh
 from posekit.data.render import render_scene
-from posekit.data.sensor import DepthSensorModel, normals_from_depth
+from posekit.data.sensor import DepthSensorModel
 from posekit.errors import BadInputError
 from posekit.geometry.rigid_np import make_pose, random_rotation_np
 from posekit.io.bop import symmetry_transformations
+from posekit.io.depth import normals_from_depth
 from posekit.io.mesh import Mesh
 from posekit.registration.clouds import (
     ModelCloud,

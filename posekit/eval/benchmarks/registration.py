@@ -62,7 +62,8 @@ ADD_THRESHOLD = 0.1  # fraction of the diameter
 ROT_THRESHOLD_DEG = 5.0
 TRANS_THRESHOLD_M = 0.01
 METRIC_KEYS = ("add_s_recall", "rot_recall_5deg", "trans_recall_1cm", "median_rot_err_deg",
-               "median_trans_err_mm", "latency_ms_median", "latency_ms_p95", "n_targets")
+               "median_trans_err_mm", "latency_ms_median", "latency_ms_p95", "score_auroc", "n_targets")
+MASK_MODES = ("gt", "detections", "none")
 DEFAULT_WEIGHTS = "registration-procedural"
 
 
@@ -87,8 +88,10 @@ class BenchObject:
 
 @dataclass
 class BenchTarget:
-    """One GT instance in one image at one noise level: the observed cloud (N, 3) float32
-    camera frame metres, cut with the oracle visible mask, and its GT pose."""
+    """One GT instance in one image at one noise level, as the methods get it: the observed
+    cloud ``points (N, 3)`` float32 camera frame metres (cut with the mask, or the whole
+    scene for masks "none"), the depth image (H, W) metres, K and the mask (H, W) bool
+    (None for "none"); and its GT pose."""
 
     noise: str
     scene_id: int
@@ -98,21 +101,28 @@ class BenchTarget:
     visib_fract: float
     T_cam_model: np.ndarray
     points: np.ndarray = field(repr=False)
+    depth: np.ndarray | None = field(default=None, repr=False)
+    K: np.ndarray | None = field(default=None, repr=False)
+    mask: np.ndarray | None = field(default=None, repr=False)
 
 
 class PeerMethod:
-    """A :mod:`posekit.registration.baselines` function as a benchmark method."""
+    """A :mod:`posekit.registration.baselines` function as a benchmark method: it registers the
+    model to the target's cloud (the masked points, or the whole scene cloud for masks
+    "none"); its score is the registration's inlier fitness."""
+
+    takes_target = True
 
     def __init__(self, register: Callable, seed: int = 0):
         self.register = register
         self.seed = seed
         self._calls = 0
 
-    def __call__(self, obj: BenchObject, points: np.ndarray) -> np.ndarray:
+    def __call__(self, obj: BenchObject, target: BenchTarget) -> tuple[np.ndarray, float]:
         self._calls += 1
-        T, _ = self.register(obj.points, obj.normals, points, obj.diameter,
-                             rng=np.random.default_rng([self.seed, self._calls]))
-        return T
+        T, info = self.register(obj.points, obj.normals, target.points, obj.diameter,
+                                rng=np.random.default_rng([self.seed, self._calls]))
+        return T, float(info.get("fitness", np.nan)) if isinstance(info, dict) else np.nan
 
 
 class EstimatorMethod:
@@ -132,14 +142,20 @@ class EstimatorMethod:
             syms = obj.symmetries if obj.symmetric else None
             self._models[obj.obj_id] = self.estimator.prepare_model(obj.mesh, obj_id=obj.obj_id, symmetries=syms)
 
-    def __call__(self, obj: BenchObject, points: np.ndarray) -> np.ndarray | None:
+    takes_target = True
+
+    def __call__(self, obj: BenchObject, target: BenchTarget) -> tuple[np.ndarray | None, float]:
         self.prepare(obj)
-        res = self.estimator.estimate(self._models[obj.obj_id], points)
+        model = self._models[obj.obj_id]
+        if target.depth is not None:  # the depth image with its mask (or none): as a user calls it
+            res = self.estimator.estimate(model, depth=target.depth, K=target.K, mask=target.mask)
+        else:
+            res = self.estimator.estimate(model, target.points)
         if not res.success:
             reason = str(getattr(res, "reason", "") or "unknown")
             self.failures[reason] = self.failures.get(reason, 0) + 1
-            return None
-        return np.asarray(res.T_cam_model, dtype=np.float64)
+            return None, np.nan
+        return np.asarray(res.T_cam_model, dtype=np.float64), float(res.score)
 
 
 def estimator_methods(weights: str = DEFAULT_WEIGHTS, device: str = "cpu", **kwargs) -> dict[str, EstimatorMethod]:
@@ -215,7 +231,13 @@ def pose_errors(T_est: np.ndarray | None, T_gt: np.ndarray, obj: BenchObject) ->
 
 
 def summarize(records: Sequence[dict]) -> dict:
-    """The benchmark's metrics (:data:`METRIC_KEYS`) over per-target records of one method."""
+    """The benchmark's metrics (:data:`METRIC_KEYS`) over per-target records of one method.
+
+    ``score_auroc``: AUROC of the method's score for right (ADD(-S) < 0.1 d) vs wrong
+    answers (:func:`posekit.eval.confidence.auroc`; None without scores or without both kinds).
+    """
+    from posekit.eval.confidence import auroc
+
     n = len(records)
     if n == 0:
         return {k: (0 if k == "n_targets" else None) for k in METRIC_KEYS} | {"n_failed": 0}
@@ -231,6 +253,8 @@ def summarize(records: Sequence[dict]) -> dict:
         "median_trans_err_mm": _finite(1e3 * float(np.median(trans))),
         "latency_ms_median": float(np.median(lat)),
         "latency_ms_p95": float(np.percentile(lat, 95)),
+        "score_auroc": (auroc([r.get("score", np.nan) for r in records], add_rel < ADD_THRESHOLD)
+                        if any(np.isfinite(r.get("score", np.nan)) for r in records) else None),
         "n_targets": n,
         "n_failed": int(sum(1 for r in records if r["failed"])),
     }
@@ -259,22 +283,58 @@ def load_objects(dataset, n_points: int = 2048, n_eval_points: int = 1000, seed:
     return objs
 
 
-def collect_targets(dataset, noise: str, visible_fraction_min: float = 0.1) -> list[BenchTarget]:
-    """Every GT instance with visib_fract >= visible_fraction_min, with its oracle-mask cloud."""
+def collect_targets(dataset, noise: str, visible_fraction_min: float = 0.1, masks: str = "gt",
+                    detections: Sequence | None = None, max_scene_points: int = 30000) -> list[BenchTarget]:
+    """Every usable GT instance with visib_fract >= visible_fraction_min, as the methods see it.
+
+    masks "gt": the oracle visible mask; "detections": the best-matching of the top-scoring
+    ``detections`` of the object's category in the image (a :class:`Detection` list, e.g.
+    :func:`posekit.data.detections.simulate_detections`; an instance no detection covers gets
+    an empty mask and fails); "none": no mask, the points are the whole scene (strided to
+    ``max_scene_points``).
+    """
     from posekit.io.depth import depth_to_points
 
+    if masks not in MASK_MODES:
+        raise BadInputError(f"masks must be one of {MASK_MODES}, got {masks!r}")
+    by_image: dict[tuple[int, int, int], list] = {}
+    for d in detections or ():
+        by_image.setdefault((d.scene_id, d.image_id, d.category_id), []).append(d)
     targets = []
     for scene_id in dataset.scene_ids:
         for im_id in dataset.image_ids(scene_id):
             image = dataset.load_image(scene_id, im_id, rgb=False, depth=True)
+            scene = None
+            counts: dict[int, int] = {}
+            for gt in image.gt:
+                counts[gt.obj_id] = counts.get(gt.obj_id, 0) + (0 if gt.problem else 1)
             for gt_id, gt in enumerate(image.gt):
+                if gt.problem:  # a broken stored pose (reported when the file was read)
+                    continue
                 visib = float(image.gt_info[gt_id].visib_fract) if image.gt_info else 1.0
                 if visib < visible_fraction_min:
                     continue
-                mask = dataset.load_mask(scene_id, im_id, gt_id, visible=True)
-                points = depth_to_points(image.depth, image.K, mask=mask)
+                mask = None
+                if masks == "none":
+                    if scene is None:
+                        scene = depth_to_points(image.depth, image.K)
+                        scene = scene[:: max(1, int(np.ceil(len(scene) / max_scene_points)))]
+                    points = scene
+                else:
+                    visible = dataset.load_mask(scene_id, im_id, gt_id, visible=True)
+                    if masks == "gt":
+                        mask = visible
+                    else:
+                        cands = sorted(by_image.get((scene_id, im_id, int(gt.obj_id)), []),
+                                       key=lambda d: -d.score)[: counts[gt.obj_id]]
+                        decoded = [d.mask() for d in cands]
+                        ious = [(m & visible).sum() / max((m | visible).sum(), 1) for m in decoded]
+                        mask = decoded[int(np.argmax(ious))] if decoded and max(ious) > 0 else \
+                            np.zeros_like(visible)
+                    points = depth_to_points(image.depth, image.K, mask=mask)
                 targets.append(BenchTarget(noise, scene_id, im_id, gt_id, int(gt.obj_id), visib,
-                                           np.asarray(gt.T_cam_model, dtype=np.float64), points))
+                                           np.asarray(gt.T_cam_model, dtype=np.float64), points,
+                                           image.depth, image.K, mask))
     return targets
 
 
@@ -323,8 +383,17 @@ def run_registration_benchmark(
     work_dir: str | Path | None = None,
     progress: bool = True,
     records: list | None = None,
+    masks: str = "gt",
+    dataset: str | Path | None = None,
+    split: str = "test",
 ) -> dict:
     """Run the benchmark; returns ``{"benchmark": "registration", "settings", "methods"}``.
+
+    masks: "gt" (oracle visible masks), "detections" (simulated detector masks, seeded:
+    :func:`posekit.data.detections.simulate_detections`) or "none" (the whole depth image;
+    peers register against the whole scene cloud). dataset: bench on this BOP dataset (real
+    or synthetic, its ``split``) instead of rendering one; its depth is one noise level,
+    "dataset".
 
     models: "procedural" (held-out seeds) or a BOP models folder (PLY in mm +
     models_info.json). quick: 2 scenes x 3 images at 320x240 (else 6 x 5 at 640x480);
@@ -332,8 +401,9 @@ def run_registration_benchmark(
     synthesizer's default (3-6), for some occlusion (the tabletop scenes keep objects apart,
     so most instances are still >= 90 % visible). methods: None (every available method),
     a list of their names, or ``{name: method}`` where a method is
-    ``method(obj: BenchObject, points (N, 3)) -> T_cam_model (4, 4) | None`` with an optional
-    ``prepare(obj)`` run before timing. weights/device build the posekit estimator.
+    ``method(obj: BenchObject, points (N, 3)) -> T_cam_model (4, 4) | None`` (or, with a
+    ``takes_target = True`` attribute, ``method(obj, target: BenchTarget) -> (T | None, score)``)
+    with an optional ``prepare(obj)`` run before timing. weights/device build the posekit estimator.
     work_dir keeps the rendered datasets (default: a temporary folder, deleted).
     ``records``, if a list, receives one dict per (method, target).
     """
@@ -341,13 +411,19 @@ def run_registration_benchmark(
 
     from posekit.io.bop import BopDataset
 
+    if masks not in MASK_MODES:
+        raise BadInputError(f"masks must be one of {MASK_MODES}, got {masks!r}")
+    if dataset is not None:
+        noise_levels = ("dataset",)
     if not noise_levels:
         raise BadInputError("noise_levels is empty; give at least one of " + ", ".join(NOISE_LEVELS))
     n_scenes = n_scenes or (2 if quick else 6)
     n_images = n_images or (3 if quick else 5)
     width = width or (320 if quick else 640)
     height = height or (240 if quick else 480)
-    procedural = str(models) == "procedural"
+    procedural = str(models) == "procedural" and dataset is None
+    if dataset is not None:
+        models = Path(dataset) / "models"
     if not procedural and not (Path(models) / "models_info.json").is_file():
         raise BadInputError(f"--models must be 'procedural' or a BOP models folder with models_info.json, got {models}")
     data_seed = HELD_OUT_SEED_OFFSET + int(seed) if procedural else int(seed)
@@ -361,13 +437,23 @@ def run_registration_benchmark(
     with tempfile.TemporaryDirectory(prefix="posekit_bench_reg_") as tmp:
         root = Path(work_dir) if work_dir is not None else Path(tmp)
         t0 = time.perf_counter()
-        paths = render_datasets(models, root, list(noise_levels), n_scenes=n_scenes, n_images=n_images,
-                                width=width, height=height, seed=data_seed, objects_per_scene=objects_per_scene,
-                                n_procedural_objects=n_procedural_objects, progress=progress)
+        if dataset is not None:
+            datasets = {"dataset": BopDataset(dataset, split=split)}
+        else:
+            paths = render_datasets(models, root, list(noise_levels), n_scenes=n_scenes, n_images=n_images,
+                                    width=width, height=height, seed=data_seed, objects_per_scene=objects_per_scene,
+                                    n_procedural_objects=n_procedural_objects, progress=progress)
+            datasets = {noise: BopDataset(p) for noise, p in paths.items()}
         render_s = time.perf_counter() - t0
-        datasets = {noise: BopDataset(p) for noise, p in paths.items()}
         objects = load_objects(next(iter(datasets.values())), seed=seed)
-        targets = [t for noise, ds in datasets.items() for t in collect_targets(ds, noise)]
+        targets = []
+        for noise, ds in datasets.items():
+            detections = None
+            if masks == "detections":
+                from posekit.data.detections import simulate_detections
+
+                detections = simulate_detections(ds, seed=seed)
+            targets += collect_targets(ds, noise, masks=masks, detections=detections)
 
     for name, method in methods.items():
         prepare = getattr(method, "prepare", None)
@@ -388,8 +474,12 @@ def run_registration_benchmark(
             bar.set_postfix_str(name, refresh=False)
             start = time.perf_counter()
             failure = None
+            score = np.nan
             try:
-                T = method(obj, target.points)
+                if getattr(method, "takes_target", False):
+                    T, score = method(obj, target)
+                else:
+                    T = method(obj, target.points)
             except PosekitError as exc:
                 T, failure = None, f"{type(exc).__name__}: {exc}"
             latency = 1e3 * (time.perf_counter() - start)
@@ -402,6 +492,7 @@ def run_registration_benchmark(
             row = {"method": name, "noise": target.noise, "scene_id": target.scene_id, "im_id": target.im_id,
                    "gt_id": target.gt_id, "obj_id": target.obj_id, "visib_fract": target.visib_fract,
                    "n_points": len(target.points), "latency_ms": latency, "failed": T is None,
+                   "score": float(score) if T is not None else np.nan,
                    "failure": failure, **pose_errors(T, target.T_cam_model, obj)}
             per_method[name].append(row)
             bar.update(1)
@@ -435,12 +526,15 @@ def run_registration_benchmark(
         "n_scenes": n_scenes, "n_images": n_images, "width": width, "height": height,
         "objects_per_scene": list(objects_per_scene), "n_objects": len(objects),
         "objects": {str(o.obj_id): {"diameter_m": o.diameter, "symmetric": o.symmetric} for o in objects.values()},
-        "noise_levels": {n: (None if NOISE_LEVELS[n] is None else _sensor_dict(NOISE_LEVELS[n])) for n in noise_levels},
+        "noise_levels": {n: (None if NOISE_LEVELS.get(n) is None else _sensor_dict(NOISE_LEVELS[n]))
+                         for n in noise_levels},
         "headline": {"noise": headline_noise, "visible_fraction_min": VISIBLE_FRACTION_MIN, "n_targets": n_head},
         "visible_fraction_bins": [list(b) for b in VISIBLE_FRACTION_BINS],
         "thresholds": {"add_s": f"{ADD_THRESHOLD} x diameter (ADI for symmetric objects)",
                        "rotation_deg": ROT_THRESHOLD_DEG, "translation_m": TRANS_THRESHOLD_M},
-        "masks": "oracle (mask_visib)",
+        "masks": {"gt": "oracle (mask_visib)", "none": "none (whole depth image)",
+                  "detections": "simulated detector (posekit.data.detections.DetectorModel)"}[masks],
+        "dataset": None if dataset is None else str(dataset),
         "median_points_per_target": float(statistics.median([len(t.points) for t in targets])) if targets else 0.0,
         "weights": weights, "device": device,
         "methods_run": list(methods), "notes": notes,
@@ -488,10 +582,11 @@ def format_table(result: dict) -> str:
     cols = (("ADD(-S)%", "add_s_recall", 100, 1), ("rot@5%", "rot_recall_5deg", 100, 1),
             ("t@1cm%", "trans_recall_1cm", 100, 1), ("med rot deg", "median_rot_err_deg", 1, 2),
             ("med t mm", "median_trans_err_mm", 1, 1), ("lat ms", "latency_ms_median", 1, 0),
-            ("p95 ms", "latency_ms_p95", 1, 0), ("n", "n_targets", 1, 0))
+            ("p95 ms", "latency_ms_p95", 1, 0), ("AUROC", "score_auroc", 1, 2), ("n", "n_targets", 1, 0))
     w = max([len(m) for m in methods] + [8]) + 2
     head = result["settings"].get("headline", {})
-    lines = [f"headline: noise {head.get('noise')}, visible fraction >= {head.get('visible_fraction_min')}",
+    lines = [(f"headline: masks {result['settings'].get('masks')}, noise {head.get('noise')}, "
+              f"visible fraction >= {head.get('visible_fraction_min')}"),
              "method".ljust(w) + "".join(f"{c[0]:>12}" for c in cols), "-" * (w + 12 * len(cols))]
     for name, m in methods.items():
         lines.append(name.ljust(w) + "".join(f"{_fmt(m.get(k), s, d):>12}" for _, k, s, d in cols))
