@@ -8,6 +8,7 @@ then applies ``"a.b=value"`` overrides (values parsed as YAML scalars), then typ
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 import yaml
 
 from posekit.errors import BadInputError, CorruptFileError, MissingFileError
+from posekit.validation import as_path
 
 C = TypeVar("C")
 
@@ -41,12 +43,25 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        raise BadInputError(f"config {where}: is a section of keys, got the value {value!r}")
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is int and isinstance(value, bool):
+        raise BadInputError(f"config {where}: expected int, got {value!r}")
     if hint in (int, float, str, bool) and not isinstance(value, hint):
         raise BadInputError(f"config {where}: expected {hint.__name__}, got {value!r}")
+    if hint is float and not math.isfinite(value):
+        raise BadInputError(f"config {where}: expected a finite number, got {value!r}")
     if origin in (list, tuple) and not isinstance(value, (list, tuple)):
         raise BadInputError(f"config {where}: expected a list, got {value!r}")
+    if origin is tuple and args and Ellipsis not in args:
+        if len(value) != len(args):
+            raise BadInputError(f"config {where}: expected {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin in (list, tuple) and args:
+        return origin(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
     if origin is tuple:
         return tuple(value)
     return value
@@ -77,7 +92,7 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
     """Defaults of ``cls``, updated by the YAML file at ``path`` (if any), then by ``overrides``."""
     data: dict[str, Any] = _as_dict(cls())
     if path is not None:
-        path = Path(path)
+        path = as_path(path, "config path")
         if not path.is_file():
             raise MissingFileError(f"config file not found: {path}")
         try:
@@ -103,7 +118,6 @@ def _merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 def save_config(cfg: Any, path: str | Path) -> Path:
     """Write a config dataclass as YAML (so a run records exactly what it used)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(_as_dict(cfg), sort_keys=False))
-    return path
+    from posekit.io.atomic import atomic_write_text
+
+    return atomic_write_text(path, yaml.safe_dump(_as_dict(cfg), sort_keys=False))

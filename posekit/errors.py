@@ -27,6 +27,22 @@ class UnsupportedFormatError(PosekitError, ValueError):
     """A file format, message encoding or field type posekit does not handle."""
 
 
+class OutputPathError(BadInputError):
+    """An output path cannot be written: it is a folder, its parent is a file, or no permission."""
+
+
+class IncompleteDatasetError(CorruptFileError):
+    """A dataset folder whose writer did not finish (killed or failed): regenerate it."""
+
+
+class ComputationError(PosekitError, RuntimeError):
+    """A computation did not reach a valid result (an internal consistency check failed)."""
+
+
+class UnitsWarning(UserWarning):
+    """Data whose size suggests other units than posekit's metres (e.g. millimetres)."""
+
+
 class UnsafeFileError(PosekitError):
     """Loading this file would run arbitrary code (pickle); refused without an explicit opt-in."""
 

@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from posekit.errors import BadInputError
+from posekit.device import resolve_device
+from posekit.errors import BadInputError, CorruptFileError
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +100,10 @@ def init_distributed(device: str = "cpu") -> DistributedContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = str(device)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInputError("device='cuda' requested but torch sees no CUDA GPU; use device='cpu'")
+    requested = resolve_device(device)
     if world_size <= 1:
-        return DistributedContext(device=torch.device(device))
-    if device.startswith("cuda"):
+        return DistributedContext(device=requested)
+    if requested.type == "cuda":
         torch.cuda.set_device(local_rank)
         torch_device, backend = torch.device("cuda", local_rank), "nccl"
     else:
@@ -162,8 +161,8 @@ def train(
     import torch
     from tqdm import tqdm
 
-    from posekit.io.atomic import atomic_path, atomic_write_text
-    from posekit.io.weights import save_weights
+    from posekit.io.atomic import atomic_path, atomic_write_text, output_directory
+    from posekit.io.weights import fit_state_dict, load_weights, save_weights
 
     if settings.steps < 1 or settings.batch_size < 1:
         raise BadInputError(f"steps and batch_size must be >= 1 (got {settings.steps}, {settings.batch_size})")
@@ -172,7 +171,7 @@ def train(
     ctx = init_distributed(settings.device)
     out_dir = Path(out_dir)
     if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        output_directory(out_dir, "training output folder")
     torch.manual_seed(settings.seed)  # identical initial weights on every rank
     model = model.to(ctx.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -180,11 +179,18 @@ def train(
     start_step, history = 0, []
     checkpoint_path = out_dir / CHECKPOINT_NAME
     if resume and checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location=ctx.device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_step, history = int(state["step"]), list(state.get("history", []))
+        state = load_weights(checkpoint_path, map_location=str(ctx.device))
+        try:
+            fit_state_dict(model, state["model"], checkpoint_path)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start_step, history = int(state["step"]), list(state.get("history", []))
+        except CorruptFileError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise CorruptFileError(
+                f"{checkpoint_path}: not a resumable checkpoint of this run ({type(err).__name__}: {err}); "
+                "delete it or train into a new folder") from err
         if ctx.is_main:
             logger.info("resuming %s from step %d", checkpoint_path, start_step)
     net = model

@@ -13,6 +13,8 @@ camera matrix ``K (3, 3)`` has positive focal lengths (pixels) and last row ``[0
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,22 @@ ROTATION_ATOL = 1e-3
 STORED_ROTATION_ATOL = 0.05
 # Depth in metres beyond this is almost surely millimetres passed where metres were expected.
 MAX_PLAUSIBLE_DEPTH_M = 100.0
+# A point coordinate beyond this (metres) is a sensor or file error (e.g. 1e30 outliers): its
+# square overflows float32 and poisons every distance computed with it (knn, centring, ICP).
+MAX_PLAUSIBLE_COORDINATE_M = 1e6
+
+
+def as_path(value: Any, name: str = "path") -> Path:
+    """``value`` as a :class:`~pathlib.Path`; BadInputError unless it is a str or os.PathLike.
+
+    None, numbers, bytes and arrays are refused with a message naming the argument (pathlib
+    would raise a bare TypeError, or accept bytes it then cannot open portably).
+    """
+    if isinstance(value, str) or (isinstance(value, os.PathLike) and isinstance(os.fspath(value), str)):
+        if isinstance(value, str) and (value == "" or "\x00" in value):
+            raise BadInputError(f"{name} must be a file or folder name, got {value!r}")
+        return Path(value)
+    raise BadInputError(f"{name} must be a path (str or pathlib.Path), got {type(value).__name__}")
 
 
 def as_float_array(value: Any, name: str, shape: tuple[int | None, ...] | None = None,
@@ -59,6 +77,8 @@ def as_float_array(value: Any, name: str, shape: tuple[int | None, ...] | None =
 
 def check_positive(value: Any, name: str) -> float:
     """A finite number > 0 as float."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) != 0:
+        raise BadInputError(f"{name} must be a positive number, got {value!r}")
     try:
         x = float(value)
     except (TypeError, ValueError) as err:
@@ -76,6 +96,8 @@ def check_intrinsics(K: Any, name: str = "intrinsics K") -> np.ndarray:
     """
     if not isinstance(K, np.ndarray) and isinstance(K, (str, bytes)):
         raise BadInputError(f"{name} must be a numeric 3x3 matrix, got {type(K).__name__}")
+    if getattr(getattr(K, "dtype", None), "kind", None) in ("U", "S", "c", "V", "O"):
+        raise BadInputError(f"{name} must be a real 3x3 matrix, got dtype {K.dtype}")
     try:
         K = np.asarray(K, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -100,8 +122,9 @@ def check_intrinsics(K: Any, name: str = "intrinsics K") -> np.ndarray:
 def check_rotation(R: Any, name: str = "R", atol: float = ROTATION_ATOL) -> np.ndarray:
     """A rotation matrix (3, 3) float64: finite, ``|R^T R - I| <= atol``, ``det R > 0``."""
     R = as_float_array(R, name, (3, 3))
-    err = float(np.abs(R.T @ R - np.eye(3)).max())
-    det = float(np.linalg.det(R))
+    with np.errstate(over="ignore", invalid="ignore"):  # huge entries: err becomes inf, refused
+        err = float(np.abs(R.T @ R - np.eye(3)).max())
+        det = float(np.linalg.det(R))
     if err > atol or det <= 0:
         raise BadInputError(
             f"{name} is not a rotation matrix (|R^T R - I| = {err:.3g}, det = {det:.3g}); pass an "
@@ -166,15 +189,37 @@ def check_depth_metres(depth: Any, name: str = "depth") -> np.ndarray:
     return d
 
 
+def valid_points_mask(points: np.ndarray) -> np.ndarray:
+    """(N,) bool: points that are finite and within :data:`MAX_PLAUSIBLE_COORDINATE_M` of the origin."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(points).all(axis=1) & (np.abs(points) <= MAX_PLAUSIBLE_COORDINATE_M).all(axis=1)
+
+
 def check_points(points: Any, name: str = "points") -> np.ndarray:
-    """Points (N, 3) float64 with N >= 1, all finite."""
+    """Points (N, 3) float64 with N >= 1, all finite and within 1e6 m of the origin."""
     pts = as_float_array(points, name, (None, 3))
     if len(pts) == 0:
         raise BadInputError(f"{name} is empty (0 points)")
+    bad = int((~valid_points_mask(pts)).sum())
+    if bad:
+        raise BadInputError(
+            f"{name} has {bad} point(s) farther than {MAX_PLAUSIBLE_COORDINATE_M:g} m from the origin "
+            "(outliers of a sensor or file error); drop them first")
     return pts
 
 
 __all__ = [
-    "MAX_PLAUSIBLE_DEPTH_M", "ROTATION_ATOL", "as_float_array", "check_depth_metres", "check_intrinsics", "check_points", "check_pose",
-    "check_positive", "check_rotation", "check_translation",
+    "MAX_PLAUSIBLE_COORDINATE_M",
+    "MAX_PLAUSIBLE_DEPTH_M",
+    "ROTATION_ATOL",
+    "as_float_array",
+    "as_path",
+    "check_depth_metres",
+    "check_intrinsics",
+    "check_points",
+    "check_pose",
+    "check_positive",
+    "check_rotation",
+    "check_translation",
+    "valid_points_mask",
 ]

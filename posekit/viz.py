@@ -103,8 +103,12 @@ def save_panels(path: str | Path, panels: list[tuple[str, np.ndarray]], title: s
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    from posekit.io.atomic import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
     return path

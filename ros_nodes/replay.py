@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from posekit.errors import BadInputError, UnsupportedFormatError
-from posekit.io.atomic import atomic_write_text
+from posekit.errors import BadInputError, CorruptFileError, UnsupportedFormatError
+from posekit.io.atomic import atomic_write_text, output_directory
+from posekit.io.rosbag import deserialize_message, open_bag, read_raw_messages
 from ros_nodes import messages as m
 from ros_nodes.parameters import COMMON_PARAMETERS, read_parameters_file, validate_parameters
 
@@ -188,14 +189,11 @@ def replay_bag(
     ``topics`` maps node inputs to bag topics (e.g. {"points": "/camera/points"}); inputs not
     named are found by message type. ``config`` is the node's ROS parameters file.
     """
-    from rosbags.highlevel import AnyReader
-
     if engine not in ADAPTERS:
         raise BadInputError(f"engine must be one of {sorted(ADAPTERS)}, got {engine!r}")
     adapter = ADAPTERS[engine]()
     params = load_node_parameters(adapter, config)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_directory(out_dir, "replay output folder")
     store = m.rosbags_typestore()
     factory = m.MessageFactory.rosbags(store)
     summary = ReplaySummary(engine)
@@ -204,8 +202,7 @@ def replay_bag(
     outputs: list[tuple[int, str, Any]] = []  # (bag time, output key, message)
     times = []
 
-    paths = m.bag_paths(bag)
-    with AnyReader(paths, default_typestore=store) as reader:
+    with open_bag(bag, typestore=store) as reader:
         inputs = _pick_topics(reader.connections, adapter, adapter.inputs(params), topics or {})
         # Load the engine only once the bag and the parameters are known to fit.
         assembler, pipeline = adapter.make(params, estimator)
@@ -214,17 +211,17 @@ def replay_bag(
         connections = [c for c in reader.connections if c.topic in inputs]
         total = sum(c.msgcount for c in connections)
         bar = _progress(total, progress, f"replay {engine}")
-        for connection, timestamp, raw in reader.messages(connections=connections):
+        for connection, timestamp, raw in read_raw_messages(reader, connections):
             bar.update(1)
             summary.messages += 1
             name = inputs[connection.topic]
             try:
-                msg = reader.deserialize(raw, connection.msgtype)
+                msg = deserialize_message(reader, connection, timestamp, raw)
                 frame = handlers[name](msg)
                 if frame is None:
                     continue
                 result = pipeline.estimate(frame)
-            except (BadInputError, UnsupportedFormatError) as err:
+            except (BadInputError, CorruptFileError, UnsupportedFormatError) as err:
                 key = f"{name}: {type(err).__name__}: {err}"[:160]
                 summary.skipped[key] = summary.skipped.get(key, 0) + 1
                 continue
@@ -285,7 +282,7 @@ def _write_bag_with_outputs(reader, out_bag, store, outputs, output_types) -> No
             added[key] = (writer.add_connection(output_topic(key), msgtype, typestore=store), msgtype)
         pending = sorted(outputs, key=lambda item: item[0])
         i = 0
-        for connection, timestamp, raw in reader.messages():
+        for connection, timestamp, raw in read_raw_messages(reader):
             while i < len(pending) and pending[i][0] <= timestamp:
                 _, key, msg = pending[i]
                 conn, msgtype = added[key]

@@ -11,3 +11,15 @@ def device() -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         pytest.skip("POSEKIT_TEST_DEVICE asks for cuda but none is available")
     return name
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fuzz suite's counts (tests/fuzzing.py), when fuzz tests ran."""
+    import sys
+
+    fuzzing = sys.modules.get("fuzzing")
+    lines = fuzzing.summary_lines() if fuzzing is not None else []
+    if lines:
+        terminalreporter.section("fuzz probes and outcomes")
+        for line in lines:
+            terminalreporter.write_line(line)

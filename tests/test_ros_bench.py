@@ -20,7 +20,7 @@ pytest.importorskip("vision_msgs.msg", reason="run ros_nodes/interfaces/build.py
 from test_ros_replay import KabschEstimator
 from test_ros_view_node import ConcentratedViewEstimator
 
-from posekit.eval.benchmarks.ros import _summary, format_table, run_ros_benchmark
+from ros_nodes.benchmark import _summary, format_table, run_ros_benchmark
 
 
 def test_bench_ros_quick_shape_and_numbers(tmp_path):

@@ -77,9 +77,10 @@ def run_make_model(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from posekit.body.training import BodyTrainConfig, train_body
     from posekit.config import load_config, save_config
+    from posekit.io.atomic import output_directory
 
     cfg = load_config(BodyTrainConfig, args.config, args.set)
-    args.out.mkdir(parents=True, exist_ok=True)
+    output_directory(args.out, "training output folder")
     save_config(cfg, args.out / "config.yaml")
     result = train_body(cfg, args.out, body_model=args.body_model, resume=not args.no_resume)
     if result.weights_path is not None:

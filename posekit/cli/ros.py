@@ -1,8 +1,9 @@
 """ROS 2 commands: ``posekit replay`` (offline, through the nodes' own code) and ``posekit bench ros``.
 
-Adapter only. ``posekit`` itself imports nothing from ROS: the replay and benchmark code
-lives in ``ros_nodes`` and ``posekit.eval.benchmarks.ros``, imported when a command runs.
-Replay needs only ``rosbags``; the benchmark runs real nodes and needs the ``ros`` extra.
+Adapter only. The library (``posekit`` outside this module) imports nothing from ROS: the
+replay and benchmark code lives in ``ros_nodes`` (``ros_nodes.replay``,
+``ros_nodes.benchmark``) and is imported here only when a command runs. Replay needs only
+``rosbags``; the benchmark runs real nodes and needs the ``ros`` extra.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from posekit.errors import BadInputError
+from posekit.errors import BadInputError, MissingFileError
 
 ENGINES = ("object", "body", "view")
 
@@ -52,8 +53,21 @@ def parse_topic_remaps(items: list[str]) -> dict[str, str]:
     return remaps
 
 
+def _import_ros_nodes(module: str, needs: str):
+    """``ros_nodes.MODULE``, or MissingFileError saying what to install when it cannot load."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"ros_nodes.{module}")
+    except ImportError as err:
+        raise MissingFileError(
+            f"this command needs {needs}, which cannot be imported here ({err}); "
+            "install posekit with its ROS 2 extra: pip install -e '.[ros]' (then make setup)"
+        ) from err
+
+
 def run_replay(args: argparse.Namespace) -> int:
-    from ros_nodes.replay import replay_bag
+    replay_bag = _import_ros_nodes("replay", "posekit's ros_nodes package").replay_bag
 
     summary = replay_bag(args.bag, args.engine, args.out, config=args.config, out_bag=args.out_bag,
                          topics=parse_topic_remaps(args.topic), progress=not args.no_progress)
@@ -89,9 +103,17 @@ def register_bench_ros(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bench_ros(args: argparse.Namespace) -> int:
-    from posekit.eval.benchmarks.ros import format_table, run_ros_benchmark
+    import importlib.util
+
     from posekit.io.atomic import atomic_write_text
 
+    if importlib.util.find_spec("rclpy") is None:
+        raise MissingFileError(
+            "posekit bench ros runs real ROS 2 nodes and needs rclpy, which is not installed; "
+            "install the ROS 2 extra: pip install -e '.[ros]' (then make setup)"
+        )
+    benchmark = _import_ros_nodes("benchmark", "the ROS 2 node benchmark (ros_nodes.benchmark)")
+    format_table, run_ros_benchmark = benchmark.format_table, benchmark.run_ros_benchmark
     result = run_ros_benchmark(quick=args.quick, seconds=args.seconds, nodes=args.nodes, seed=args.seed)
     print(format_table(result))
     if args.json is not None:

@@ -380,8 +380,9 @@ def procedural_models(n_objects: int, seed: int = 0) -> dict[int, tuple[Mesh, Mo
 
 def write_bop_models(models_dir: str | Path, models: Mapping[int, tuple[Mesh, ModelInfo]]) -> Path:
     """Write a BOP models folder: obj_OBJID.ply (ASCII PLY, mm, vertex colours) + models_info.json."""
-    models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
+    from posekit.io.atomic import output_directory
+
+    models_dir = output_directory(models_dir, "models folder")
     for obj_id, (mesh, _) in models.items():
         write_model(models_dir / model_filename(obj_id), mesh)
     write_models_info(models_dir / "models_info.json", {k: info for k, (_, info) in models.items()})

@@ -29,6 +29,7 @@ from posekit.data.render import render_depth, render_scene
 from posekit.data.sensor import DepthSensorModel
 from posekit.errors import BadInputError, MissingFileError
 from posekit.geometry.rigid_np import make_pose, random_rotation_np, rotation_about_axis
+from posekit.io.atomic import output_directory
 from posekit.io.bop import (
     BopGt,
     BopGtInfo,
@@ -45,6 +46,7 @@ from posekit.io.bop import (
     write_scene_gt,
     write_scene_gt_info,
     write_test_targets,
+    writing_dataset,
 )
 from posekit.io.mesh import Mesh, read_mesh
 
@@ -52,6 +54,8 @@ from posekit.io.mesh import Mesh, read_mesh
 DEFAULT_SENSOR = DepthSensorModel()
 # Kinect-like default intrinsics for 640x480 (scaled for other sizes).
 DEFAULT_FX = 572.4
+# Image sizes synth accepts: a renderer buffer of 8192^2 pixels is ~1 GB already.
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 8192
 
 
 @dataclass
@@ -240,7 +244,7 @@ def _write_models(models: str | Path, objs: dict[int, tuple[Mesh, ModelInfo]], o
         return
     src = Path(models)
     if src.resolve() != dst.resolve():
-        dst.mkdir(parents=True, exist_ok=True)
+        output_directory(dst, "models folder")
         for obj_id in objs:
             shutil.copyfile(src / model_filename(obj_id), dst / model_filename(obj_id))
         shutil.copyfile(src / "models_info.json", dst / "models_info.json")
@@ -272,17 +276,22 @@ def synthesize_bop_dataset(
     Writes camera.json, test_targets_bop19.json and SPLIT/SCENEID/{scene_camera, scene_gt,
     scene_gt_info}.json, rgb/, depth/ (uint16, value * depth_scale = mm), mask/, mask_visib/.
     ``sensor=None`` stores the perfect rendered depth. Same seed, same dataset, whatever the
-    number of ``workers`` (processes rendering images in parallel).
+    number of ``workers`` (processes rendering images in parallel). While it is written, the
+    folder holds :data:`~posekit.io.bop.INCOMPLETE_MARKER` (removed last), so a killed run
+    leaves a folder that :class:`~posekit.io.bop.BopDataset` refuses.
     """
-    from tqdm import tqdm
-
-    if workers < 1:
-        raise BadInputError(f"workers must be at least 1, got {workers}")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise BadInputError(f"workers must be an integer >= 1, got {workers!r}")
+    for name, size in (("width", width), ("height", height)):
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) \
+                or not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
+            raise BadInputError(
+                f"image {name} must be an integer from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, got {size!r}")
     if n_scenes < 1 or n_images < 1:
         raise BadInputError(f"need at least one scene and one image, got {n_scenes} scenes, {n_images} images")
     if rgb_ext not in (".png", ".jpg"):
         raise BadInputError(f"rgb_ext must be .png or .jpg, got {rgb_ext!r}")
-    if not split or Path(split).name != split or split in (".", ".."):
+    if not isinstance(split, str) or not split or Path(split).name != split or split in (".", ".."):
         raise BadInputError(f"split must be a plain folder name such as 'test', got {split!r}")
     config = config or SceneConfig()
     out_dir = Path(out_dir)
@@ -291,8 +300,21 @@ def synthesize_bop_dataset(
         objects_per_scene = (objects_per_scene, objects_per_scene)
     # everything that can fail on the inputs fails before the first file is written
     objs = _load_models(models, n_procedural_objects, seed)
+    output_directory(out_dir, "dataset folder")
+    # Marked incomplete until the last file is written: a killed or failed run leaves a
+    # folder that BopDataset refuses instead of a half-written dataset it would accept.
+    with writing_dataset(out_dir):
+        summary = _synthesize(models, objs, out_dir, n_scenes, n_images, seed, width, height, K,
+                              objects_per_scene, split, sensor, depth_scale, rgb_ext, config,
+                              progress, workers)
+    return summary
+
+
+def _synthesize(models, objs, out_dir, n_scenes, n_images, seed, width, height, K, objects_per_scene,
+                split, sensor, depth_scale, rgb_ext, config, progress, workers) -> SynthSummary:
+    from tqdm import tqdm
+
     obj_ids = sorted(objs)
-    out_dir.mkdir(parents=True, exist_ok=True)
     _write_models(models, objs, out_dir)
     write_camera(out_dir / "camera.json", K, width, height, depth_scale)
 
@@ -409,7 +431,7 @@ def _render_job(job: _ImageJob) -> tuple[int, int, tuple]:
 def _run_jobs(jobs: list[_ImageJob], shared: _ImageJobShared, workers: int):
     """Yield (scene_id, im_id, result) for each job, in this process or in ``workers`` processes.
 
-    Worker processes are spawned, not forked: open3d's thread pools do not survive a fork.
+    Worker processes are spawned, not forked (:func:`posekit.workers.worker_pool`).
     Each image has its own random stream, so the output does not depend on ``workers``.
     """
     if workers <= 1 or len(jobs) == 1:
@@ -417,12 +439,10 @@ def _run_jobs(jobs: list[_ImageJob], shared: _ImageJobShared, workers: int):
         for job in jobs:
             yield _render_job(job)
         return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from posekit.workers import worker_pool
 
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(shared,)) as pool:
+    # Workers die with this process: a killed run leaves no process writing into out_dir.
+    with worker_pool(workers, _init_worker, (shared,)) as pool:
         yield from pool.map(_render_job, jobs, chunksize=1)
 
 
@@ -433,8 +453,6 @@ def synthesize_from_config(models: str | Path, out_dir: str | Path, n_scenes: in
     lo, hi = cfg.objects_per_scene
     if not 1 <= lo <= hi:
         raise BadInputError(f"objects_per_scene must be (min, max) with 1 <= min <= max, got {cfg.objects_per_scene}")
-    if cfg.width < 8 or cfg.height < 8:
-        raise BadInputError(f"image size {cfg.width}x{cfg.height} is too small (at least 8x8)")
     return synthesize_bop_dataset(
         models, out_dir, n_scenes=n_scenes, n_images=n_images, seed=seed, width=cfg.width,
         height=cfg.height, objects_per_scene=(lo, hi), n_procedural_objects=cfg.n_procedural_objects,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posekit.errors import BadInputError
+from posekit.errors import BadInputError, ComputationError
 
 SYMSOL_I = ("tet", "cube", "icosa", "cone", "cyl")
 SYMSOL_II = ("tetX", "cylO", "sphX")
@@ -72,7 +72,7 @@ def _close_group(generators: list[np.ndarray], expected: int) -> np.ndarray:
                     new.append(c)
         frontier = new
     if len(group) != expected:
-        raise RuntimeError(f"symmetry group closed to {len(group)} elements, expected {expected}")
+        raise ComputationError(f"symmetry group closed to {len(group)} elements, expected {expected}")
     return np.stack(group)
 
 
@@ -106,7 +106,7 @@ def _half_spaces(shape: str) -> tuple[np.ndarray, np.ndarray]:
         hull = ConvexHull(v)
         eq = np.unique(np.round(hull.equations, 9), axis=0)
         return eq[:, :3], -eq[:, 3]
-    raise KeyError(shape)
+    raise BadInputError(f"no polytope for shape {shape!r}; polytopes: tet, tetX, cube, icosa")
 
 
 @cache
@@ -325,14 +325,13 @@ def write_symsol_dataset(out_dir: str | Path, shapes=SYMSOL_I, n_per_shape: int 
     equivalent rotations concatenated with per-image offsets) and a preview PNG per shape."""
     from tqdm import tqdm
 
-    from posekit.io.atomic import atomic_path
+    from posekit.io.atomic import atomic_path, output_directory
     from posekit.io.bop import write_rgb
 
     shapes = [_check_shape(s) for s in shapes]
     if n_per_shape < 1:
         raise BadInputError("n_per_shape must be >= 1")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_directory(out_dir, "output folder")
     rng = np.random.default_rng(seed)
     images, rotations, names, equivalents, offsets = [], [], [], [], [0]
     for shape in shapes:
@@ -453,7 +452,7 @@ def write_view_crops(models: str | Path, out_dir: str | Path, per_model: int = 2
     metres, ``obj_id`` (N,); plus a preview PNG."""
     from tqdm import tqdm
 
-    from posekit.io.atomic import atomic_path
+    from posekit.io.atomic import atomic_path, output_directory
     from posekit.io.bop import write_rgb
 
     if per_model < 1:
@@ -466,8 +465,7 @@ def write_view_crops(models: str | Path, out_dir: str | Path, per_model: int = 2
             crop, R, R_allo, c = render_view_crop(mesh, rng, size)
             for k, v in zip(rows, (crop, R, R_allo, c, obj_id)):
                 rows[k].append(v)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_directory(out_dir, "output folder")
     path = out_dir / "views.npz"
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **{k: np.stack(v) if k != "obj_id" else np.array(v) for k, v in rows.items()})

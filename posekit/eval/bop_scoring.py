@@ -34,14 +34,14 @@ computing them (such poses fail every threshold anyway).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from posekit.errors import BadInputError
+from posekit.errors import BadInputError, CorruptFileError, MissingFileError
 from posekit.eval import pose_error
 
 # BOP19 grid of correctness thresholds and VSD tolerances, written as the toolkit writes it
@@ -389,6 +389,8 @@ def score_bop(
     for t in targets:
         targets_by_image[(int(t.scene_id), int(t.im_id))][int(t.obj_id)] = int(t.inst_count)
 
+    check_targets_have_gt(dataset, targets_by_image)
+
     ests_by_key: dict[tuple[int, int, int], list] = defaultdict(list)
     for est in estimates:
         ests_by_key[(int(est.scene_id), int(est.im_id), int(est.obj_id))].append(est)
@@ -421,7 +423,7 @@ def score_bop(
         for obj_id, inst_count in sorted(targets_by_image[(scene_id, im_id)].items()):
             gt_ids = [i for i, gt in enumerate(image.gt) if int(gt.obj_id) == obj_id and not gt.problem]
             if not gt_ids:
-                continue
+                continue  # every GT entry of it is broken: skipped, with the reader's warning
             if image.gt_info is None:
                 # Without scene_gt_info.json every GT instance counts as fully visible.
                 visib = np.ones(len(gt_ids))
@@ -444,6 +446,41 @@ def score_bop(
             groups.append(group)
     symmetric_ids = [o for o, m in models.items() if m.symmetric]
     return score_groups(groups, symmetric_ids, config, dataset_name=_dataset_name(dataset))
+
+
+def check_targets_have_gt(dataset, targets_by_image: Mapping[tuple[int, int], Mapping[int, int]]) -> None:
+    """Every target must have ground truth: an evaluation counts every target it is asked about.
+
+    A target whose scene has no (or an empty) scene_gt.json, or whose image lists no instance
+    of the target object, cannot be scored: MissingFileError / CorruptFileError naming the
+    scene, image and object (dropping it would inflate the recall). Entries that exist but are
+    broken (``BopGt.problem``) are the reader's business: it warns, and scoring skips them.
+    """
+    problems: list[str] = []
+    missing_file = False
+    for scene_id in sorted({s for s, _ in targets_by_image}):
+        gt_path = dataset.scene_dir(scene_id) / "scene_gt.json"
+        if not gt_path.is_file():
+            missing_file = True
+            problems.append(f"scene {scene_id}: {gt_path} is missing")
+            continue
+        scene_gt = dataset.scene_gt(scene_id)
+        if not scene_gt:
+            problems.append(f"scene {scene_id}: {gt_path} holds no ground truth")
+            continue
+        for (s, im_id), objs in sorted(targets_by_image.items()):
+            if s != scene_id:
+                continue
+            present = {int(g.obj_id) for g in scene_gt.get(im_id, [])}
+            for obj_id in sorted(objs):
+                if obj_id not in present:
+                    problems.append(f"scene {scene_id} image {im_id}: no ground truth of object "
+                                    f"{obj_id} in {gt_path}")
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        cls = MissingFileError if missing_file else CorruptFileError
+        raise cls(f"{len(problems)} target(s) have no ground truth, so they cannot be scored "
+                  f"({shown}); fix the dataset or pass only targets that have ground truth")
 
 
 def valid_gts(visib: np.ndarray, inst_count: int, visib_gt_min: float) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from posekit.geometry.so3 import so3_exp, so3_log
+from posekit.validation import check_positive
 
 # Below this scale the series needs thousands of terms; the Gaussian limit (relative error of
 # order sigma^2, below 1e-4 here) replaces it.
@@ -78,8 +79,7 @@ def igso3_sample(
 
     Angles by inverse-CDF on a tabulated marginal, axes uniform on the sphere.
     """
-    if sigma <= 0:
-        raise ValueError(f"IGSO(3) needs sigma > 0, got {sigma}")
+    check_positive(sigma, "IGSO(3) sigma")  # BadInputError (a ValueError) for <= 0, NaN, inf
     u = torch.rand(*size, generator=generator, dtype=torch.float64)
     axis = torch.randn(*size, 3, generator=generator, dtype=torch.float64)
     axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)

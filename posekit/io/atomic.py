@@ -9,6 +9,11 @@ An existing destination is replaced only on success; on failure it is left as it
   take a file name (OpenCV, open3d, torch, numpy).
 - :func:`atomic_write_bytes`, :func:`atomic_write_text`: write data you already hold.
 - :func:`atomic_directory`: the same for a writer that creates a whole folder (rosbag2).
+- :func:`output_directory`: create (or accept) a folder that writers will fill.
+
+A destination that cannot be written (it is a folder, its parent is a file, no permission,
+read-only file system) raises :class:`~posekit.errors.OutputPathError` naming the path,
+before anything is written; the writer's own errors propagate unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from posekit.errors import OutputPathError
+from posekit.validation import as_path
 
 
 def _read_umask() -> int:
@@ -32,6 +40,33 @@ def _read_umask() -> int:
 _NEW_FILE_MODE = 0o666 & ~_read_umask()
 
 
+def _as_path(path, what: str) -> Path:
+    return as_path(path, what)
+
+
+def _unwritable(path: Path, err: OSError, what: str) -> OutputPathError:
+    reason = err.strerror or type(err).__name__
+    return OutputPathError(f"cannot write {what} {path}: {reason}; choose another path")
+
+
+def output_directory(path: str | Path, what: str = "output folder") -> Path:
+    """Create folder ``path`` (and its parents) if needed; OutputPathError if that is impossible.
+
+    An existing folder is accepted as it is; an existing file at ``path`` or at one of its
+    parents, a missing permission or a read-only file system raise OutputPathError.
+    """
+    path = _as_path(path, what)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{what} {path} is an existing file, not a folder; choose another path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # FileExistsError / NotADirectoryError: a parent is a file
+        raise _unwritable(path, err, what) from err
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write into {what} {path}: permission denied; choose another path")
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary file path next to ``path``; rename it onto ``path`` if the block succeeds.
@@ -42,24 +77,34 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     created. If the block raises, the temporary file is removed, ``path`` is untouched and the
     exception propagates.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _as_path(path, "output file")
+    if path.name in ("", ".", ".."):
+        raise OutputPathError(f"output file {str(path)!r} has no file name; give one")
+    if path.is_dir():
+        raise OutputPathError(f"output file {path} is an existing folder; give a file name")
+    output_directory(path.parent, "folder of output file")
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    except OSError as err:
+        raise _unwritable(path, err, "output file") from err
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        if tmp.exists():
-            os.chmod(tmp, _NEW_FILE_MODE)
-        os.replace(tmp, path)
+        try:
+            if tmp.exists():
+                os.chmod(tmp, _NEW_FILE_MODE)
+            os.replace(tmp, path)
+        except OSError as err:  # e.g. path became a folder meanwhile
+            raise _unwritable(path, err, "output file") from err
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_path`); return ``path``."""
-    path = Path(path)
+    path = _as_path(path, "output file")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
     return path
@@ -79,14 +124,22 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     must not exist: a folder is never merged into or replaced. The temporary folder is
     removed whatever happens.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    path = _as_path(path, "output folder")
+    if path.exists():
+        raise OutputPathError(f"output folder {path} exists already; it is never merged into or replaced")
+    output_directory(path.parent, "parent of output folder")
+    try:
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as err:
+        raise _unwritable(path, err, "output folder") from err
     try:
         yield tmp_dir / path.name
-        os.replace(tmp_dir / path.name, path)
+        try:
+            os.replace(tmp_dir / path.name, path)
+        except OSError as err:
+            raise _unwritable(path, err, "output folder") from err
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-__all__ = ["atomic_directory", "atomic_path", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_directory", "atomic_path", "atomic_write_bytes", "atomic_write_text", "output_directory"]

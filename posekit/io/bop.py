@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,17 +34,19 @@ import numpy as np
 from posekit.errors import (
     BadInputError,
     CorruptFileError,
+    IncompleteDatasetError,
     MissingFileError,
     PosekitError,
     PosekitWarning,
 )
 from posekit.geometry.rigid_np import make_pose, rotation_about_axis
-from posekit.io.atomic import atomic_write_bytes
+from posekit.io.atomic import atomic_write_bytes, atomic_write_text
 from posekit.io.depth import read_depth_image, write_depth_image
 from posekit.io.mesh import Mesh, read_mesh, write_mesh
 from posekit.validation import (
     ROTATION_ATOL,
     as_float_array,
+    as_path,
     check_intrinsics,
     check_pose,
     check_positive,
@@ -272,7 +277,7 @@ class BopImage:
 
 def load_json(path: str | Path):
     """Parse a JSON file; MissingFileError / CorruptFileError name the file."""
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     if not path.is_file():
         raise MissingFileError(f"BOP file not found: {path}")
     try:
@@ -336,7 +341,7 @@ def _read_image(path: Path, flags: int) -> np.ndarray:
 def _write_image(path: Path, im: np.ndarray, jpg_quality: int = 95) -> Path:
     import cv2
 
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     ext = path.suffix.lower()
     if ext not in (".png", ".jpg", ".jpeg"):
         raise BadInputError(f"{path}: BOP images are written as .png or .jpg, not {path.suffix!r}")
@@ -386,7 +391,7 @@ def write_depth(path: str | Path, depth: np.ndarray, depth_scale: float = 1.0) -
     Stricter than :func:`posekit.io.depth.write_depth_image`, which it delegates to: BOP depth
     images are PNG, and missing pixels must already be 0 (NaN/inf raise).
     """
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     depth = as_float_array(depth, "depth", (None, None), finite=False)
     if path.suffix.lower() != ".png":
         raise BadInputError(f"{path}: BOP depth images must be PNG")
@@ -418,7 +423,7 @@ def write_mask(path: str | Path, mask: np.ndarray) -> Path:
 
 def read_camera(path: str | Path) -> tuple[np.ndarray, int, int, float]:
     """camera.json -> (K (3, 3), width, height, depth_scale)."""
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     c = load_json(path)
     try:
         K = np.array([[c["fx"], 0.0, c["cx"]], [0.0, c["fy"], c["cy"]], [0.0, 0.0, 1.0]], dtype=np.float64)
@@ -445,7 +450,7 @@ def write_camera(path: str | Path, K: np.ndarray, width: int, height: int, depth
 
 def read_models_info(path: str | Path) -> dict[int, ModelInfo]:
     """models_info.json -> {obj_id: ModelInfo (metres)}."""
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     raw = _int_keys(load_json(path), path)
     infos = {k: ModelInfo.from_bop_dict(v, where=f"{path} obj {k}") for k, v in raw.items()}
     for k, info in infos.items():
@@ -471,7 +476,7 @@ def write_model(path: str | Path, mesh: Mesh) -> Path:
 
 
 def read_scene_camera(path: str | Path) -> dict[int, SceneCamera]:
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     out = {}
     for im_id, c in _int_keys(load_json(path), path).items():
         try:
@@ -499,7 +504,7 @@ def read_scene_gt(path: str | Path) -> dict[int, list[BopGt]]:
     ``BopGt.problem`` set, a warning naming its image and index, and never stops the rest.
     A file that is not a JSON object of lists raises CorruptFileError.
     """
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     out = {}
     drifted: list[tuple[int, int, float]] = []
     broken: list[str] = []
@@ -560,7 +565,7 @@ def write_scene_gt(path: str | Path, scene_gt: Mapping[int, Sequence[BopGt]]) ->
 
 
 def read_scene_gt_info(path: str | Path) -> dict[int, list[BopGtInfo]]:
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     out = {}
     for im_id, infos in _int_keys(load_json(path), path).items():
         try:
@@ -579,7 +584,7 @@ def write_scene_gt_info(path: str | Path, gt_info: Mapping[int, Sequence[BopGtIn
 
 
 def read_test_targets(path: str | Path) -> list[BopTarget]:
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     raw = load_json(path)
     try:
         return [BopTarget(int(t["scene_id"]), int(t["im_id"]), int(t["obj_id"]), int(t["inst_count"]))
@@ -624,7 +629,7 @@ def read_results_csv(path: str | Path) -> list[PoseEstimate]:
     row whose R is no rotation at all (see :func:`posekit.validation.stored_rotation_problem`)
     is skipped with a :class:`PosekitWarning` naming its line, and the other rows are read.
     """
-    path = Path(path)
+    path = as_path(path, "BOP file path")
     if not path.is_file():
         raise MissingFileError(f"results file not found: {path}")
     try:
@@ -654,12 +659,16 @@ def read_results_csv(path: str | Path) -> list[PoseEstimate]:
             R = np.array(elems[4].split(), dtype=np.float64)
             t = np.array(elems[5].split(), dtype=np.float64)
             if R.size != 9 or t.size != 3:
-                raise ValueError(f"R needs 9 numbers and t 3, got {R.size} and {t.size}")
-            score, time = float(elems[3]), float(elems[6])
+                raise CorruptFileError(
+                    f"{path}:{line_no}: R needs 9 numbers and t 3, got {R.size} and {t.size}")
+            score, run_time = float(elems[3]), float(elems[6])
             if not (np.isfinite(R).all() and np.isfinite(t).all() and math.isfinite(score)
-                    and math.isfinite(time)):
-                raise ValueError("score, R, t and time must be finite numbers (found NaN or inf)")
+                    and math.isfinite(run_time)):
+                raise CorruptFileError(f"{path}:{line_no}: score, R, t and time must be finite "
+                                       "numbers (found NaN or inf)")
             row = (int(elems[0]), int(elems[1]), int(elems[2]))
+        except CorruptFileError:
+            raise
         except ValueError as exc:
             raise CorruptFileError(f"{path}:{line_no}: {exc}") from exc
         problem, err = stored_rotation_problem(R)
@@ -668,7 +677,7 @@ def read_results_csv(path: str | Path) -> list[PoseEstimate]:
             continue
         if err > ROTATION_ATOL:
             drifted += 1
-        out.append(PoseEstimate(*row, score, R.reshape(3, 3), t / MM_PER_M, time))
+        out.append(PoseEstimate(*row, score, R.reshape(3, 3), t / MM_PER_M, run_time))
     if drifted:
         warnings.warn(f"{path}: {drifted} rotation(s) are off orthonormal by more than {ROTATION_ATOL:g}; used "
                       "as stored, as the BOP toolkit does", PosekitWarning, stacklevel=2)
@@ -757,6 +766,35 @@ def symmetry_transformations(model_info: ModelInfo | Mapping, max_sym_disc_step:
 # ----------------------------------------------------------------------------- dataset
 
 
+INCOMPLETE_MARKER = ".posekit-incomplete"
+
+
+@contextmanager
+def writing_dataset(root: str | Path) -> Iterator[Path]:
+    """Mark folder ``root`` incomplete while the block writes a dataset into it.
+
+    The marker file (:data:`INCOMPLETE_MARKER`) is written first and removed only when the
+    block succeeds; a writer that is killed or fails leaves it, and :class:`BopDataset`
+    refuses such a folder (IncompleteDatasetError) until a rerun completes it.
+    """
+    root = Path(root)
+    marker = root / INCOMPLETE_MARKER
+    atomic_write_text(marker, f"being written by process {os.getpid()} since {time.ctime()}\n")
+    yield root
+    marker.unlink(missing_ok=True)
+
+
+def check_dataset_complete(root: str | Path) -> None:
+    """IncompleteDatasetError if ``root`` holds the marker of an unfinished writer."""
+    marker = Path(root) / INCOMPLETE_MARKER
+    if marker.exists():
+        raise IncompleteDatasetError(
+            f"{root} is an incomplete dataset: its writer was interrupted or failed ({marker} "
+            "is still there). Run the command that writes it again (posekit synth bop ...), "
+            "or delete the folder"
+        )
+
+
 def _find_image(folder: Path, im_id: int, suffixes: Sequence[str]) -> Path | None:
     for s in suffixes:
         p = folder / f"{im_id:06d}{s}"
@@ -772,14 +810,15 @@ class BopDataset:
     """
 
     def __init__(self, root: str | Path, split: str = "test", models_dir: str | Path | None = None):
-        self.root = Path(root)
-        if not split or Path(split).name != split or split in (".", ".."):
+        self.root = as_path(root, "BOP dataset path")
+        if not isinstance(split, str) or not split or Path(split).name != split or split in (".", ".."):
             raise BadInputError(f"split must be a folder name inside the dataset, such as 'test', got {split!r}")
         if not self.root.is_dir():
             raise MissingFileError(f"BOP dataset folder not found: {self.root}")
+        check_dataset_complete(self.root)
         self.split = split
         self.split_dir = self.root / split
-        self.models_dir = Path(models_dir) if models_dir is not None else self.root / "models"
+        self.models_dir = as_path(models_dir, "models path") if models_dir is not None else self.root / "models"
         self._models: dict[int, Mesh] = {}
         self._models_info: dict[int, ModelInfo] | None = None
         self._scene_cache: dict[int, tuple] = {}
@@ -881,6 +920,11 @@ class BopDataset:
             return read_test_targets(path)
         out = []
         for s in self.scene_ids:
+            if not (self.scene_dir(s) / "scene_gt.json").is_file():
+                raise MissingFileError(
+                    f"scene {s}: {self.scene_dir(s) / 'scene_gt.json'} is missing, and without "
+                    f"{path.name} the targets are every ground-truth object; add it or pass targets"
+                )
             out += targets_from_gt(s, self.scene_gt(s))
         return out
 

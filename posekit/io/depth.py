@@ -23,7 +23,7 @@ from posekit.errors import (
     UnsupportedFormatError,
 )
 from posekit.io.atomic import atomic_write_bytes
-from posekit.validation import MAX_PLAUSIBLE_DEPTH_M, check_intrinsics, check_positive
+from posekit.validation import MAX_PLAUSIBLE_DEPTH_M, as_path, check_intrinsics, check_positive
 
 DEPTH_IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
@@ -49,7 +49,8 @@ def _check_depth_array(depth, dtype=np.float32) -> np.ndarray:
             f"depth must be float metres, got dtype {depth.dtype}; convert raw sensor units first "
             "(read_depth_image does mm -> m)"
         )
-    return depth.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf: treated as missing or refused
+        return depth.astype(dtype, copy=False)
 
 
 def _check_depth_scale(depth_scale: float) -> None:
@@ -139,7 +140,7 @@ def read_depth_image(path: str | Path, depth_scale: float = 1.0) -> np.ndarray:
     """
     import cv2
 
-    path = Path(path)
+    path = as_path(path, "depth image path")
     if not path.is_file():
         raise MissingFileError(f"depth image not found: {path}")
     if path.suffix.lower() not in DEPTH_IMAGE_SUFFIXES:
@@ -176,6 +177,11 @@ def read_depth_image(path: str | Path, depth_scale: float = 1.0) -> np.ndarray:
             )
         depth = raw.astype(np.float32)
         depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+        if depth.max() > MAX_PLAUSIBLE_DEPTH_M:
+            raise BadInputError(
+                f"{path}: float depth images hold metres, but its max is {depth.max():g}: it looks "
+                "like millimetres; re-save it in metres or as 16-bit millimetres"
+            )
     else:
         raise UnsupportedFormatError(
             f"{path}: depth images must be uint16 (mm) or float32 (m), got {raw.dtype}"
@@ -193,7 +199,7 @@ def write_depth_image(depth: np.ndarray, path: str | Path, depth_scale: float = 
     import cv2
 
     depth = _check_depth_array(depth, dtype=np.float64)
-    path = Path(path)
+    path = as_path(path, "depth image path")
     if path.suffix.lower() not in DEPTH_IMAGE_SUFFIXES:
         raise UnsupportedFormatError(
             f"{path}: cannot write depth image format {path.suffix!r}; use one of {list(DEPTH_IMAGE_SUFFIXES)}"
@@ -263,7 +269,8 @@ def check_depth_units(depth: np.ndarray, expected: str = "m") -> float:
 def normals_from_depth(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Unit normals (H, W, 3) in the camera frame, facing the camera, from central differences
     of the back-projected depth map; 0 where depth or a neighbour is missing."""
-    depth = np.asarray(depth, dtype=np.float64)
+    depth = _check_depth_array(depth, dtype=np.float64)
+    K = check_intrinsics(K)
     H, W = depth.shape
     v, u = np.mgrid[0:H, 0:W]
     return normals_at_pixels(depth, K, np.stack([u.ravel(), v.ravel()], 1), fallback=False).reshape(H, W, 3)

@@ -8,6 +8,7 @@ Units: a :class:`Mesh` is always in metres. BOP model files are in millimetres; 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,13 @@ import numpy as np
 from posekit.errors import BadInputError, CorruptFileError, MissingFileError, UnsupportedFormatError
 from posekit.geometry.rigid_np import transform_points_np
 from posekit.io.atomic import atomic_path
-from posekit.validation import as_float_array, check_pose
+from posekit.validation import (
+    as_float_array,
+    as_path,
+    check_pose,
+    check_positive,
+    valid_points_mask,
+)
 
 
 @dataclass
@@ -40,8 +47,8 @@ class Mesh:
         self.faces = faces.astype(np.int64)
         if len(self.vertices) == 0 or len(self.faces) == 0:
             raise BadInputError("mesh is empty (no vertices or no faces)")
-        if not np.isfinite(self.vertices).all():
-            raise BadInputError("mesh vertices contain NaN or inf")
+        if not valid_points_mask(self.vertices).all():
+            raise BadInputError("mesh vertices contain NaN, inf or coordinates beyond 1e6 m")
         if self.faces.min() < 0 or self.faces.max() >= len(self.vertices):
             raise BadInputError("mesh faces index vertices that do not exist")
         if self.colors is not None:
@@ -55,22 +62,14 @@ class Mesh:
             if self.normals.shape != self.vertices.shape:
                 raise BadInputError("mesh normals must have the same shape as its vertices")
 
-    @property
+    @cached_property
     def diameter(self) -> float:
-        """Largest distance between two vertices (metres), as BOP's models_info defines it."""
-        from scipy.spatial import ConvexHull, QhullError
+        """Largest distance between two vertices (metres), as BOP's models_info defines it.
 
-        pts = self.vertices
-        try:
-            hull = ConvexHull(pts)
-        except (QhullError, ValueError):
-            hull = None  # degenerate (flat or tiny) meshes: use all vertices
-        if hull is not None:
-            pts = pts[hull.vertices]
-        if len(pts) > 4000:
-            pts = pts[np.random.default_rng(0).choice(len(pts), 4000, replace=False)]
-        d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
-        return float(np.sqrt(d2.max()))
+        Computed once per mesh (:func:`points_diameter`); a Mesh's vertices are not changed
+        in place (transformed/scaled return new meshes).
+        """
+        return points_diameter(self.vertices)
 
     def transformed(self, T: np.ndarray) -> Mesh:
         """This mesh moved by the 4x4 rigid transform T (points: x' = R x + t)."""
@@ -80,7 +79,8 @@ class Mesh:
         return Mesh(v, self.faces.copy(), self.colors, n, self.name)
 
     def scaled(self, s: float) -> Mesh:
-        """This mesh with coordinates multiplied by s (unit conversion)."""
+        """This mesh with coordinates multiplied by s > 0 (unit conversion; s <= 0 would mirror it)."""
+        s = check_positive(s, "mesh scale")
         return Mesh(self.vertices * s, self.faces.copy(), self.colors, self.normals, self.name)
 
     def to_open3d(self):
@@ -126,6 +126,35 @@ class Mesh:
         return points, normals
 
 
+def points_diameter(points) -> float:
+    """Largest distance between two of ``points`` (N, 3), exact, in their unit.
+
+    The farthest pair lies on the convex hull, so only the hull's vertices are compared
+    (pairwise, in blocks of rows to bound memory); qhull's joggle handles flat or colinear
+    sets. This is posekit's one definition of an object's diameter (BOP's models_info).
+    """
+    from scipy.spatial import ConvexHull, QhullError
+
+    pts = as_float_array(points, "points", (None, 3))
+    if len(pts) == 0:
+        raise BadInputError("points are empty: an empty set has no diameter")
+    if not valid_points_mask(pts).all():
+        raise BadInputError("points contain NaN, inf or coordinates beyond 1e6 m: the diameter is undefined")
+    if len(pts) > 4:
+        for options in (None, "QJ"):  # QJ: degenerate (flat, colinear) sets
+            try:
+                pts = pts[ConvexHull(pts, qhull_options=options).vertices]
+                break
+            except (QhullError, ValueError):
+                continue
+    best = 0.0
+    block = max(1, 250_000 // max(len(pts), 1))  # at most ~250k distances (6 MB) at a time
+    for start in range(0, len(pts), block):
+        d2 = ((pts[start:start + block, None, :] - pts[None, :, :]) ** 2).sum(-1)
+        best = max(best, float(d2.max()))
+    return float(np.sqrt(best))
+
+
 _MESH_SUFFIXES = {".ply", ".obj", ".stl", ".off"}
 
 
@@ -136,16 +165,32 @@ def read_mesh(path: str | Path, scale: float = 1.0) -> Mesh:
     """
     import open3d as o3d
 
-    path = Path(path)
+    from posekit.io.pointcloud import CapturedNativeOutput, raise_on_open3d_failure
+
+    path = as_path(path, "mesh path")
     if not path.is_file():
         raise MissingFileError(f"mesh file not found: {path}")
     if path.suffix.lower() not in _MESH_SUFFIXES:
         raise UnsupportedFormatError(
             f"{path}: unsupported mesh format {path.suffix!r}; use one of {sorted(_MESH_SUFFIXES)}"
         )
-    m = o3d.io.read_triangle_mesh(str(path))
+    scale = check_positive(scale, "scale")
+    expected = None
+    if path.suffix.lower() == ".ply":
+        from posekit.io.ply import check_ply
+
+        header = check_ply(path)  # a binary body that disagrees with its header can crash open3d
+        expected = header.count("vertex"), header.count("face")
+    with CapturedNativeOutput() as native:
+        m = o3d.io.read_triangle_mesh(str(path))
+    # open3d only prints that a (truncated) file failed, and returns what it read so far.
+    raise_on_open3d_failure(path, native.text)
     if len(m.vertices) == 0 or len(m.triangles) == 0:
         raise CorruptFileError(f"{path}: no triangles could be read (empty, truncated or not a mesh)")
+    if expected is not None and (len(m.vertices) != expected[0] or len(m.triangles) < expected[1]):
+        raise CorruptFileError(
+            f"{path}: header announces {expected[0]} vertices and {expected[1]} faces, "
+            f"{len(m.vertices)} and {len(m.triangles)} triangles were read (truncated or corrupt file)")
     mesh = Mesh.from_open3d(m, name=path.stem)
     return mesh.scaled(scale) if scale != 1.0 else mesh
 
@@ -161,9 +206,12 @@ def write_mesh(mesh: Mesh, path: str | Path, scale: float = 1.0, ascii: bool = F
     if path.suffix.lower() not in _MESH_SUFFIXES:
         raise UnsupportedFormatError(f"{path}: cannot write mesh format {path.suffix!r}")
     out = mesh.scaled(scale) if scale != 1.0 else mesh
+    o3d_mesh = out.to_open3d()
+    if path.suffix.lower() == ".stl":
+        o3d_mesh.compute_triangle_normals()  # STL stores a normal per facet
     with atomic_path(path) as tmp:
         ok = o3d.io.write_triangle_mesh(
-            str(tmp), out.to_open3d(), write_ascii=ascii,
+            str(tmp), o3d_mesh, write_ascii=ascii,
             write_vertex_normals=out.normals is not None, write_vertex_colors=out.colors is not None,
         )
         if not ok:

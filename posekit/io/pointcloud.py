@@ -4,8 +4,9 @@ Units: a :class:`PointCloud` is always in metres. Files in millimetres (BOP, som
 are converted where they are read, with ``read_point_cloud(path, scale=0.001)``;
 :func:`check_metric_units` catches the common mistake of forgetting to.
 
-Formats: PLY and PCD (ascii, binary and binary_compressed) through open3d; XYZ text, NPY and
-NPZ through numpy, never unpickling (``allow_pickle=False``).
+Formats: PLY through open3d (its failures, printed only, are caught); PCD (ascii, binary and
+binary_compressed) by :mod:`posekit.io.pcd`; XYZ text, NPY and NPZ through numpy, never
+unpickling (``allow_pickle=False``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +26,19 @@ from posekit.errors import (
     CorruptFileError,
     MissingFileError,
     PosekitError,
+    UnitsWarning,
     UnsafeFileError,
     UnsupportedFormatError,
 )
 from posekit.io.atomic import atomic_path
-from posekit.validation import as_float_array, check_positive
+from posekit.io.weights import NUMPY_PARSE_ERRORS
+from posekit.validation import (
+    MAX_PLAUSIBLE_COORDINATE_M,
+    as_float_array,
+    as_path,
+    check_positive,
+    valid_points_mask,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +63,13 @@ class PointCloud:
         self.points = _as_xyz(self.points, "points")
         if len(self.points) == 0:
             raise BadInputError("point cloud is empty (0 points)")
-        if not np.isfinite(self.points).all():
-            bad = int((~np.isfinite(self.points).all(axis=1)).sum())
+        valid = valid_points_mask(self.points)
+        if not valid.all():
+            bad = int((~valid).sum())
             raise BadInputError(
-                f"point cloud has {bad} of {len(self.points)} points with NaN or inf; "
-                "drop them first (read_point_cloud(..., drop_invalid=True) does)"
+                f"point cloud has {bad} of {len(self.points)} points with NaN, inf or coordinates "
+                f"beyond {MAX_PLAUSIBLE_COORDINATE_M:g} m; drop them first "
+                "(read_point_cloud(..., drop_invalid=True) does)"
             )
         if self.colors is not None:
             colors = np.asarray(self.colors)
@@ -108,13 +120,15 @@ def _as_xyz(array, what: str) -> np.ndarray:
 
 
 def _split_invalid(points: np.ndarray, drop_invalid: bool, source: str) -> np.ndarray:
-    """Boolean mask of finite points; raises when some are not and dropping is not allowed."""
-    valid = np.isfinite(points).all(axis=1)
+    """Boolean mask of valid points (finite, within 1e6 m); raises when some are not and
+    dropping is not allowed."""
+    valid = valid_points_mask(points)
     n_bad = int((~valid).sum())
     if n_bad and not drop_invalid:
         raise BadInputError(
-            f"{source}: {n_bad} of {len(points)} points are NaN or inf (organized clouds mark "
-            "missing depth that way); pass drop_invalid=True to drop them"
+            f"{source}: {n_bad} of {len(points)} points are NaN, inf (organized clouds mark "
+            f"missing depth that way) or beyond {MAX_PLAUSIBLE_COORDINATE_M:g} m; pass "
+            "drop_invalid=True to drop them"
         )
     return valid
 
@@ -129,7 +143,7 @@ def read_point_cloud(path: str | Path, scale: float = 1.0, drop_invalid: bool = 
     BadInputError with ``drop_invalid=False``). An empty cloud raises BadInputError, a file
     that cannot be parsed CorruptFileError.
     """
-    path = Path(path)
+    path = as_path(path, "point cloud path")
     if not path.is_file():
         raise MissingFileError(f"point cloud file not found: {path}")
     suffix = path.suffix.lower()
@@ -139,8 +153,10 @@ def read_point_cloud(path: str | Path, scale: float = 1.0, drop_invalid: bool = 
         )
     scale = check_positive(scale, "scale")
 
-    if suffix in (".ply", ".pcd"):
-        points, colors, normals = _read_with_open3d(path)
+    if suffix == ".ply":
+        points, colors, normals = _read_ply(path)
+    elif suffix == ".pcd":
+        points, colors, normals = _read_pcd(path)
     elif suffix == ".xyz":
         points, colors, normals = _read_xyz(path), None, None
     elif suffix == ".npy":
@@ -153,85 +169,36 @@ def read_point_cloud(path: str | Path, scale: float = 1.0, drop_invalid: bool = 
     valid = _split_invalid(points, drop_invalid, str(path))
     n_bad = int((~valid).sum())
     if n_bad:
-        logger.info("%s: dropped %d of %d NaN/inf points", path, n_bad, len(points))
+        logger.info("%s: dropped %d of %d NaN/inf/far-off points", path, n_bad, len(points))
         points = points[valid]
         colors = None if colors is None else colors[valid]
         normals = None if normals is None else normals[valid]
         if len(points) == 0:
-            raise BadInputError(f"{path}: all {n_bad} points are NaN or inf; nothing left")
+            raise BadInputError(f"{path}: all {n_bad} points are NaN, inf or far off; nothing left")
     if normals is not None and not np.isfinite(normals).all():
         normals = None  # some writers leave NaN normals on points without a neighbourhood
     cloud = PointCloud(points, colors, normals, dropped_invalid=n_bad)
-    return cloud.scaled(scale) if scale != 1.0 else cloud
+    cloud = cloud.scaled(scale) if scale != 1.0 else cloud
+    _warn_if_not_metres(cloud.points, path, scale)
+    return cloud
 
 
-def _header_point_count(path: Path) -> int:
-    """Number of points a PLY or PCD header announces; CorruptFileError if there is no such header.
-
-    open3d returns an empty cloud (and only prints a warning) for garbage or truncated files,
-    so the header is the only way to tell "empty" from "broken".
-    """
-    with open(path, "rb") as f:
-        head = f.read(65536)
-    if path.suffix.lower() == ".ply":
-        if not head.startswith(b"ply"):
-            raise CorruptFileError(f"{path}: not a PLY file (it does not start with 'ply')")
-        end = head.find(b"end_header")
-        if end < 0:
-            raise CorruptFileError(
-                f"{path}: PLY header has no 'end_header' line (truncated or corrupt)"
-            )
-        m = re.search(rb"^element\s+vertex\s+(\d+)\s*$", head[:end], re.MULTILINE)
-        if m is None:
-            raise CorruptFileError(f"{path}: PLY header has no 'element vertex N' line")
-        return int(m.group(1))
-    text = head.split(b"\nDATA", 1)
-    if len(text) != 2:
-        raise CorruptFileError(f"{path}: PCD header has no DATA line (not a PCD file, or corrupt)")
-    m = re.search(rb"^POINTS\s+(\d+)\s*$", text[0], re.MULTILINE)
-    if m is None:
-        w = re.search(rb"^WIDTH\s+(\d+)\s*$", text[0], re.MULTILINE)
-        h = re.search(rb"^HEIGHT\s+(\d+)\s*$", text[0], re.MULTILINE)
-        if w is None or h is None:
-            raise CorruptFileError(f"{path}: PCD header has neither POINTS nor WIDTH/HEIGHT")
-        return int(w.group(1)) * int(h.group(1))
-    return int(m.group(1))
+# A cloud read as metres whose bounding box is larger than this is almost surely in
+# millimetres (a depth camera sees a few metres; a 99 "m" object is a 99 mm one).
+MAX_PLAUSIBLE_EXTENT_M = 20.0
 
 
-def _check_pcd_payload(path: Path, expected: int) -> None:
-    """CorruptFileError when an ascii or binary PCD holds fewer points than its header says.
-
-    open3d fills the missing points of such a file with zeros without a warning.
-    """
-    data = path.read_bytes()
-    match = re.search(rb"^DATA[ \t]+(\w+)[^\n]*\n", data, re.MULTILINE)
-    if match is None:
-        raise CorruptFileError(f"{path}: PCD header has no DATA line (not a PCD file, or corrupt)")
-    kind, payload = match.group(1).decode("ascii", "replace"), data[match.end():]
-    if kind == "ascii":
-        found = sum(1 for line in payload.splitlines() if line.strip())
-    elif kind == "binary":
-        header = data[: match.start()]
-        sizes = re.search(rb"^SIZE((?:[ \t]+\d+)+)\s*$", header, re.MULTILINE)
-        counts = re.search(rb"^COUNT((?:[ \t]+\d+)+)\s*$", header, re.MULTILINE)
-        if sizes is None:
-            raise CorruptFileError(f"{path}: PCD header has no SIZE line")
-        size = [int(x) for x in sizes.group(1).split()]
-        count = [int(x) for x in counts.group(1).split()] if counts else [1] * len(size)
-        if len(count) != len(size):
-            raise CorruptFileError(f"{path}: PCD header has {len(size)} SIZE but {len(count)} COUNT values")
-        point_bytes = sum(a * b for a, b in zip(size, count))
-        found = len(payload) // point_bytes if point_bytes else 0
-    else:
-        return  # binary_compressed: its own size fields; open3d reports truncation itself
-    if found < expected:
-        raise CorruptFileError(
-            f"{path}: header announces {expected} points but the data holds only {found} "
-            "(truncated or corrupt file)"
-        )
+def _warn_if_not_metres(points: np.ndarray, path: Path, scale: float) -> None:
+    extent = float((points.max(axis=0) - points.min(axis=0)).max())
+    if extent > MAX_PLAUSIBLE_EXTENT_M:
+        hint = (" it looks like millimetres: read it with scale=0.001" if extent * 1e-3 <= MAX_PLAUSIBLE_EXTENT_M
+                else " check its units")
+        warnings.warn(
+            f"{path}: the point cloud spans {extent:.4g} m (after scale={scale:g}); posekit works in "
+            f"metres and{hint}", UnitsWarning, stacklevel=3)
 
 
-class _CapturedNativeOutput:
+class CapturedNativeOutput:
     """Capture what native code prints to stdout/stderr (file descriptors 1 and 2) while the block runs.
 
     The captured text is in ``.text`` afterwards and is passed on to the debug log.
@@ -264,38 +231,55 @@ class _CapturedNativeOutput:
             logger.debug("open3d: %s", self.text.strip())
 
 
-def _read_with_open3d(path: Path):
+# What open3d prints when its parse failed (it may still return what it had allocated).
+_OPEN3D_FAILURE = re.compile(r"(?i)(read \w+ failed|error reading|unexpected end of file)[^\n]*")
+
+
+def raise_on_open3d_failure(path: Path, native_text: str) -> None:
+    """CorruptFileError when open3d's printed output says that reading ``path`` failed."""
+    failure = _OPEN3D_FAILURE.search(native_text)
+    if failure:
+        raise CorruptFileError(
+            f"{path}: cannot be parsed ({failure.group(0).strip()}); truncated or corrupt file"
+        )
+
+
+def _read_ply(path: Path):
     import open3d as o3d
 
-    expected = _header_point_count(path)
+    from posekit.io.ply import check_ply
+
+    expected = check_ply(path).count("vertex")  # a body that disagrees with its header can crash open3d
     if expected == 0:
         return np.zeros((0, 3), np.float32), None, None
-    if path.suffix.lower() == ".pcd":
-        _check_pcd_payload(path, expected)
-    with _CapturedNativeOutput() as native:
+    with CapturedNativeOutput() as native:
         pc = o3d.io.read_point_cloud(
             str(path), remove_nan_points=False, remove_infinite_points=False
         )
     # open3d reports a failed parse only as a printed warning, and may still return the points
     # it had allocated (uninitialised memory for a truncated PLY): treat that warning as fatal.
-    failure = re.search(
-        r"(?i)(read \w+ failed|error reading|unexpected end of file)[^\n]*", native.text
-    )
-    if failure:
-        raise CorruptFileError(
-            f"{path}: cannot be parsed ({failure.group(0).strip()}); truncated or corrupt file"
-        )
+    raise_on_open3d_failure(path, native.text)
     points = np.asarray(pc.points, dtype=np.float64)
     if len(points) != expected:
         raise CorruptFileError(
             f"{path}: header announces {expected} points but only {len(points)} could be read "
             "(truncated or corrupt file)"
         )
-    with np.errstate(over="ignore"):  # out-of-range values become inf and count as invalid
-        points = points.astype(np.float32)
     colors = np.asarray(pc.colors, dtype=np.float32) if pc.has_colors() else None
-    normals = np.asarray(pc.normals, dtype=np.float32) if pc.has_normals() else None
-    return points, colors, normals
+    normals = _to_float32(np.asarray(pc.normals)) if pc.has_normals() else None
+    return _to_float32(points), colors, normals
+
+
+def _to_float32(points: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # out-of-range values become inf and count as invalid
+        return points.astype(np.float32)
+
+
+def _read_pcd(path: Path):
+    from posekit.io.pcd import read_pcd
+
+    points, colors, normals = read_pcd(path)
+    return _to_float32(points), colors, None if normals is None else _to_float32(normals)
 
 
 def _read_xyz(path: Path) -> np.ndarray:
@@ -319,6 +303,10 @@ def _points_from_array(a: np.ndarray, source: str) -> np.ndarray:
         raise BadInputError(f"{source}: points must be a numeric array, got dtype {a.dtype}")
     if a.ndim != 2 or a.shape[1] < 3:
         raise BadInputError(f"{source}: points must have shape (N, 3) or (N, >=3), got {a.shape}")
+    if a.shape[0] == 3 and a.shape[1] > 3:
+        raise BadInputError(
+            f"{source}: points have shape {a.shape}, which looks transposed (3 rows of coordinates); "
+            "save them as (N, 3), e.g. np.save(path, points.T)")
     return a[:, :3].astype(np.float32)
 
 
@@ -342,10 +330,40 @@ def _np_load(path: Path, **kw):
             raise UnsafeFileError(f"{path}: is a pickle; posekit does not unpickle point clouds")
         kind = "an .npz archive" if want == b"PK" else "an .npy array"
         raise CorruptFileError(f"{path}: not {kind} (wrong magic bytes {magic!r}); damaged or another format")
+    if want != b"PK":
+        _check_npy_size(path)
     try:
         return np.load(path, allow_pickle=False, **kw)
     except (ValueError, OSError, EOFError) as err:
         raise _numpy_read_error(path, err, "cannot be read as a numpy file") from err
+    except NUMPY_PARSE_ERRORS as err:
+        raise CorruptFileError(f"{path}: damaged numpy file ({type(err).__name__}: {err})") from err
+
+
+def _check_npy_size(path: Path) -> None:
+    """CorruptFileError when an .npy header announces more data than the file holds.
+
+    numpy would otherwise try to allocate what a damaged header says (e.g. 1e20 rows).
+    """
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            version = fmt.read_magic(f)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read(f, max_header_size=10000) if version != (1, 0) else read(f)
+            offset = f.tell()
+    except (ValueError, OSError, EOFError, *NUMPY_PARSE_ERRORS) as err:
+        if isinstance(err, ValueError) and "allow_pickle" in str(err):
+            return
+        raise CorruptFileError(f"{path}: damaged numpy .npy header ({type(err).__name__}: {err})") from err
+    if dtype.hasobject:
+        return  # refused as a pickle by np.load(allow_pickle=False)
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    have = path.stat().st_size - offset
+    if need > have:
+        raise CorruptFileError(
+            f"{path}: .npy header announces shape {shape} of {dtype} ({need} bytes), the file holds "
+            f"{have} (truncated or damaged)")
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -364,7 +382,7 @@ def _read_npz(path: Path):
             arrays = {k: z[k] for k in ("points", "colors", "normals") if k in z.files}
     except PosekitError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError) as err:
+    except (zipfile.BadZipFile, EOFError, OSError, *NUMPY_PARSE_ERRORS) as err:
         raise CorruptFileError(f"{path}: not a valid NPZ archive ({err})") from err
     except ValueError as err:
         raise _numpy_read_error(path, err, "cannot be read") from err

@@ -21,6 +21,7 @@ import numpy as np
 
 from posekit.errors import BadInputError
 from posekit.io.pointcloud import PointCloud
+from posekit.validation import valid_points_mask
 
 # sensor_msgs/PointField datatype constants.
 INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
@@ -53,6 +54,10 @@ def _message_bytes(data) -> bytes | memoryview:
         ) from err
 
 
+# One point of any real sensor is a few dozen bytes; beyond this the message is garbage.
+_MAX_POINT_STEP = 1 << 16
+
+
 def _point_dtype(msg) -> np.dtype:
     """numpy structured dtype of one point; checks every field against point_step."""
     try:
@@ -61,10 +66,13 @@ def _point_dtype(msg) -> np.dtype:
         big = bool(msg.is_bigendian)
     except AttributeError as err:
         raise BadInputError(f"not a PointCloud2-like message: {err}") from err
-    if point_step <= 0:
-        raise BadInputError(f"PointCloud2 point_step must be positive, got {point_step}")
+    if not 0 < point_step <= _MAX_POINT_STEP:
+        raise BadInputError(
+            f"PointCloud2 point_step must be 1..{_MAX_POINT_STEP} bytes, got {point_step}")
     names, formats, offsets = [], [], []
     for f in fields:
+        if not isinstance(f.name, str) or not f.name:
+            raise BadInputError(f"PointCloud2 field names must be non-empty text, got {f.name!r}")
         datatype, offset, count = int(f.datatype), int(f.offset), int(f.count)
         if datatype not in POINTFIELD_DTYPES:
             raise BadInputError(
@@ -189,6 +197,8 @@ def pointcloud2_to_pointcloud(msg, skip_nans: bool = True) -> PointCloud:
     which raises BadInputError if there are any.
     """
     s = pointcloud2_to_structured(msg)
+    if len(s) == 0:
+        raise BadInputError("PointCloud2 has no points (height * width = 0)")
     names = s.dtype.names or ()
     points = _flat_columns(s, ("x", "y", "z"))
     colors = None
@@ -201,15 +211,15 @@ def pointcloud2_to_pointcloud(msg, skip_nans: bool = True) -> PointCloud:
     normals = None
     if all(n in names for n in ("normal_x", "normal_y", "normal_z")):
         normals = _flat_columns(s, ("normal_x", "normal_y", "normal_z"))
-    valid = np.isfinite(points).all(axis=1)
+    valid = valid_points_mask(points)
     n_bad = int((~valid).sum())
     if n_bad and not skip_nans:
         raise BadInputError(
-            f"PointCloud2 has {n_bad} of {len(points)} NaN/inf points; pass skip_nans=True"
+            f"PointCloud2 has {n_bad} of {len(points)} NaN/inf/far-off points; pass skip_nans=True"
         )
     if valid.sum() == 0:
         raise BadInputError(
-            f"PointCloud2 has no valid points ({len(points)} points, {n_bad} NaN/inf)"
+            f"PointCloud2 has no valid points ({len(points)} points, {n_bad} NaN/inf/far-off)"
         )
     return PointCloud(
         points[valid],

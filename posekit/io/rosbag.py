@@ -33,6 +33,7 @@ from posekit.io.atomic import atomic_directory
 from posekit.io.depth import check_intrinsics
 from posekit.io.pointcloud import PointCloud
 from posekit.io.pointcloud2 import array_to_pointcloud2, pointcloud2_to_pointcloud
+from posekit.validation import MAX_PLAUSIBLE_DEPTH_M, as_path
 
 POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
 IMAGE = "sensor_msgs/msg/Image"
@@ -65,7 +66,7 @@ def _default_typestore():
 
 
 def bag_paths(bag: str | Path) -> list[Path]:
-    path = Path(bag)
+    path = as_path(bag, "bag path")
     if not path.exists():
         raise MissingFileError(f"bag not found: {path}")
     if path.is_file() and path.suffix == ".bag":
@@ -85,13 +86,17 @@ def bag_paths(bag: str | Path) -> list[Path]:
 
 
 @contextmanager
-def _open_reader(bag: str | Path):
-    """An open rosbags AnyReader; rosbags' own errors become posekit errors."""
+def open_bag(bag: str | Path, typestore=None):
+    """An open rosbags AnyReader (``typestore`` for its messages: ROS 2 Humble by default).
+
+    rosbags' own errors (corrupt, truncated, empty or unreadable bags) become CorruptFileError;
+    use :func:`read_raw_messages` and :func:`deserialize_message` on the reader likewise.
+    """
     from rosbags.highlevel import AnyReader, AnyReaderError
 
     paths = bag_paths(bag)
     try:
-        reader = AnyReader(paths, default_typestore=_default_typestore())
+        reader = AnyReader(paths, default_typestore=typestore or _default_typestore())
         reader.open()
     except (AnyReaderError, KeyError, ValueError, OSError) as err:
         raise CorruptFileError(f"{paths[0]}: cannot open the bag ({err})") from err
@@ -116,7 +121,7 @@ class BagTopic:
 
 def list_topics(bag: str | Path) -> list[BagTopic]:
     """Topics of a bag, sorted by name."""
-    with _open_reader(bag) as reader:
+    with open_bag(bag) as reader:
         counts: dict[tuple[str, str], int] = {}
         for c in reader.connections:
             key = (c.topic, normalized_msgtype(c.msgtype))
@@ -164,6 +169,11 @@ def image_to_numpy(msg) -> np.ndarray:
             return (rows.view(order + "u2").astype(np.float32) * np.float32(0.001)).reshape(h, w)
         depth = rows.view(order + "f4").astype(np.float32).reshape(h, w)
         depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+        if depth.max() > MAX_PLAUSIBLE_DEPTH_M:
+            raise BadInputError(
+                f"32FC1 depth holds metres (REP 118), but its max is {depth.max():g}: millimetres "
+                "in a float image, or corrupt data"
+            )
         return depth
     px = rows.reshape(h, w, bpp)
     if encoding == "mono8":
@@ -239,7 +249,8 @@ def _select_connections(reader, topics: Sequence[str] | None):
     return [c for c in connections if c.topic in set(topics)]
 
 
-def _deserialize(reader, connection, timestamp: int, raw):
+def deserialize_message(reader, connection, timestamp: int, raw):
+    """The message object of one raw record; CorruptFileError if it cannot be decoded."""
     try:
         return reader.deserialize(raw, connection.msgtype)
     except Exception as err:  # rosbags raises several types for truncated/garbled messages
@@ -257,12 +268,12 @@ def iter_messages(
     CameraInfo) and skips the others; naming a topic of another type raises
     UnsupportedFormatError, naming a missing topic BadInputError.
     """
-    with _open_reader(bag) as reader:
+    with open_bag(bag) as reader:
         connections = _select_connections(reader, topics)
         if not connections:
             return
-        for connection, timestamp, raw in _read_raw(reader, connections):
-            msg = _deserialize(reader, connection, timestamp, raw)
+        for connection, timestamp, raw in read_raw_messages(reader, connections):
+            msg = deserialize_message(reader, connection, timestamp, raw)
             try:
                 payload = message_to_numpy(msg, connection.msgtype)
             except (BadInputError, UnsupportedFormatError) as err:
@@ -270,9 +281,15 @@ def iter_messages(
             yield connection.topic, int(timestamp), payload
 
 
-def _read_raw(reader, connections):
+def read_raw_messages(reader, connections=None):
+    """Yield (connection, timestamp_ns, raw) of an open reader, in time order.
+
+    ``connections=None`` reads every connection; damaged data raises CorruptFileError.
+    """
+    if connections is not None and not connections:
+        return
     try:
-        yield from reader.messages(connections=connections)
+        yield from reader.messages(connections=connections or ())
     except CorruptFileError:
         raise
     except Exception as err:
@@ -328,7 +345,7 @@ def read_frames(
     is the caller's business).
     """
     topics = [depth_topic, info_topic] + ([rgb_topic] if rgb_topic else [])
-    with _open_reader(bag) as reader:
+    with open_bag(bag) as reader:
         connections = _select_connections(reader, topics)
         by_topic = {c.topic: c for c in connections}
         for t, want in ((depth_topic, IMAGE), (info_topic, CAMERA_INFO), (rgb_topic, IMAGE)):
@@ -339,13 +356,13 @@ def read_frames(
         depth_times: list[int] = []
         rgb_times: list[int] = []
         infos: dict[int, dict] = {}
-        for connection, timestamp, raw in _read_raw(reader, connections):
+        for connection, timestamp, raw in read_raw_messages(reader, connections):
             if connection.topic == depth_topic:
                 depth_times.append(int(timestamp))
             elif connection.topic == rgb_topic:
                 rgb_times.append(int(timestamp))
             else:
-                msg = _deserialize(reader, connection, timestamp, raw)
+                msg = deserialize_message(reader, connection, timestamp, raw)
                 infos[int(timestamp)] = camera_info_to_dict(msg)
         if not depth_times:
             return []
@@ -366,7 +383,7 @@ def read_frames(
         wanted_rgb = {t for t in plan.values() if t is not None}
         depths: dict[int, np.ndarray] = {}
         rgbs: dict[int, np.ndarray] = {}
-        for connection, timestamp, raw in _read_raw(
+        for connection, timestamp, raw in read_raw_messages(
             reader, [by_topic[depth_topic]] + ([by_topic[rgb_topic]] if rgb_topic else [])
         ):
             timestamp = int(timestamp)
@@ -402,7 +419,7 @@ def read_frames(
 
 
 def _decode_image(reader, connection, timestamp: int, raw, depth: bool) -> np.ndarray:
-    msg = _deserialize(reader, connection, timestamp, raw)
+    msg = deserialize_message(reader, connection, timestamp, raw)
     encodings = DEPTH_ENCODINGS if depth else COLOR_ENCODINGS
     if msg.encoding not in encodings:
         what = "depth" if depth else "colour"
@@ -575,7 +592,7 @@ def write_bag(
     plugins = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
     if storage not in plugins:
         raise UnsupportedFormatError(f"storage must be one of {list(plugins)}, got {storage!r}")
-    path = Path(path)
+    path = as_path(path, "bag path")
     if path.exists():
         raise BadInputError(f"{path} exists already; bags are never overwritten, choose a new path")
     store = _default_typestore()

@@ -16,8 +16,9 @@ import json
 import logging
 import pickle
 import pickletools
+import tokenize
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,22 @@ import numpy as np
 
 from posekit.errors import BadInputError, CorruptFileError, MissingFileError, UnsafeFileError
 from posekit.io.atomic import atomic_path
+from posekit.validation import as_path
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_FORMAT = "posekit.weights/1"
+# What numpy's .npy/.npz parsing raises on damaged headers and archives, besides ValueError
+# and OSError (an .npy header is a Python literal, read with the tokenizer).
+NUMPY_PARSE_ERRORS = (SyntaxError, tokenize.TokenError, OverflowError, MemoryError, KeyError,
+                      NotImplementedError, zipfile.BadZipFile, EOFError, TypeError)
 _PICKLE_SUFFIXES = (".pkl", ".pickle")
 # Opcodes with which a pickle imports or calls something: the ways it can run code.
 _CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"}
 
 
 def _require_file(path: str | Path, what: str) -> Path:
-    path = Path(path)
+    path = as_path(path, "weights path")
     if not path.is_file():
         raise MissingFileError(f"{what} not found: {path}")
     return path
@@ -94,6 +100,7 @@ def load_weights(
     if path.suffix.lower() in _PICKLE_SUFFIXES:
         obj = load_pickle(path, allow_pickle=allow_pickle)
     else:
+        check_zip_integrity(path)
         try:
             obj = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as err:  # noqa: BLE001 (torch raises many types; classified below)
@@ -102,6 +109,70 @@ def load_weights(
     if isinstance(obj, Mapping) and obj.get("format") == WEIGHTS_FORMAT:
         state, metadata = obj["state_dict"], dict(obj.get("metadata") or {})
     return (state, metadata) if return_metadata else state
+
+
+def check_zip_integrity(path: Path) -> None:
+    """CorruptFileError if ``path`` is a zip archive (a PyTorch checkpoint) with a damaged record.
+
+    torch.load does not check the CRC-32 that the zip format stores for each record, so a
+    flipped bit in a tensor loads as a wrong weight. Checking every record's CRC catches it.
+    Files that are not zip archives are left to the loader.
+    """
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as err:
+        raise CorruptFileError(f"{path}: damaged checkpoint ({err}); re-download or re-train it") from err
+    if bad is not None:
+        raise CorruptFileError(
+            f"{path}: damaged checkpoint: record {bad!r} does not match its checksum (CRC-32); "
+            "the file was altered or corrupted, re-download or re-train it"
+        )
+
+
+def fit_state_dict(module, state: Mapping[str, Any], source: str | Path = "weights",
+                   optional: Iterable[str] = ()):
+    """Load ``state`` into torch ``module`` after checking that it fits: CorruptFileError otherwise.
+
+    Every parameter and buffer of ``module`` must be in ``state`` with the same shape (except
+    the names in ``optional``, e.g. buffers rebuilt from the config), and ``state`` may hold
+    nothing else; the error names the offending keys and shapes and ``source``. Returns the
+    module.
+    """
+    import torch
+
+    if not isinstance(state, Mapping):
+        raise CorruptFileError(f"{source}: expected a state dict (name -> tensor), got {type(state).__name__}")
+    expected = module.state_dict()
+    optional = set(optional)
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    missing = [k for k in expected if k not in state and k not in optional]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k}: {tuple(state[k].shape)} in the file, {tuple(expected[k].shape)} in the network"
+              for k in expected if k in state and isinstance(state[k], torch.Tensor)
+              and state[k].shape != expected[k].shape]
+    problems = []
+    if not_tensors:
+        problems.append(f"not tensors: {not_tensors[:5]}")
+    if missing:
+        problems.append(f"missing: {missing[:5]}" + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+    if unexpected:
+        problems.append(f"unexpected: {unexpected[:5]}"
+                        + (f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else ""))
+    if shapes:
+        problems.append("wrong shape: " + "; ".join(shapes[:5]))
+    if problems:
+        raise CorruptFileError(
+            f"{source}: the weights do not fit the network ({', '.join(problems)}); they were made "
+            "for another network or config"
+        )
+    try:
+        module.load_state_dict(dict(state), strict=not optional)
+    except (RuntimeError, TypeError, ValueError) as err:  # e.g. dtypes that cannot be copied
+        raise CorruptFileError(f"{source}: the weights do not fit the network ({err})") from err
+    return module
 
 
 def _load_refused_checkpoint(path: Path, err: Exception, map_location: str, allow_pickle: bool):
@@ -181,9 +252,15 @@ def save_weights(
         "state_dict": dict(state),
         "metadata": _check_metadata(metadata),
     }
-    path = Path(path)
+    path = as_path(path, "weights path")
     with atomic_path(path, suffix="") as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except (pickle.PicklingError, AttributeError, TypeError) as err:
+            raise BadInputError(
+                f"state cannot be saved ({type(err).__name__}: {err}); save tensors, numbers, "
+                "strings and lists/dicts of them (no functions, lambdas or open objects)"
+            ) from err
         try:
             torch.load(tmp, map_location="cpu", weights_only=True)
         except Exception as err:
@@ -223,11 +300,12 @@ def load_npz(path: str | Path, allow_pickle: bool = False) -> dict[str, np.ndarr
                     if "allow_pickle" not in str(err):
                         raise
                     refused.append(key)
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, *NUMPY_PARSE_ERRORS) as err:
         raise CorruptFileError(f"{path}: damaged or not an .npz archive ({err})") from err
     if refused:
         raise _refusal(path, f"arrays {refused} are pickled Python objects")
     return out
 
 
-__all__ = ["WEIGHTS_FORMAT", "load_npz", "load_pickle", "load_weights", "save_weights"]
+__all__ = ["WEIGHTS_FORMAT", "check_zip_integrity", "fit_state_dict", "load_npz", "load_pickle",
+           "load_weights", "save_weights"]

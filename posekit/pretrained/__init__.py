@@ -39,7 +39,9 @@ def available(engine: str | None = None) -> list[str]:
 
 def resolve(name_or_path: str | Path, engine: str | None = None) -> Path:
     """The weights file for a shipped model name or a path; MissingFileError lists the names."""
-    candidate = Path(name_or_path).expanduser()
+    from posekit.validation import as_path
+
+    candidate = as_path(name_or_path, "model name or weights path").expanduser()
     if candidate.suffix and candidate.is_file():
         return candidate
     shipped = PRETRAINED_DIR / f"{name_or_path}.pt"

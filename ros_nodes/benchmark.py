@@ -17,7 +17,8 @@ at least 90 % of the inputs are answered and p95 stays within 1.5x of the slowes
 higher rates drop stale frames instead of queueing them), ``dropped_fraction`` (inputs never
 answered, at the highest tested rate). Every measurement is in ``settings["measurements"]``.
 
-This module imports rclpy only inside :func:`run_ros_benchmark` (``posekit`` stays ROS-free).
+It lives with the nodes (``posekit`` imports nothing from ROS); ``posekit bench ros`` reaches
+it through the CLI adapter (:mod:`posekit.cli.ros`), which imports it when the command runs.
 """
 
 from __future__ import annotations
