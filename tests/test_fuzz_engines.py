@@ -37,7 +37,6 @@ def _degenerate_check(result):
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(strict=False, reason="owner: registration (object engine) helper, issue 14")
 def test_fuzz_object_engine():
     import posekit
     from posekit.data.meshes import procedural_mesh

@@ -60,16 +60,9 @@ def subsample_indices(n_have: int, n_want: int, rng: np.random.Generator) -> np.
 
 
 def _diameter(points: np.ndarray) -> float:
-    from scipy.spatial import ConvexHull, QhullError
-    from scipy.spatial.distance import pdist
+    from posekit.io.mesh import points_diameter
 
-    try:
-        hull = points[ConvexHull(points).vertices]
-    except (QhullError, ValueError):
-        hull = points
-    if len(hull) > 3000:
-        hull = hull[np.random.default_rng(0).choice(len(hull), 3000, replace=False)]
-    return float(pdist(hull).max())
+    return points_diameter(points)
 
 
 def model_cloud_from_mesh(mesh: Mesh, n: int = 1024, seed: int = 0, symmetries: np.ndarray | None = None,
@@ -98,7 +91,12 @@ def model_cloud_from_points(points: np.ndarray, normals: np.ndarray | None = Non
 def _symmetries_or_identity(symmetries) -> np.ndarray:
     if symmetries is None or len(symmetries) == 0:
         return np.eye(4)[None]
-    S = np.asarray(symmetries, dtype=np.float64).reshape(-1, 4, 4)
+    try:
+        S = np.asarray(symmetries, dtype=np.float64).reshape(-1, 4, 4)
+    except (TypeError, ValueError) as exc:
+        raise BadInputError(f"symmetries must be (S, 4, 4) transforms, got {np.shape(symmetries)}") from exc
+    if not np.isfinite(S).all():
+        raise BadInputError("symmetries contain NaN or inf")
     return S
 
 

@@ -146,7 +146,7 @@ class ObjectPoseEstimator:
         self.net.cfg.match_observed, self.net.cfg.match_model = inference.match_observed, inference.match_model
         # One reverse chain per start rotation; None: the weights' setting (the model card's).
         self.num_hypotheses = inference.anchors if num_hypotheses is None else num_hypotheses
-        if isinstance(self.num_hypotheses, bool) or int(self.num_hypotheses) != self.num_hypotheses \
+        if not isinstance(self.num_hypotheses, (int, np.integer)) or isinstance(self.num_hypotheses, bool) \
                 or self.num_hypotheses < 1:
             raise BadInputError(f"num_hypotheses must be an integer >= 1 (None: the weights' "
                                 f"{inference.anchors}), got {num_hypotheses!r}")
@@ -174,16 +174,15 @@ class ObjectPoseEstimator:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu", **kwargs):
         """Load shipped weights by name (``posekit.pretrained.available("registration")``) or a path."""
-        import torch
-
         from posekit import pretrained
+        from posekit.device import resolve_device
+        from posekit.io.weights import fit_state_dict
         from posekit.registration.denoiser import DenoiserConfig, RegistrationDenoiser
 
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise BadInputError("device='cuda' requested but torch sees no CUDA GPU; use device='cpu'")
+        device = resolve_device(device)  # a clear error for "cuda" without a GPU; no process group
         weights = pretrained.load(name_or_path, engine="registration")
         net = RegistrationDenoiser(DenoiserConfig(**weights.config.get("network", {})))
-        net.load_state_dict(weights.state_dict)
+        fit_state_dict(net, weights.state_dict, source=weights.name)
         return cls(net, weights.config, device=device, name=weights.name, **kwargs)
 
     # -- models ---------------------------------------------------------------------------------
@@ -318,6 +317,9 @@ class ObjectPoseEstimator:
                 return _failed(f"only {len(pts)} valid observed points (need {MIN_OBSERVED_POINTS})", t0, obj_id,
                                len(pts))
             self._check_observed_units(pts, model)
+            why = degenerate_cloud(pts, model.diameter)
+            if why:
+                return _failed(why, t0, obj_id, len(pts))
             from posekit.registration.scoring import view_from_points
 
             view = view_from_points(pts, model.diameter, model.spacing, self.score_config, device=self.device)
@@ -347,13 +349,15 @@ class ObjectPoseEstimator:
 
     @staticmethod
     def _observed_points(observed, name: str = "observed points") -> np.ndarray:
+        from posekit.validation import valid_points_mask
+
         try:
             pts = np.asarray(observed, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise BadInputError(f"{name} must be an (N, 3) array of numbers ({exc})") from exc
         if pts.ndim != 2 or pts.shape[1] != 3:
             raise BadInputError(f"{name} must be (N, 3), got shape {pts.shape}")
-        return pts[np.isfinite(pts).all(1)]
+        return pts[valid_points_mask(pts)]  # NaN, inf and absurd outliers (1e30) dropped
 
     def _check_observed_units(self, pts: np.ndarray, model: PreparedModel) -> None:
         z = float(np.median(np.linalg.norm(pts, axis=1)))
@@ -683,3 +687,17 @@ def flipped_poses(T_cam_model: np.ndarray, points: np.ndarray, model_points: np.
 
     return ([F @ T_cam_model for F in half_turns(np.asarray(points, np.float64))]
             + [T_cam_model @ F for F in half_turns(np.asarray(model_points, np.float64))])
+
+
+def degenerate_cloud(points: np.ndarray, diameter: float) -> str:
+    """Why ``points (N, 3)`` cannot pin down a 6D pose ("" if they can): all within a sliver of
+    the object's size, or on a line (a pose about that line is undetermined)."""
+    centred = points - points.mean(0)
+    spread = np.linalg.svd(centred[:: max(1, len(points) // 5000)], compute_uv=False) / np.sqrt(
+        max(1, len(centred[:: max(1, len(points) // 5000)])))
+    if spread[0] < 0.02 * diameter:
+        return (f"the observed points span {2e3 * spread[0]:.2f} mm, far less than the object "
+                f"({1e3 * diameter:.0f} mm): no pose can be told from them")
+    if spread[1] < 0.01 * spread[0] + 1e-5:
+        return "the observed points lie on a line: the rotation about it cannot be told"
+    return ""
