@@ -430,9 +430,9 @@ class ObjectPoseEstimator:
         if not crops:
             return _failed("no object-sized surface found off the dominant plane", time.perf_counter(),
                            model.obj_id, len(pts))
-        costs = self._crop_costs(model, crops)
+        rank = self._rank_crops(model, crops, depth, K, region)
         best: ObjectPoseResult | None = None
-        for c in np.argsort(costs)[: int(self.inference.scene_crops)]:
+        for c in rank[: int(self.inference.scene_crops)]:
             crop = crops[int(c)]
             if len(crop) < MIN_OBSERVED_POINTS:
                 continue
@@ -467,20 +467,41 @@ class ObjectPoseEstimator:
                                      f"registered crops ({len(crops)} ranked)"
         return best
 
-    def _crop_costs(self, model: PreparedModel, crops: list[np.ndarray]) -> np.ndarray:
-        """Coarse-search cost of each crop (lower: more likely the object), all crops in one batch."""
+    def _rank_crops(self, model: PreparedModel, crops: list[np.ndarray], depth, K, region,
+                    per_crop: int = 6) -> np.ndarray:
+        """Crop indices, most promising first: each crop's ``per_crop`` best coarse poses (all crops
+        in one batch) are rendered into the depth image and scored with the coarse depth score
+        (:func:`posekit.registration.scoring.score_poses`, ``coarse=True``); a crop ranks by its
+        best pose. A patch that fits some face of the model but contradicts the depth around it
+        (free space, a missing rest of the object) ranks low."""
         import torch
+
+        from posekit.registration.diffusion import anchor_rotations
+        from posekit.registration.scoring import score_poses, view_from_depth
 
         n = int(self.coarse_points)
         rng = np.random.default_rng(self.seed)
-        batch = []
+        batch, mus = [], []
         for crop in crops:
             sub = crop[rng.choice(len(crop), n, replace=len(crop) < n)]
-            batch.append((sub - sub.mean(0)) / model.cloud.radius)
+            mus.append(sub.mean(0))
+            batch.append((sub - mus[-1]) / model.cloud.radius)
         obs = torch.from_numpy(np.stack(batch)).float().to(self.device)
+        n_rot = max(64, self.coarse_rotations // 4)
         with torch.no_grad():
-            cost, _ = self._coarse_costs(obs, model.points_t[0], max(64, self.coarse_rotations // 4))
-        return cost.min(1).values.cpu().numpy()
+            cost, shift = self._coarse_costs(obs, model.points_t[0], n_rot)
+        R = anchor_rotations(n_rot, device=self.device)
+        top = cost.topk(min(per_crop, n_rot), dim=1, largest=False).indices  # (C, k)
+        H = torch.eye(4, device=self.device).repeat(*top.shape, 1, 1)
+        H[..., :3, :3] = R[top]
+        H[..., :3, 3] = torch.gather(shift, 1, top[..., None].expand(-1, -1, 3))
+        T = np.concatenate([pose_from_state(H[c].double().cpu().numpy(), mus[c], model.cloud)
+                            for c in range(len(crops))])
+        view = view_from_depth(depth, K, region, model.diameter, model.spacing, self.score_config, self.device,
+                               roi=None)
+        scores = score_poses(T, model.surface_t[::4], model.surface_normals_t[::4], view, model.diameter,
+                             self.score_config, coarse=True).score.reshape(len(crops), -1).max(1)
+        return np.argsort(-scores, kind="stable")
 
     def _coarse_costs(self, obs, model, n_rotations: int):
         """Truncated mean distance (C, R) of each cloud ``obs (C, n, 3)`` (normalised) to the model
