@@ -46,6 +46,10 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.steps=100 (repeatable)")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("--resume-from", default=None, metavar="NAME_OR_PATH",
+                   help="continue these weights (e.g. body-default); the file is replaced when validation improves")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="stop after this much wall-clock time (the learning-rate schedule follows it)")
     p.set_defaults(func=run_train)
 
 
@@ -79,6 +83,12 @@ def run_train(args: argparse.Namespace) -> int:
     from posekit.config import load_config, save_config
 
     cfg = load_config(BodyTrainConfig, args.config, args.set)
+    if args.resume_from:
+        cfg.resume_from = args.resume_from
+    if args.budget_minutes is not None:
+        cfg.train.budget_minutes = args.budget_minutes
+        if not any(o.startswith("train.steps=") for o in args.set):
+            cfg.train.steps = 10**7  # the budget ends the run
     args.out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, args.out / "config.yaml")
     result = train_body(cfg, args.out, body_model=args.body_model, resume=not args.no_resume)
@@ -86,6 +96,9 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"wrote {result.weights_path} ({result.steps} steps, {result.seconds:.0f} s)")
         for k, v in sorted(result.metrics.items()):
             print(f"  {k}: {v:.4g}")
+        if cfg.resume_from:
+            verdict = "replaced" if result.metrics.get("promoted") else "kept (validation did not improve)"
+            print(f"{cfg.resume_from}: {verdict}; model card: {args.out / 'model_card.json'}")
     return 0
 
 
