@@ -24,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--allow-pickle", action="store_true", help="allow a trusted .pkl body model")
     fit.add_argument("--scale", type=float, default=1.0, help="multiply coordinates (0.001 for mm files)")
     fit.add_argument("--refine", action="store_true", help="refine the network's fit by optimisation")
+    fit.add_argument("--up", default=None, metavar="X,Y,Z",
+                     help="direction away from the floor in the cloud's frame, if known (e.g. 0,-1,0 for a "
+                          "level camera's frame): head-down fits are then rejected")
+    fit.add_argument("--viewpoint", default="auto", metavar="X,Y,Z|none|auto",
+                     help="the depth camera's position in the cloud's frame (auto: the origin when the cloud "
+                          "is more than 1.2 m from it; none: no camera, e.g. a merged scan)")
     fit.add_argument("--device", default="cpu")
     fit.set_defaults(func=run_fit)
 
@@ -55,12 +61,15 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 
 def register_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("body", help="body fitting: posekit network vs + refinement vs optimisation baseline",
-                       description="V2V, MPJPE, part accuracy and latency on synthetic clouds of common and "
-                                   "unseen poses (full, partial, canonical and rotated).")
+                       description="V2V, MPJPE, part accuracy, flip rate, confidence AUROC and latency on synthetic "
+                                   "clouds of common and unseen poses (full, partial, canonical, rotated, Kinect-like "
+                                   "single views, and a sweep of random rotations).")
     p.add_argument("--weights", default="body-default", help="shipped model name or model.pt path")
     p.add_argument("--body-model", type=Path, default=None, help="SMPL-format .npz (default: procedural body)")
     p.add_argument("--samples", type=int, default=None, help="clouds per set (default 16, --quick 2)")
     p.add_argument("--quick", action="store_true", help="CI size: a few clouds per set, short optimisation")
+    p.add_argument("--sweep", type=int, default=None, help="clouds in the flip sweep (default 100, --quick 8)")
+    p.add_argument("--kinect", type=int, default=None, help="Kinect-like views (default: --samples)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the results as JSON")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -107,19 +116,25 @@ def run_fit(args: argparse.Namespace) -> int:
     from posekit.io.pointcloud import read_point_cloud
 
     cloud = read_point_cloud(args.cloud, scale=args.scale)
+    up = _vector(args.up, "--up")
+    viewpoint = args.viewpoint if args.viewpoint in ("auto", "none") else _vector(args.viewpoint, "--viewpoint")
+    viewpoint = None if viewpoint == "none" else viewpoint
     fitter = BodyFitter.from_pretrained(args.weights, body_model=args.body_model, device=args.device,
                                         allow_pickle=args.allow_pickle)
-    fit = fitter.fit(cloud.points)
+    fit = fitter.fit(cloud.points, viewpoint=viewpoint, up=up)
     if args.refine:
-        fit = fitter.refine(cloud.points, fit)
+        fit = fitter.refine(cloud.points, fit, viewpoint=viewpoint, up=up)
+    t = fit.terms
     print(f"fitted {len(cloud)} points in {fit.timing_ms['total']:.1f} ms: confidence {fit.confidence:.2f}, "
-          f"translation {[round(float(x), 3) for x in fit.translation]} m, mean point-to-mesh {100 * fit.residual_m:.2f} cm")
-    if fit.confidence < 0.5:
-        print("warning: low confidence: the cloud may not be a whole person (or not a person)")
+          f"translation {[round(float(x), 3) for x in fit.translation]} m, mean point-to-mesh {100 * fit.residual_m:.2f} cm, "
+          f"model surface where the camera saw free space {100 * t.get('free_space', 0.0):.0f}%")
+    if fit.low_confidence:
+        print(f"warning: low confidence ({fit.confidence:.2f}): do not trust this fit; the cloud may not be one whole "
+              "person, or the body's orientation is ambiguous (try --refine, or give --up)")
     if args.out is not None:
         print(f"wrote {fitter.write_mesh(fit, args.out)}")
     if args.png is not None:
-        print(f"wrote {fitter.write_overlay(cloud.points, fit, args.png)}")
+        print(f"wrote {fitter.write_overlay(cloud.points, fit, args.png, up=up, viewpoint=viewpoint)}")
     if args.json is not None:
         from posekit.io.atomic import atomic_write_text
 
@@ -128,15 +143,35 @@ def run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vector(text: str | None, name: str):
+    """'x,y,z' -> (3,) floats, or None; a clear error otherwise."""
+    if text is None:
+        return None
+    from posekit.errors import BadInputError
+
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise BadInputError(f"{name} takes three numbers x,y,z (got {text!r})")
+    return values
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from posekit.eval.benchmarks.body import format_table, run_body_benchmark
     from posekit.io.atomic import atomic_write_text
 
     result = run_body_benchmark(args.weights, body_model=args.body_model, samples=args.samples,
-                                quick=args.quick, seed=args.seed, device=args.device)
+                                quick=args.quick, seed=args.seed, device=args.device, sweep=args.sweep,
+                                kinect=args.kinect)
     s = result["settings"]
-    print(f"Body benchmark: {s['samples_per_set']} clouds per set, {s['n_points']} points, "
-          f"body model {s['body_model']}, weights {s['weights']}")
+    o = s["optimization"]
+    print(f"Body benchmark: {s['samples_per_set']} clouds per set, {s['kinect']['clouds']} Kinect-like views, "
+          f"{s['sweep']['clouds']} in the flip sweep, {s['n_points']} points, body model {s['body_model']}, "
+          f"weights {s['weights']}")
+    print(f"optimisation baseline: {o['n_inits']} orientations -> {o['keep']} kept, {o['sweeps']} joint sweeps, "
+          f"{o['iterations']} Adam steps (the refinement's energy and priors)")
     print(format_table(result))
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
