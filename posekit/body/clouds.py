@@ -48,6 +48,7 @@ class BodyBatch:
     vertices: torch.Tensor
     joints: torch.Tensor
     global_rotations: torch.Tensor
+    up: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.points.shape[0])
@@ -212,7 +213,8 @@ def make_kinect_batch(body: BodyModel, rng: np.random.Generator, batch_size: int
     """Kinect-like single views (:func:`kinect_view`) of posed bodies, as a :class:`BodyBatch` in the camera frame.
 
     Each body gets a random heading about the vertical; the ground truth (pose root, transl,
-    vertices, joints, global rotations) is expressed in the camera frame. Labels: the part of
+    vertices, joints, global rotations) is expressed in the camera frame, and ``up`` holds the
+    floor's normal there (what removing the floor plane tells a user). Labels: the part of
     the nearest true vertex. Views with fewer than 64 body points are drawn again.
     """
     from posekit.geometry.so3 import so3_exp
@@ -249,10 +251,11 @@ def make_kinect_batch(body: BodyModel, rng: np.random.Generator, batch_size: int
         transl = (v_cam - moved.vertices[0].cpu()).mean(0)
         joints = moved.joints[0].cpu() + transl
         nearest = torch.cdist(pts, v_cam).argmin(-1)
-        rows.append((pts, parts[nearest], pose, transl, v_cam, joints, moved.global_rotations[0].cpu()))
+        rows.append((pts, parts[nearest], pose, transl, v_cam, joints, moved.global_rotations[0].cpu(), Rt[:, 1]))
     dev = torch.device(device)
-    stack = [torch.stack([r[k] for r in rows]).float().to(dev) for k in range(7)]
-    return BodyBatch(stack[0], stack[1].long(), stack[2], betas.to(dev), stack[3], stack[4], stack[5], stack[6])
+    stack = [torch.stack([r[k] for r in rows]).float().to(dev) for k in range(8)]
+    return BodyBatch(stack[0], stack[1].long(), stack[2], betas.to(dev), stack[3], stack[4], stack[5], stack[6],
+                     up=stack[7])
 
 
 __all__ = ["CLOUD_KINDS", "FLOOR_CUT_M", "KINECT_K", "KINECT_SIZE", "BodyBatch", "kinect_view", "look_at",

@@ -204,10 +204,11 @@ class BodyEnergy:
     def chamfer(self, verts: torch.Tensor, visible: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Truncated mean distances (K,): data -> model, and visible model -> data."""
         pts, t = self.points, self.settings.max_distance
-        d2 = ((pts * pts).sum(-1)[None, :, None] + (verts * verts).sum(-1)[:, None, :]
-              - 2.0 * pts[None] @ verts.transpose(1, 2)).clamp_min(1e-10)
-        to_model = d2.amin(dim=2).sqrt().clamp_max(t).mean(1)
-        per_vertex = d2.amin(dim=1).sqrt().clamp_max(t)
+        # |p|^2 + |v|^2 - 2 p.v, built in place on the product (one K x N x M buffer).
+        d2 = torch.matmul(pts, verts.transpose(1, 2)).mul_(-2.0)
+        d2 = d2.add_((pts * pts).sum(-1)[None, :, None]).add_((verts * verts).sum(-1)[:, None, :])
+        to_model = d2.amin(dim=2).clamp_min(1e-10).sqrt().clamp_max(t).mean(1)
+        per_vertex = d2.amin(dim=1).clamp_min(1e-10).sqrt().clamp_max(t)
         if visible is None:
             to_data = per_vertex.mean(1)
         else:

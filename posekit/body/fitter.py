@@ -250,7 +250,8 @@ class BodyFitter:
         s = settings or OptimizationSettings(seed=self.seed)
         init = tuple(torch.as_tensor(x, device=self.device, dtype=torch.float32)
                      for x in (fit.rotations, fit.betas, fit.translation))
-        res = fit_by_optimization(self.body, torch.as_tensor(pts, device=self.device), s, init=init, viewpoint=view)
+        res = fit_by_optimization(self.body, torch.as_tensor(pts, device=self.device), s, init=init, viewpoint=view,
+                                  up=self._check_up(up))
         out = self._make_fit(pts, res.local_rotations, res.betas, res.transl, None, fit.certainty, dropped,
                              "network+refine", res.terms)
         out.timing_ms = {**{f"network_{k}": v for k, v in fit.timing_ms.items()},
@@ -259,7 +260,7 @@ class BodyFitter:
         out.part_labels = self._labels_from_mesh(pts, out.vertices)
         return out
 
-    def fit_by_optimization(self, points, settings=None, viewpoint="auto") -> BodyFit:
+    def fit_by_optimization(self, points, settings=None, viewpoint="auto", up=None) -> BodyFit:
         """The optimisation baseline alone (multi-start over orientations, no network)."""
         from posekit.body.energy import resolve_viewpoint
         from posekit.body.optimization import OptimizationSettings, fit_by_optimization
@@ -268,7 +269,7 @@ class BodyFitter:
         pts, dropped = check_body_points(points)
         res = fit_by_optimization(self.body, torch.as_tensor(pts, device=self.device),
                                   settings or OptimizationSettings(seed=self.seed),
-                                  viewpoint=resolve_viewpoint(pts, viewpoint))
+                                  viewpoint=resolve_viewpoint(pts, viewpoint), up=self._check_up(up))
         out = self._make_fit(pts, res.local_rotations, res.betas, res.transl, None, 1.0, dropped, "optimization",
                              res.terms)
         out.part_labels = self._labels_from_mesh(pts, out.vertices)

@@ -8,10 +8,11 @@ joint limits of the pose sampler, a shape prior), coarse to fine:
    neighbours both ways, weighted Kabsch; the body turns about its pelvis), ranked by the
    energy; the best ``keep`` go on;
 2. **joint search**: down the kinematic tree (parents first), each joint's local rotation is
-   chosen among its current value, turns of +-0.5 and +-1 rad about each axis and samples
-   within the joint limits, by the energy of the whole body; a rigid re-alignment after each
+   chosen among its current value, turns of +-0.5 and +-1 rad about each axis (halved on each
+   further pass) and samples within the joint limits, by the energy of the whole body; a rigid re-alignment after each
    sweep (a discrete articulated ICP that cannot get stuck in a gradient's local minimum);
-3. **polish**: Adam on all joint rotations (axis-angle), shape and translation.
+3. **polish**: the best candidate by the whole body's energy goes to Adam on all joint
+   rotations (axis-angle), shape and translation, with a denser data term.
 
 The baseline starts from the 24 octahedral orientations of the body in its rest pose (a fair
 multi-start: the mean pose, every orientation 90 deg apart); refinement from the network's fit,
@@ -20,7 +21,7 @@ its flips (180 deg about each body axis) and any extra orientations the caller g
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -42,9 +43,11 @@ class OptimizationSettings:
     n_inits: int = 24  # baseline: octahedral orientations (24), or the first n of them
     keep: int = 2  # candidates that go on from the orientation stage to the joint search
     rigid_iterations: int = 8
-    sweeps: int = 1  # joint-search passes down the tree
+    sweeps: int = 2  # joint-search passes down the tree
     random_candidates: int = 10  # per joint and pass, within the joint limits
     iterations: int = 100  # Adam steps of the polish
+    dense_data_points: int = 768  # the polish's data term: more points on both sides
+    dense_model_points: int = 1500
     lr: float = 0.02
     seed: int = 0
     energy: EnergySettings = field(default_factory=EnergySettings)
@@ -114,11 +117,11 @@ def diverse_best(energy: torch.Tensor, roots: torch.Tensor, keep: int, min_deg: 
     return torch.as_tensor(chosen, device=energy.device)
 
 
-def _turns(device, dtype) -> torch.Tensor:
+def _turns(device, dtype, scale: float = 1.0) -> torch.Tensor:
     from posekit.geometry.so3 import so3_exp
 
     axes = torch.eye(3, device=device, dtype=dtype)
-    omegas = torch.cat([a * axes for a in (-1.0, -0.5, 0.5, 1.0)])
+    omegas = torch.cat([scale * a * axes for a in (-1.0, -0.5, 0.5, 1.0)])
     return so3_exp(omegas)  # (12,3,3)
 
 
@@ -130,10 +133,12 @@ def joint_search(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas
     from posekit.body.poses import euler_to_matrix, joint_limits
 
     lo, hi = joint_limits("full")
-    turns = _turns(local.device, local.dtype)
-    for _ in range(settings.sweeps):
+    for sweep in range(settings.sweeps):
+        # Coarse to fine: each pass turns by half as much and samples the limits half as often.
+        turns = _turns(local.device, local.dtype, 0.5**sweep)
+        n_random = max(settings.random_candidates >> sweep, 1)
         for j in SEARCH_JOINTS:
-            random = torch.as_tensor(euler_to_matrix(rng.uniform(lo[j], hi[j], size=(settings.random_candidates, 3))),
+            random = torch.as_tensor(euler_to_matrix(rng.uniform(lo[j], hi[j], size=(n_random, 3))),
                                      device=local.device, dtype=local.dtype)
             cands = torch.cat([local[j][None], local[j] @ turns, random])
             L, b, t = _pose_batch(local[None], betas[None], transl[None], len(cands))
@@ -173,12 +178,13 @@ def polish(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas: torc
 def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: OptimizationSettings | None = None,
                         init: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
                         viewpoint: np.ndarray | None = None,
-                        extra_roots: torch.Tensor | None = None) -> OptimizationResult:
+                        extra_roots: torch.Tensor | None = None, up: np.ndarray | None = None) -> OptimizationResult:
     """Fit ``body`` to points (N,3) metres (torch); see the module docstring.
 
     init: (local rotations (24,3,3), betas (n,), transl (3,)) to refine from (refinement), or
     None (the baseline's multi-start). viewpoint: the depth camera's position (3,) or None.
     extra_roots (E,3,3): more root orientations to try with ``init``'s joint rotations.
+    up (3,): the direction away from the floor, if known: head-down candidates are penalised.
     """
     s = settings or OptimizationSettings()
     dev, dtype = body.device, body.v_template.dtype
@@ -212,20 +218,28 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
     torso = BodyEnergy(body, points.to(dev, dtype), s.energy, viewpoint=viewpoint, seed=s.seed, joints=TORSO_JOINTS)
     local, transl = rigid_align(body, torso, local, betas, transl, s.rigid_iterations)
     with torch.no_grad():
-        e = torso.terms(torso.pose(body, local, betas, transl).vertices)["energy"]
+        posed = torso.pose(body, local, betas, transl)
+        e = torso.terms(posed.vertices)["energy"] + head_down_penalty(posed.joints, up)
     order = diverse_best(e, local[:, 0], max(1, s.keep))
     local, betas, transl = local[order], betas[order], transl[order]
     if s.sweeps > 0:
         found = [joint_search(body, energy, local[k], betas[k], transl[k], s, rng) for k in range(len(order))]
         local = torch.stack([f[0] for f in found])
         transl = torch.stack([f[1] for f in found])
-    if s.iterations > 0:
-        local, betas, transl = polish(body, energy, local, betas, transl, s)
+    with torch.no_grad():
+        posed = energy.pose(body, local, betas, transl)
+        e = energy.terms(posed.vertices, local, betas)["energy"] + head_down_penalty(posed.joints, up)
+    best = int(e.argmin())
+    local, betas, transl = local[best:best + 1], betas[best:best + 1], transl[best:best + 1]
+    if s.iterations > 0:  # fine: the dense data term
+        dense = BodyEnergy(body, points.to(dev, dtype), replace(s.energy, data_points=s.dense_data_points,
+                                                                 model_points=s.dense_model_points),
+                           viewpoint=viewpoint, seed=s.seed)
+        local, betas, transl = polish(body, dense, local, betas, transl, s)
     with torch.no_grad():
         terms = energy.terms(energy.pose(body, local, betas, transl).vertices, local, betas)
-    best = int(terms["energy"].argmin())
-    return OptimizationResult(local[best], betas[best], transl[best], float(terms["energy"][best]),
-                              {k: float(v[best]) for k, v in terms.items() if k != "energy"})
+    return OptimizationResult(local[0], betas[0], transl[0], float(terms["energy"][0]),
+                              {k: float(v[0]) for k, v in terms.items() if k != "energy"})
 
 
 @torch.no_grad()
@@ -266,13 +280,7 @@ def check_orientation(body: BodyModel, points: torch.Tensor, local: torch.Tensor
     L, t = set_root(body, L, b, t, R, pelvis - (R @ pelvis[:, None])[..., 0])
     L, t = rigid_align(body, torso, L, b, t, rigid_iterations)
     out = torso.pose(body, L, b, t)
-    score = torso.terms(out.vertices)["energy"]
-    if up is not None:
-        up_t = torch.as_tensor(up, device=dev, dtype=dtype)
-        up_t = up_t / up_t.norm()
-        spine = out.joints[:, 12] - out.joints[:, 0]  # pelvis -> neck
-        cos = (spine @ up_t) / spine.norm(dim=-1).clamp_min(1e-6)
-        score = score + 1.0 * torch.relu(-cos)  # metres-scale: any head-down candidate loses
+    score = torso.terms(out.vertices)["energy"] + head_down_penalty(out.joints, up)
     best = int(score.argmin())
     ranked = score.argsort()
     terms = energy.terms(energy.pose(body, L[best:best + 1], b[:1], t[best:best + 1]).vertices, L[best:best + 1], b[:1])
@@ -284,10 +292,21 @@ def check_orientation(body: BodyModel, points: torch.Tensor, local: torch.Tensor
     return L[best], t[best], info
 
 
+def head_down_penalty(joints: torch.Tensor, up: np.ndarray | None) -> torch.Tensor | float:
+    """(K,) energy penalty of bodies (joints (K,24,3)) whose pelvis-to-neck axis points against ``up``
+    (1 m per unit of negative cosine: any head-down candidate loses); 0 without ``up``."""
+    if up is None:
+        return 0.0
+    u = torch.as_tensor(np.asarray(up, dtype=np.float64) / np.linalg.norm(up), device=joints.device,
+                        dtype=joints.dtype)
+    spine = joints[:, 12] - joints[:, 0]
+    return torch.relu(-(spine @ u) / spine.norm(dim=-1).clamp_min(1e-6))
+
+
 def _angle(Ra: torch.Tensor, Rb: torch.Tensor) -> float:
     c = (torch.trace(Ra.T @ Rb) - 1) / 2
     return float(torch.arccos(c.clamp(-1, 1)))
 
 
 __all__ = ["FLIPS", "SEARCH_JOINTS", "OptimizationResult", "OptimizationSettings", "check_orientation", "diverse_best",
-           "fit_by_optimization", "joint_search", "polish", "rigid_align", "set_root"]
+           "fit_by_optimization", "head_down_penalty", "joint_search", "polish", "rigid_align", "set_root"]

@@ -9,7 +9,8 @@ shapes from the model's shape space):
 * ``unseen_partial``: unseen poses, single-view partial scans (random viewpoint), upright;
 * ``kinect``: unseen poses standing on a floor, one Kinect-like 640x480 depth view from 1.5-3.5
   m (posekit's sensor model), floor removed, in the camera frame
-  (:func:`posekit.body.clouds.make_kinect_batch`);
+  (:func:`posekit.body.clouds.make_kinect_batch`); every method is given the floor's normal as
+  ``up`` (removing the floor plane finds it);
 * ``sweep`` (the flip sweep): unseen poses, full clouds, ``sweep`` more random global
   rotations (100 full size), network and refinement only (the baseline's flips are counted
   on the rotated and Kinect sets).
@@ -102,16 +103,17 @@ def run_body_benchmark(weights: str | Path = "body-default", body_model: str | P
     for set_name, batch in sets.items():
         for i in range(len(batch)):
             pts = batch.points[i].numpy()
+            up = None if batch.up is None else batch.up[i].numpy()  # the floor's normal, where there is a floor
             truth_v, truth_j, truth_l = batch.vertices[i].numpy(), batch.joints[i].numpy(), batch.labels[i].numpy()
             t0 = time.perf_counter()
-            net_fit = fitter.fit(pts)
+            net_fit = fitter.fit(pts, up=up)
             t_net = time.perf_counter() - t0
             t0 = time.perf_counter()
-            refined = fitter.refine(pts, net_fit, settings=ref)
+            refined = fitter.refine(pts, net_fit, settings=ref, up=up)
             fits = [("posekit", net_fit, t_net), ("posekit+refine", refined, time.perf_counter() - t0 + t_net)]
             if set_name != SWEEP_SET:
                 t0 = time.perf_counter()
-                optimised = fitter.fit_by_optimization(pts, settings=opt)
+                optimised = fitter.fit_by_optimization(pts, settings=opt, up=up)
                 fits.append(("optimization", optimised, time.perf_counter() - t0))
             for method, fit, seconds in fits:
                 rows[method][set_name].append({
@@ -126,7 +128,7 @@ def run_body_benchmark(weights: str | Path = "body-default", body_model: str | P
                                              for k, v in SETS.items()},
         "kinect": {"clouds": len(sets.get(KINECT_SET, [])) if KINECT_SET in sets else 0, "poses": "unseen",
                    "image": "640x480, fx=fy=525", "distance_m": [1.5, 3.5], "sensor": "DepthSensorModel()",
-                   "floor": "removed"},
+                   "floor": "removed; its normal is passed to every method as up"},
         "sweep": {"clouds": sweep, "poses": "unseen", "rotated": True, "methods": ["posekit", "posekit+refine"]},
         "n_points": CLOUD_POINTS, "network_points": fitter.net.config.n_points, "group": fitter.net.config.group,
         "weights": str(weights), "body_model": str(body_model or "default procedural body"),
