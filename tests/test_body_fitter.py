@@ -82,7 +82,7 @@ def test_bad_input_is_reported_clearly(fitter, sample):
 
 def test_a_cloud_that_is_not_a_person_gets_low_confidence(fitter, sample):
     rng = np.random.default_rng(0)
-    person = fitter.fit(sample.points[0].numpy())
+    person = fitter.fit(sample.points[0].numpy(), viewpoint=None)  # a full cloud: no camera
     box = rng.uniform(-0.5, 0.5, size=(3000, 3)) * [1.0, 0.6, 0.8]
     box[np.arange(3000), rng.integers(0, 3, 3000)] = np.sign(rng.normal(size=3000)) * 0.5  # on the faces
     not_person = fitter.fit(box)

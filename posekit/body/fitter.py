@@ -30,13 +30,14 @@ logger = logging.getLogger(__name__)
 MIN_POINTS = 100
 # Plausible size of a cloud of (part of) a person, metres: the largest bounding-box side.
 PERSON_EXTENT_M = (0.25, 4.0)
-# Confidence = exp(-ln2 (score / CONFIDENCE_SCALE_M)^2) of the fit's energy terms,
-# score = to_model + 0.5 to_data + 0.3 free_space (metres; free space is a fraction): 0.5 at
-# CONFIDENCE_SCALE_M. A fit whose points lie on its surface but whose surface fills space
-# the camera saw empty (an upside-down fit of a single view) scores low. Below
+# Confidence = exp(-ln2 (score / CONFIDENCE_SCALE_M)^2) of the fit's energy terms (metres;
+# free space is a fraction): score = to_model + to_data + 0.1 free_space, 0.5 at
+# CONFIDENCE_SCALE_M. The model-to-data distance of the visible surface ranked fits by their
+# V2V best on a calibration run (`posekit bench body --quick --seed 1`, not the benchmark's
+# clouds); free space adds what a single view says about the surface it did not see. Below
 # LOW_CONFIDENCE a fit is flagged (``BodyFit.low_confidence``) and the CLI warns.
-CONFIDENCE_SCALE_M = 0.06
-CONFIDENCE_WEIGHTS = {"to_model": 1.0, "to_data": 0.5, "free_space": 0.3}
+CONFIDENCE_SCALE_M = 0.12
+CONFIDENCE_WEIGHTS = {"to_model": 1.0, "to_data": 1.0, "free_space": 0.1}
 LOW_CONFIDENCE = 0.5
 TOP_ANCHORS = 3  # the network's best pelvis anchors tried by the orientation check
 

@@ -9,8 +9,9 @@ shapes from the model's shape space):
 * ``unseen_partial``: unseen poses, single-view partial scans (random viewpoint), upright;
 * ``kinect``: unseen poses standing on a floor, one Kinect-like 640x480 depth view from 1.5-3.5
   m (posekit's sensor model), floor removed, in the camera frame
-  (:func:`posekit.body.clouds.make_kinect_batch`); every method is given the floor's normal as
-  ``up`` (removing the floor plane finds it);
+  (:func:`posekit.body.clouds.make_kinect_batch`); every method is given the camera (the
+  origin) as ``viewpoint`` and the floor's normal as ``up`` (removing the floor plane finds it);
+  the other sets have no camera frame and no floor (``viewpoint=None``, no ``up``);
 * ``sweep`` (the flip sweep): unseen poses, full clouds, ``sweep`` more random global
   rotations (100 full size), network and refinement only (the baseline's flips are counted
   on the rotated and Kinect sets).
@@ -104,16 +105,18 @@ def run_body_benchmark(weights: str | Path = "body-default", body_model: str | P
         for i in range(len(batch)):
             pts = batch.points[i].numpy()
             up = None if batch.up is None else batch.up[i].numpy()  # the floor's normal, where there is a floor
+            # Only the Kinect views are in their camera's frame; the other clouds have no camera to use.
+            view = np.zeros(3) if set_name == KINECT_SET else None
             truth_v, truth_j, truth_l = batch.vertices[i].numpy(), batch.joints[i].numpy(), batch.labels[i].numpy()
             t0 = time.perf_counter()
-            net_fit = fitter.fit(pts, up=up)
+            net_fit = fitter.fit(pts, viewpoint=view, up=up)
             t_net = time.perf_counter() - t0
             t0 = time.perf_counter()
-            refined = fitter.refine(pts, net_fit, settings=ref, up=up)
+            refined = fitter.refine(pts, net_fit, settings=ref, viewpoint=view, up=up)
             fits = [("posekit", net_fit, t_net), ("posekit+refine", refined, time.perf_counter() - t0 + t_net)]
             if set_name != SWEEP_SET:
                 t0 = time.perf_counter()
-                optimised = fitter.fit_by_optimization(pts, settings=opt, up=up)
+                optimised = fitter.fit_by_optimization(pts, settings=opt, viewpoint=view, up=up)
                 fits.append(("optimization", optimised, time.perf_counter() - t0))
             for method, fit, seconds in fits:
                 rows[method][set_name].append({
