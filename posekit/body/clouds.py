@@ -77,7 +77,7 @@ def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
     z = target - eye
     z /= np.linalg.norm(z)
     up = np.array([0.0, 1.0, 0.0]) if abs(z[1]) < 0.95 else np.array([1.0, 0.0, 0.0])
-    x = np.cross(z, -up)
+    x = np.cross(-up, z)  # image y points away from world up
     x /= np.linalg.norm(x)
     y = np.cross(z, x)
     return np.stack([x, y, z], axis=1)
