@@ -380,12 +380,12 @@ def draw_body_overlay(points: np.ndarray, fit: BodyFit, path: str | Path, title:
             if parent >= 0:
                 ax.plot(j[[parent, k], a], j[[parent, k], b], "-", c="tab:blue", lw=2)
         ax.scatter(j[:, a], j[:, b], s=12, c="tab:red", zorder=5, label="joints")
-        ax.scatter(j[15, a], j[15, b], s=40, c="tab:purple", zorder=6, marker="^", label="head")
+        ax.scatter(j[15, a], j[15, b], s=40, c="tab:purple", zorder=6, marker="^", label="head joint")
         ax.set_aspect("equal")
         ax.set_title(f"{name}: input frame, {names[a]} = ({', '.join(f'{x:+.1f}' for x in axes3[a])})")
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0].legend(loc="lower left", fontsize=7, markerscale=4)
+    axes[0].legend(loc="lower left", fontsize=7, markerscale=1.5)
     flag = " LOW CONFIDENCE" if fit.low_confidence else ""
     fig.suptitle(title or f"{fit.method}: confidence {fit.confidence:.2f}{flag}, residual {100 * fit.residual_m:.1f} cm")
     fig.tight_layout()
