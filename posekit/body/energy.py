@@ -77,7 +77,7 @@ def euler_zyx(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     a = torch.atan2(R[..., 2, 1], R[..., 2, 2])
     c = torch.atan2(R[..., 1, 0], R[..., 0, 0])
     first = torch.stack([a, b, c], dim=-1)
-    wrap = lambda x: torch.remainder(x + math.pi, 2 * math.pi) - math.pi  # noqa: E731
+    wrap = lambda x: torch.remainder(x + math.pi, 2 * math.pi) - math.pi
     b2 = torch.where(b >= 0, math.pi - b, -math.pi - b)
     second = torch.stack([wrap(a + math.pi), b2, wrap(c + math.pi)], dim=-1)
     return first, second

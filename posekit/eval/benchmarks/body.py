@@ -36,7 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
-from posekit.eval.body_metrics import auroc, flip_rate, mpjpe_cm, orientation_error_deg, part_accuracy, v2v_cm
+from posekit.eval.body_metrics import (
+    auroc,
+    flip_rate,
+    mpjpe_cm,
+    orientation_error_deg,
+    part_accuracy,
+    v2v_cm,
+)
 
 METHODS = ("posekit", "posekit+refine", "optimization")
 SETS = {  # name: (pose kind, rotate, partial)
