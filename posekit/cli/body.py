@@ -69,6 +69,7 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=None, help="clouds per set (default 16, --quick 2)")
     p.add_argument("--quick", action="store_true", help="CI size: a few clouds per set, short optimisation")
     p.add_argument("--sweep", type=int, default=None, help="clouds in the flip sweep (default 100, --quick 8)")
+    p.add_argument("--sweep-refine", type=int, default=None, help="of the sweep's clouds, refine this many (default all)")
     p.add_argument("--kinect", type=int, default=None, help="Kinect-like views (default: --samples)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the results as JSON")
     p.add_argument("--seed", type=int, default=0)
@@ -164,11 +165,12 @@ def run_bench(args: argparse.Namespace) -> int:
 
     result = run_body_benchmark(args.weights, body_model=args.body_model, samples=args.samples,
                                 quick=args.quick, seed=args.seed, device=args.device, sweep=args.sweep,
-                                kinect=args.kinect)
+                                kinect=args.kinect, sweep_refine=args.sweep_refine)
     s = result["settings"]
     o = s["optimization"]
     print(f"Body benchmark: {s['samples_per_set']} clouds per set, {s['kinect']['clouds']} Kinect-like views, "
-          f"{s['sweep']['clouds']} in the flip sweep, {s['n_points']} points, body model {s['body_model']}, "
+          f"{s['sweep']['clouds']} in the flip sweep ({s['sweep']['refined']} refined), {s['n_points']} points, "
+          f"body model {s['body_model']}, "
           f"weights {s['weights']}")
     print(f"optimisation baseline: {o['n_inits']} orientations -> {o['keep']} kept, {o['sweeps']} joint sweeps, "
           f"{o['iterations']} Adam steps (the refinement's energy and priors)")
