@@ -1,12 +1,14 @@
 """BodyFitter: the public API of the body engine (SMPL-format body fitting to point clouds).
 
     fitter = BodyFitter.from_pretrained("body-default", body_model=None, device="cpu")
-    fit = fitter.fit(points)          # points (N,3) metres -> BodyFit
+    fit = fitter.fit(points)          # points (N,3) metres -> BodyFit (fit.low_confidence: do not trust)
     fit = fitter.refine(points, fit)  # optional: optimisation from the network's fit
 
 The network (:mod:`posekit.body.network`) predicts each part's global rotation, the shape and
-the pelvis position in one forward pass; :meth:`BodyFitter.refine` polishes that by the
-optimiser of :mod:`posekit.body.optimization`. Rotations in a :class:`BodyFit` are local
+the pelvis position in one forward pass, checked by a rigid alignment (and, given ``up``, its
+flips); :meth:`BodyFitter.refine` searches orientations and joint rotations and polishes by
+the optimiser of :mod:`posekit.body.optimization`; every fit is scored by the energy of
+:mod:`posekit.body.energy`, which gives its ``confidence``. Rotations in a :class:`BodyFit` are local
 (parent frame, root: global); the mesh and joints are in the input cloud's frame, metres.
 """
 
