@@ -62,6 +62,8 @@ class TrainSettings:
     log_every: int = 10
     device: str = "cpu"
     num_threads: int = 0  # torch CPU threads per process; 0 leaves torch's default
+    budget_minutes: float = 0.0  # wall-clock budget; 0: none. The run stops when it is spent and
+    # the cosine schedule follows whichever of steps and time is further along.
 
 
 @dataclass
@@ -123,16 +125,30 @@ def unwrap(model):
     return getattr(model, "module", model)
 
 
-def _lr_factor(settings: TrainSettings) -> Callable[[int], float]:
+def _lr_factor(settings: TrainSettings, time_progress: Callable[[], float] | None = None) -> Callable[[int], float]:
     warmup, total, floor = max(settings.warmup_steps, 0), max(settings.steps, 1), settings.min_lr_fraction
 
     def factor(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
         progress = min(1.0, (step - warmup) / max(total - warmup, 1))
+        if time_progress is not None:
+            progress = max(progress, min(1.0, time_progress()))
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
+
+
+def _budget_spent(spent: bool, ctx: DistributedContext) -> bool:
+    """Whether any process has spent the time budget (every rank must stop at the same step)."""
+    if not ctx.distributed:
+        return spent
+    import torch
+    import torch.distributed as dist
+
+    flag = torch.tensor([1.0 if spent else 0.0], device=ctx.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item() > 0)
 
 
 def _average_metrics(rows: list[dict]) -> dict:
@@ -156,7 +172,9 @@ def train(
 
     ``config`` (JSON-like) is stored in the checkpoint and in ``model.pt`` so the weights
     can rebuild their network. With ``resume`` an existing ``out_dir/checkpoint.pt`` is
-    continued from its step (a finished run returns at once).
+    continued from its step (a finished run returns at once). With ``settings.budget_minutes``
+    the run also ends when that much wall-clock time (summed over resumes) is spent; the
+    result's ``steps`` are the steps actually taken.
     """
     import torch
     from tqdm import tqdm
@@ -175,7 +193,14 @@ def train(
     torch.manual_seed(settings.seed)  # identical initial weights on every rank
     model = model.to(ctx.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(settings))
+    budget_s = 60.0 * max(settings.budget_minutes, 0.0)
+    clock = {"start": time.perf_counter(), "before": 0.0}  # "before": seconds spent before a resume
+
+    def elapsed() -> float:
+        return clock["before"] + time.perf_counter() - clock["start"]
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_factor(settings, (lambda: elapsed() / budget_s) if budget_s > 0 else None))
     start_step, history = 0, []
     checkpoint_path = out_dir / CHECKPOINT_NAME
     if resume and checkpoint_path.is_file():
@@ -185,6 +210,7 @@ def train(
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             start_step, history = int(state["step"]), list(state.get("history", []))
+            clock["before"] = float(state.get("seconds", 0.0))
         except CorruptFileError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
@@ -207,7 +233,7 @@ def train(
             return
         payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                    "scheduler": scheduler.state_dict(), "step": step, "history": history,
-                   "config": config, "settings": settings_dict}
+                   "config": config, "settings": settings_dict, "seconds": elapsed()}
         with atomic_path(checkpoint_path, suffix="") as tmp:
             torch.save(payload, tmp)
 
@@ -225,7 +251,12 @@ def train(
                disable=not (progress and ctx.is_main), dynamic_ncols=True)
     window: list[dict] = []
     model.train()
+    last_step = start_step
     for step in range(start_step, settings.steps):
+        if budget_s > 0 and _budget_spent(elapsed() >= budget_s, ctx):
+            if ctx.is_main:
+                logger.info("time budget of %.1f min spent at step %d", settings.budget_minutes, step)
+            break
         batch = make_batch(batch_rng(settings.seed, ctx.rank, step), settings.batch_size, ctx.device)
         loss, metrics = compute_loss(net, batch, step)
         if not torch.isfinite(loss):
@@ -237,7 +268,7 @@ def train(
         optimizer.step()
         scheduler.step()
         window.append({"loss": float(loss.detach()), **{k: float(v) for k, v in metrics.items()}})
-        done = step + 1
+        done = last_step = step + 1
         if done % settings.log_every == 0 or done == settings.steps:
             row = {"step": done, "lr": scheduler.get_last_lr()[0], **_average_metrics(window)}
             window = []
@@ -256,9 +287,9 @@ def train(
     final_metrics = run_evaluation()
     weights_path = None
     if ctx.is_main:
-        save_checkpoint(settings.steps)
+        save_checkpoint(last_step)
         metadata = {
-            "engine": engine, "config": config, "settings": settings_dict, "steps": settings.steps,
+            "engine": engine, "config": config, "settings": settings_dict, "steps": last_step,
             "world_size": ctx.world_size, "metrics": final_metrics,
             "command": " ".join(shlex.quote(a) for a in ["posekit"] + sys.argv[1:])
             if Path(sys.argv[0]).name == "posekit" else " ".join(map(shlex.quote, sys.argv)),
@@ -269,4 +300,4 @@ def train(
         import torch.distributed as dist
 
         dist.barrier()
-    return TrainResult(settings.steps, weights_path, history, final_metrics, time.perf_counter() - t0)
+    return TrainResult(last_step, weights_path, history, final_metrics, time.perf_counter() - t0)

@@ -37,6 +37,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "weights were trained on", read_only=True),
     ParameterSpec("device", "cpu", "torch device", choices=("cpu", "cuda"), read_only=True),
     ParameterSpec("refine", False, "polish the network's fit by optimisation (slower)"),
+    ParameterSpec("up", [0.0, 0.0, 0.0], "direction away from the floor in the cloud's frame (x, y, z), "
+                  "if known (head-down fits are then rejected); all zeros: unknown"),
     ParameterSpec("depth_min", 0.1, "nearest point used (z), metres", value_range=(0.0, 50.0)),
     ParameterSpec("depth_max", 6.0, "farthest point used (z), metres", value_range=(0.01, 50.0)),
     ParameterSpec("min_confidence", 0.0, "fits below this confidence are not published",
@@ -58,6 +60,9 @@ def check_settings(params: dict[str, Any]) -> None:
     if params["depth_min"] >= params["depth_max"]:
         raise BadInputError(
             f"depth_min ({params['depth_min']}) must be below depth_max ({params['depth_max']})")
+    up = list(params.get("up") or [0.0, 0.0, 0.0])
+    if len(up) != 3 or not np.isfinite(up).all():
+        raise BadInputError(f"up must be (x, y, z) (all zeros: unknown), got {up}")
 
 
 @dataclass
@@ -111,9 +116,11 @@ class BodyPipeline:
 
     def estimate(self, frame: BodyFrame) -> BodyFrameResult:
         start = time.perf_counter()
-        fit = self.fitter.fit(frame.points)
+        up = np.asarray(self.params.get("up") or [0.0, 0.0, 0.0], dtype=np.float64)
+        up = up if np.abs(up).max() > 0 else None
+        fit = self.fitter.fit(frame.points, up=up)
         if self.params["refine"]:
-            fit = self.fitter.refine(frame.points, fit)
+            fit = self.fitter.refine(frame.points, fit, up=up)
         return BodyFrameResult(frame.stamp_ns, frame.frame_id, fit, (time.perf_counter() - start) * 1e3)
 
     def marker_faces(self, faces: np.ndarray) -> np.ndarray:

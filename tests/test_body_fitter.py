@@ -82,7 +82,7 @@ def test_bad_input_is_reported_clearly(fitter, sample):
 
 def test_a_cloud_that_is_not_a_person_gets_low_confidence(fitter, sample):
     rng = np.random.default_rng(0)
-    person = fitter.fit(sample.points[0].numpy())
+    person = fitter.fit(sample.points[0].numpy(), viewpoint=None)  # a full cloud: no camera
     box = rng.uniform(-0.5, 0.5, size=(3000, 3)) * [1.0, 0.6, 0.8]
     box[np.arange(3000), rng.integers(0, 3, 3000)] = np.sign(rng.normal(size=3000)) * 0.5  # on the faces
     not_person = fitter.fit(box)
@@ -99,7 +99,8 @@ def test_optimisation_baseline_fits(fitter, sample):
     from posekit.body.optimization import OptimizationSettings
 
     points = sample.points[0].numpy()
-    fit = fitter.fit_by_optimization(points, OptimizationSettings(iterations=40, global_iterations=20, n_inits=2))
+    fit = fitter.fit_by_optimization(points, OptimizationSettings(iterations=20, n_inits=4, keep=1, sweeps=1,
+                                                                  random_candidates=2))
     assert fit.method == "optimization" and fit.residual_m < 0.1
     assert np.isfinite(fit.vertices).all()
 
@@ -141,14 +142,22 @@ def test_benchmark_json_has_the_issue_keys():
     from posekit.body.optimization import OptimizationSettings
     from posekit.eval.benchmarks.body import format_table, run_body_benchmark
 
-    tiny = OptimizationSettings(iterations=9, global_iterations=3, n_inits=2)
-    result = json.loads(json.dumps(run_body_benchmark(samples=1, quick=True, optimization=tiny)))
-    assert "V2V unseen rotated" in format_table(result)
+    tiny = OptimizationSettings(iterations=3, n_inits=2, keep=1, sweeps=0)
+    result = json.loads(json.dumps(run_body_benchmark(samples=1, quick=True, optimization=tiny, refine=tiny,
+                                                      sweep=1, kinect=1)))
+    table = format_table(result)
+    assert "V2V unseen rotated" in table and "V2V kinect" in table and "flip rate" in table
     assert result["benchmark"] == "body" and set(result["methods"]) == {"posekit", "posekit+refine", "optimization"}
-    keys = {"v2v_cm_common", "v2v_cm_unseen", "v2v_cm_unseen_rotated", "v2v_cm_unseen_partial", "mpjpe_cm_unseen",
-            "part_acc_unseen", "latency_ms_median", "n_samples"}
-    for m in result["methods"].values():
-        assert set(m) == keys and m["n_samples"] == 4 and 0 <= m["part_acc_unseen"] <= 1
+    assert result["settings"]["optimization"]["n_inits"] == 2 and result["settings"]["kinect"]["clouds"] == 1
+    keys = {"v2v_cm_common", "v2v_cm_unseen", "v2v_cm_unseen_rotated", "v2v_cm_unseen_partial", "v2v_cm_kinect",
+            "mpjpe_cm_unseen", "part_acc_unseen", "flip_rate", "flip_n", "confidence_auroc", "good_fits",
+            "latency_ms_median", "n_samples"}
+    for name, m in result["methods"].items():
+        sweep = name != "optimization"  # the flip sweep runs the network and the refinement
+        assert set(m) == keys | ({"v2v_cm_sweep"} if sweep else set())
+        assert m["n_samples"] == 5 + sweep and m["flip_n"] == 2 + sweep and 0 <= m["part_acc_unseen"] <= 1
+        assert 0 <= m["flip_rate"] <= 1
+        assert m["confidence_auroc"] is None or 0 <= m["confidence_auroc"] <= 1
     assert result["methods"]["posekit"]["latency_ms_median"] < result["methods"]["optimization"]["latency_ms_median"]
 
 

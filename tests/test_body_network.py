@@ -122,3 +122,42 @@ def test_training_under_torchrun_two_cpu_processes(tmp_path):
 
     _, meta = load_weights(tmp_path / "run" / "model.pt", return_metadata=True)
     assert meta["world_size"] == 2 and meta["engine"] == "body"
+
+
+def test_time_budget_ends_a_run_early_and_records_the_steps_taken(tmp_path):
+    from posekit.body.training import train_body
+
+    cfg = _tiny_config(10**6)
+    cfg.train.budget_minutes = 0.05  # 3 s
+    result = train_body(cfg, tmp_path, progress=False)
+    assert 1 <= result.steps < 10**6
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["step"] == result.steps and state["seconds"] >= 3.0
+
+
+def test_compounding_run_keeps_a_chain_and_promotes_only_an_improvement(tmp_path):
+    from posekit import pretrained
+    from posekit.body.training import model_chain, promote_if_better, train_body
+    from posekit.io.weights import load_weights, save_weights
+
+    first = train_body(_tiny_config(2), tmp_path / "first", progress=False)
+    start = tmp_path / "start.pt"
+    start.write_bytes(first.weights_path.read_bytes())
+    cfg = _tiny_config(2)
+    cfg.resume_from = str(start)
+    cfg.network = BodyNetConfig()  # the start file's network config must win over the YAML's
+    second = train_body(cfg, tmp_path / "second", progress=False)
+    meta = pretrained.load(second.weights_path, engine="body").metadata
+    chain = meta["chain"]
+    assert len(chain) == 2 and chain[-1]["steps"] == 2 and meta["total_steps"] == 4
+    assert {"unseen_v2v_cm", "common_v2v_cm"} <= set(chain[-1]["metrics_before"])
+    assert {"before_unseen_v2v_cm", "promoted"} <= set(second.metrics)
+    assert model_chain({}) == [] and len(model_chain({"command": "x", "steps": 3, "metrics": {}})) == 1
+    # promote_if_better: the target changes only when the validation score drops.
+    target = tmp_path / "target.pt"
+    save_weights({"w": torch.zeros(1)}, target, metadata={"engine": "body"})
+    worse, better = {"common_v2v_cm": 10.0, "unseen_v2v_cm": 30.0}, {"common_v2v_cm": 9.0, "unseen_v2v_cm": 29.0}
+    assert not promote_if_better(second.weights_path, target, better, worse)
+    assert set(load_weights(target)) == {"w"}
+    assert promote_if_better(second.weights_path, target, worse, better)
+    assert "chain" in load_weights(target, return_metadata=True)[1]

@@ -4,9 +4,12 @@
   skinning and forward kinematics (Loper et al., "SMPL", SIGGRAPH Asia 2015), batched torch;
 - :mod:`~posekit.body.procedural`: an openly usable body in that format (the default model);
 - :mod:`~posekit.body.poses`: joint-limited pose sampler ("common" and "unseen" poses);
-- :mod:`~posekit.body.clouds`: full-surface and single-view partial point clouds;
+- :mod:`~posekit.body.clouds`: full-surface, single-view partial and Kinect-like point clouds;
 - :mod:`~posekit.body.network`: the ArtEq-style rotation-equivariant network;
-- :mod:`~posekit.body.optimization`: the optimisation baseline (chamfer + pose prior);
+- :mod:`~posekit.body.energy`: the one energy every fit is scored by (chamfer on the visible
+  surface, free space seen by the camera, joint limits, shape prior);
+- :mod:`~posekit.body.optimization`: orientation check, refinement and the optimisation
+  baseline (coarse to fine: orientations, joint search down the tree, Adam);
 - :mod:`~posekit.body.fitter`: :class:`BodyFitter`, the public API.
 
 Conventions: metres; the body frame of SMPL (y up, x to the body's left, z forward); per-joint

@@ -6,7 +6,12 @@ on SO(3), or none for "canonical" inputs) and a translation, poses the body mode
 - ``full`` clouds: N points uniformly on the surface (area-weighted), plus Gaussian noise
   (1 mm, as ArtEq's training data);
 - ``partial`` clouds: what a virtual depth camera 2.5-3.5 m away sees (open3d raycasting of a
-  96x96 image, one random viewpoint), resampled to N points, plus noise.
+  96x96 image, one random viewpoint), resampled to N points, plus noise;
+- ``kinect`` clouds (:func:`make_kinect_batch`): the body standing on a floor, rendered into a
+  640x480 depth image (fx = fy = 525) by a camera 1.5-3.5 m away at head-to-knee height,
+  passed through posekit's Kinect-like sensor model (:class:`posekit.data.sensor.DepthSensorModel`),
+  back-projected, floor removed: points and ground truth in the *camera* frame (the viewpoint
+  is the origin), as a robot's depth camera sees a person.
 
 Every point carries the part label of the vertex it was drawn from (argmax skinning weight,
 hands merged into wrists and feet into ankles; see :mod:`posekit.body.skeleton`).
@@ -43,6 +48,7 @@ class BodyBatch:
     vertices: torch.Tensor
     joints: torch.Tensor
     global_rotations: torch.Tensor
+    up: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.points.shape[0])
@@ -71,7 +77,7 @@ def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
     z = target - eye
     z /= np.linalg.norm(z)
     up = np.array([0.0, 1.0, 0.0]) if abs(z[1]) < 0.95 else np.array([1.0, 0.0, 0.0])
-    x = np.cross(z, -up)
+    x = np.cross(-up, z)  # image y points away from world up
     x /= np.linalg.norm(x)
     y = np.cross(z, x)
     return np.stack([x, y, z], axis=1)
@@ -150,4 +156,107 @@ def make_body_batch(body: BodyModel, rng: np.random.Generator, batch_size: int, 
                      out.global_rotations.to(dev_out))
 
 
-__all__ = ["CLOUD_KINDS", "BodyBatch", "look_at", "make_body_batch", "partial_scan", "sample_surface"]
+KINECT_K = np.array([[525.0, 0.0, 319.5], [0.0, 525.0, 239.5], [0.0, 0.0, 1.0]])
+KINECT_SIZE = (640, 480)
+FLOOR_CUT_M = 0.02  # points this close to the floor plane are removed with it (plus 1.5 depth steps)
+MASK_GROW_PX = 3  # the person mask is the body's silhouette grown by this many pixels
+
+
+def kinect_view(vertices: np.ndarray, faces: np.ndarray, rng: np.random.Generator,
+                distance: tuple[float, float] = (1.5, 3.5), height: tuple[float, float] = (0.5, 1.9),
+                sensor=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a Kinect-like camera sees of a body standing on a floor.
+
+    vertices (V,3) metres in a y-up world frame with the floor at y = 0; the camera stands
+    ``distance`` m away (horizontally, random azimuth) at ``height`` m and looks at the
+    body's bounding-box centre. Returns camera-frame points (M,3) float32 inside the body's
+    silhouette grown by :data:`MASK_GROW_PX`, with the floor removed (everything within
+    :data:`FLOOR_CUT_M` plus 1.5 depth steps of it), and ``R_cam_world`` (3,3),
+    ``t_cam_world`` (3,).
+    """
+    from posekit.data.render import render_scene
+    from posekit.data.sensor import DepthSensorModel
+    from posekit.io.depth import depth_to_points
+    from posekit.io.mesh import Mesh
+
+    centre = 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
+    azimuth = rng.uniform(0, 2 * np.pi)
+    d = rng.uniform(*distance)
+    eye = np.array([centre[0] + d * np.sin(azimuth), rng.uniform(*height), centre[2] + d * np.cos(azimuth)])
+    R_world_cam = look_at(eye, centre)
+    T_cam_world = np.eye(4)
+    T_cam_world[:3, :3] = R_world_cam.T
+    T_cam_world[:3, 3] = -R_world_cam.T @ eye
+    floor = Mesh(np.array([[-6.0, 0.0, -6.0], [6.0, 0.0, -6.0], [6.0, 0.0, 6.0], [-6.0, 0.0, 6.0]]) + [centre[0], 0, centre[2]],
+                 np.array([[0, 2, 1], [0, 3, 2]]))
+    body = Mesh(np.asarray(vertices, dtype=np.float64), np.asarray(faces))
+    W, H = KINECT_SIZE
+    render = render_scene([body, floor], [T_cam_world, T_cam_world], KINECT_K, W, H)
+    sensor = sensor or DepthSensorModel()
+    depth = sensor.apply(render.depth, KINECT_K, normals=render.normals, rng=rng)
+    # A person mask as a segmenter gives it: the body's pixels grown by a few pixels (so it
+    # catches edge pixels of the floor and background too), then the floor plane removed with
+    # a tolerance that grows with the depth step of the sensor.
+    from scipy.ndimage import binary_dilation
+
+    mask = binary_dilation(render.instance == 0, iterations=MASK_GROW_PX)
+    points = depth_to_points(depth, KINECT_K, mask=mask).astype(np.float64)
+    world = (points - T_cam_world[:3, 3]) @ T_cam_world[:3, :3]  # R^T (p - t)
+    step = sensor.inverse_depth_step * points[:, 2] ** 2
+    keep = world[:, 1] > FLOOR_CUT_M + 1.5 * step
+    return points[keep].astype(np.float32), T_cam_world[:3, :3], T_cam_world[:3, 3]
+
+
+def make_kinect_batch(body: BodyModel, rng: np.random.Generator, batch_size: int, n_points: int = 2048,
+                      pose_kind: str = "unseen", betas_scale: float = 1.0, sensor=None,
+                      device: str | torch.device = "cpu") -> BodyBatch:
+    """Kinect-like single views (:func:`kinect_view`) of posed bodies, as a :class:`BodyBatch` in the camera frame.
+
+    Each body gets a random heading about the vertical; the ground truth (pose root, transl,
+    vertices, joints, global rotations) is expressed in the camera frame, and ``up`` holds the
+    floor's normal there (what removing the floor plane tells a user). Labels: the part of
+    the nearest true vertex. Views with fewer than 64 body points are drawn again.
+    """
+    from posekit.geometry.so3 import so3_exp
+
+    B = int(batch_size)
+    local = so3_exp(torch.from_numpy(sample_poses(rng, B, pose_kind)).float())
+    betas = torch.from_numpy(sample_betas(rng, B, body.n_betas, betas_scale)).float()
+    parts = torch.as_tensor(body.vertex_parts())
+    rows = []
+    for b in range(B):
+        heading = rng.uniform(0, 2 * np.pi)
+        c, s = np.cos(heading), np.sin(heading)
+        R_heading = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=torch.float32)
+        pose = local[b].clone()
+        pose[0] = R_heading @ pose[0]
+        with torch.no_grad():
+            out = body(pose[None].to(body.device), betas[b:b + 1].to(body.device))
+        verts = out.vertices[0].cpu().numpy().astype(np.float64)
+        lift = -verts[:, 1].min()
+        verts[:, 1] += lift
+        for _ in range(8):
+            pts, R, t = kinect_view(verts, body.faces, rng, sensor=sensor)
+            if len(pts) >= 64:
+                break
+        pick = rng.choice(len(pts), n_points, replace=len(pts) < n_points)
+        pts = torch.from_numpy(pts[pick])
+        Rt = torch.as_tensor(R, dtype=torch.float32)
+        tt = torch.as_tensor(t, dtype=torch.float32) + Rt @ torch.tensor([0.0, float(lift), 0.0])
+        # A rigid motion of the posed body is a new root rotation and translation (about the pelvis).
+        pose[0] = Rt @ pose[0]
+        with torch.no_grad():
+            moved = body(pose[None].to(body.device), betas[b:b + 1].to(body.device))
+        v_cam = out.vertices[0].cpu() @ Rt.T + tt
+        transl = (v_cam - moved.vertices[0].cpu()).mean(0)
+        joints = moved.joints[0].cpu() + transl
+        nearest = torch.cdist(pts, v_cam).argmin(-1)
+        rows.append((pts, parts[nearest], pose, transl, v_cam, joints, moved.global_rotations[0].cpu(), Rt[:, 1]))
+    dev = torch.device(device)
+    stack = [torch.stack([r[k] for r in rows]).float().to(dev) for k in range(8)]
+    return BodyBatch(stack[0], stack[1].long(), stack[2], betas.to(dev), stack[3], stack[4], stack[5], stack[6],
+                     up=stack[7])
+
+
+__all__ = ["CLOUD_KINDS", "FLOOR_CUT_M", "KINECT_K", "KINECT_SIZE", "BodyBatch", "kinect_view", "look_at",
+           "make_body_batch", "make_kinect_batch", "partial_scan", "sample_surface"]

@@ -1,12 +1,14 @@
 """BodyFitter: the public API of the body engine (SMPL-format body fitting to point clouds).
 
     fitter = BodyFitter.from_pretrained("body-default", body_model=None, device="cpu")
-    fit = fitter.fit(points)          # points (N,3) metres -> BodyFit
+    fit = fitter.fit(points)          # points (N,3) metres -> BodyFit (fit.low_confidence: do not trust)
     fit = fitter.refine(points, fit)  # optional: optimisation from the network's fit
 
 The network (:mod:`posekit.body.network`) predicts each part's global rotation, the shape and
-the pelvis position in one forward pass; :meth:`BodyFitter.refine` polishes that by the
-optimiser of :mod:`posekit.body.optimization`. Rotations in a :class:`BodyFit` are local
+the pelvis position in one forward pass, checked by a rigid alignment (and, given ``up``, its
+flips); :meth:`BodyFitter.refine` searches orientations and joint rotations and polishes by
+the optimiser of :mod:`posekit.body.optimization`; every fit is scored by the energy of
+:mod:`posekit.body.energy`, which gives its ``confidence``. Rotations in a :class:`BodyFit` are local
 (parent frame, root: global); the mesh and joints are in the input cloud's frame, metres.
 """
 
@@ -30,14 +32,22 @@ logger = logging.getLogger(__name__)
 MIN_POINTS = 100
 # Plausible size of a cloud of (part of) a person, metres: the largest bounding-box side.
 PERSON_EXTENT_M = (0.25, 4.0)
-# Confidence = exp(-ln2 (residual / scale)^2) of the mean input-point-to-fitted-surface distance:
-# 0.5 at a residual of `scale`. Optimised fits (refine, baseline) pull the surface onto any
-# cloud, so they get the stricter scale. Calibrated on the shipped model: people 4-12 cm
-# (network, full clouds), boxes, spheres, planes and blobs 20-40 cm (network), 20+ cm refined.
-# The network's part certainty (mean top part probability) is reported but not used: on the
-# shipped CPU model it separates people from other shapes poorly.
-CONFIDENCE_RESIDUAL_M = 0.08
-CONFIDENCE_RESIDUAL_OPTIMISED_M = 0.05
+# Confidence = exp(-ln2 (score / CONFIDENCE_SCALE_M)^2) of the fit's energy terms (metres;
+# free space is a fraction): score = to_model + to_data + 0.1 free_space, 0.5 at
+# CONFIDENCE_SCALE_M. The model-to-data distance of the visible surface ranked fits by their
+# V2V best on a calibration run (`posekit bench body --quick --seed 1`, not the benchmark's
+# clouds); free space adds what a single view says about the surface it did not see. Below
+# LOW_CONFIDENCE a fit is flagged (``BodyFit.low_confidence``) and the CLI warns.
+CONFIDENCE_SCALE_M = 0.12
+CONFIDENCE_WEIGHTS = {"to_model": 1.0, "to_data": 1.0, "free_space": 0.1}
+LOW_CONFIDENCE = 0.5
+TOP_ANCHORS = 3  # the network's best pelvis anchors tried by the orientation check
+
+
+def confidence_from_terms(terms: dict) -> float:
+    """Confidence in [0, 1] of a fit from its energy terms (see CONFIDENCE_SCALE_M)."""
+    score = sum(w * float(terms.get(k, 0.0)) for k, w in CONFIDENCE_WEIGHTS.items())
+    return float(np.exp(-np.log(2.0) * (score / CONFIDENCE_SCALE_M) ** 2))
 
 
 @dataclass
@@ -47,8 +57,11 @@ class BodyFit:
     rotations (24,3,3) local joint rotations (root: global); axis_angle (24,3) radians, the
     same; global_rotations (24,3,3); betas (n_betas,); translation (3,) (SMPL ``transl``);
     joints (24,3); vertices (V,3); faces (F,3); part_labels (N,) part index of each input
-    point (joint of the part: ``part_joint_names``); confidence in [0, 1]; residual_m mean
-    distance of the input points to the fitted surface; timing_ms per stage.
+    point (joint of the part: ``part_joint_names``); confidence in [0, 1] and
+    ``low_confidence`` (below :data:`LOW_CONFIDENCE`: do not trust the fit); residual_m mean
+    distance of the input points to the fitted surface; terms: the energy terms the
+    confidence comes from (to_model, to_data m; free_space fraction of the visible model
+    surface where the camera saw nothing); timing_ms per stage.
     """
 
     rotations: np.ndarray
@@ -66,6 +79,11 @@ class BodyFit:
     method: str = "network"
     dropped_invalid: int = 0
     certainty: float = 1.0  # mean top part probability of the network (1.0 without a network)
+    terms: dict = field(default_factory=dict)
+
+    @property
+    def low_confidence(self) -> bool:
+        return bool(self.confidence < LOW_CONFIDENCE)
 
     @property
     def part_joint_names(self) -> list[str]:
@@ -79,7 +97,8 @@ class BodyFit:
             "global_rotations": self.global_rotations.tolist(), "betas": self.betas.tolist(),
             "translation": self.translation.tolist(), "joints": self.joints.tolist(),
             "part_names": self.part_joint_names, "part_labels": self.part_labels.tolist(),
-            "confidence": float(self.confidence), "certainty": float(self.certainty),
+            "confidence": float(self.confidence), "low_confidence": self.low_confidence,
+            "certainty": float(self.certainty), "terms": {k: float(v) for k, v in self.terms.items()},
             "residual_m": float(self.residual_m),
             "timing_ms": {k: float(v) for k, v in self.timing_ms.items()},
             "dropped_invalid": int(self.dropped_invalid),
@@ -167,62 +186,98 @@ class BodyFitter:
         outputs = self.net(clouds.to(self.device))
         return outputs, decode_body(outputs, self.body)
 
-    def fit(self, points) -> BodyFit:
-        """Fit the body to points (N,3) metres: one network pass. NaN/inf rows are dropped."""
+    def fit(self, points, viewpoint="auto", up=None) -> BodyFit:
+        """Fit the body to points (N,3) metres: one network pass, then the orientation check.
+
+        The check aligns the network's body rigidly to the points (torso ICP); with ``up`` it
+        also tries the flips about the body's three axes and the network's next-best anchors
+        and keeps the one the data and ``up`` support best
+        (:func:`~posekit.body.optimization.check_orientation`). Without ``up`` the network's
+        orientation stands (on this network, scoring its flips by the data picked wrong ones
+        more often than right: its limbs are too far off); :meth:`refine` searches orientations. viewpoint: the
+        depth camera's position (3,) in the cloud's frame, None for a cloud without one (e.g.
+        a merged full scan) or "auto" (the origin when the cloud is more than 1.2 m from it);
+        up (3,): the direction away from the floor, if known (head-down fits then lose).
+        NaN/inf rows are dropped.
+        """
+        from posekit.body.energy import resolve_viewpoint
+        from posekit.body.optimization import check_orientation
+
         t0 = time.perf_counter()
         rng = np.random.default_rng(self.seed)
         pts, dropped, cloud = self._prepare(points, rng)
+        view = resolve_viewpoint(pts, viewpoint)
+        up = self._check_up(up)
         t1 = time.perf_counter()
         outputs, (local, betas, transl, _) = self.predict_batch(cloud)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         t2 = time.perf_counter()
+        weights = outputs["anchor_weights"][0, 0]
+        top = weights.argsort(descending=True)[1: 1 + TOP_ANCHORS]
+        local0, transl0, info = check_orientation(self.body, torch.as_tensor(pts, device=self.device), local[0],
+                                                  betas[0], transl[0], outputs["pelvis_candidates"][0, top],
+                                                  viewpoint=view, up=up, seed=self.seed,
+                                                  group="flips" if up is not None else "identity")
+        t3 = time.perf_counter()
         centres = cloud[0, outputs["centre_index"][0]]
         labels = self._labels_from_centres(pts, centres, outputs["centre_logits"][0].argmax(-1))
         certainty = float(outputs["centre_logits"][0].softmax(-1).amax(-1).mean())
-        fit = self._make_fit(pts, local[0], betas[0], transl[0], labels, certainty, dropped, "network")
-        fit.timing_ms = {"prepare": 1e3 * (t1 - t0), "network": 1e3 * (t2 - t1),
+        fit = self._make_fit(pts, local0, betas[0], transl0, labels, certainty, dropped, "network", info)
+        fit.timing_ms = {"prepare": 1e3 * (t1 - t0), "network": 1e3 * (t2 - t1), "orientation": 1e3 * (t3 - t2),
                          "total": 1e3 * (time.perf_counter() - t0)}
         return fit
 
-    def refine(self, points, fit: BodyFit | None = None, settings=None) -> BodyFit:
-        """Polish ``fit`` (default: :meth:`fit` of the points) by optimisation (chamfer + pose prior)."""
+    @staticmethod
+    def _check_up(up):
+        if up is None:
+            return None
+        from posekit.validation import as_float_array
+
+        u = as_float_array(up, "up", (3,)).astype(np.float64)
+        if not np.isfinite(u).all() or np.linalg.norm(u) < 1e-9:
+            raise BadInputError(f"up must be a non-zero direction (x, y, z), got {up!r}")
+        return u / np.linalg.norm(u)
+
+    def refine(self, points, fit: BodyFit | None = None, settings=None, viewpoint="auto", up=None) -> BodyFit:
+        """Polish ``fit`` (default: :meth:`fit` of the points) by the coarse-to-fine optimiser
+        (:func:`~posekit.body.optimization.fit_by_optimization`: orientation candidates, joint
+        search down the tree, Adam), with the same energy as the orientation check."""
+        from posekit.body.energy import resolve_viewpoint
         from posekit.body.optimization import OptimizationSettings, fit_by_optimization
 
         t0 = time.perf_counter()
-        fit = fit if fit is not None else self.fit(points)
+        fit = fit if fit is not None else self.fit(points, viewpoint=viewpoint, up=up)
         pts, dropped = check_body_points(points)
+        view = resolve_viewpoint(pts, viewpoint)
         s = settings or OptimizationSettings(seed=self.seed)
         init = tuple(torch.as_tensor(x, device=self.device, dtype=torch.float32)
                      for x in (fit.rotations, fit.betas, fit.translation))
-        with torch.enable_grad():
-            res = fit_by_optimization(self.body, torch.as_tensor(pts, device=self.device), s, init=init)
+        res = fit_by_optimization(self.body, torch.as_tensor(pts, device=self.device), s, init=init, viewpoint=view,
+                                  up=self._check_up(up))
         out = self._make_fit(pts, res.local_rotations, res.betas, res.transl, None, fit.certainty, dropped,
-                             "network+refine")
+                             "network+refine", res.terms)
         out.timing_ms = {**{f"network_{k}": v for k, v in fit.timing_ms.items()},
-                         "refine": 1e3 * (time.perf_counter() - t0) , "total": fit.timing_ms.get("total", 0.0)
+                         "refine": 1e3 * (time.perf_counter() - t0), "total": fit.timing_ms.get("total", 0.0)
                          + 1e3 * (time.perf_counter() - t0)}
         out.part_labels = self._labels_from_mesh(pts, out.vertices)
         return out
 
-    def fit_by_optimization(self, points, settings=None) -> BodyFit:
-        """The optimisation baseline alone (several initial orientations, no network)."""
+    def fit_by_optimization(self, points, settings=None, viewpoint="auto", up=None) -> BodyFit:
+        """The optimisation baseline alone (multi-start over orientations, no network)."""
+        from posekit.body.energy import resolve_viewpoint
         from posekit.body.optimization import OptimizationSettings, fit_by_optimization
 
         t0 = time.perf_counter()
         pts, dropped = check_body_points(points)
-        with torch.enable_grad():
-            res = fit_by_optimization(self.body, torch.as_tensor(pts, device=self.device),
-                                      settings or OptimizationSettings(seed=self.seed))
-        out = self._make_fit(pts, res.local_rotations, res.betas, res.transl, None, 1.0, dropped, "optimization")
+        res = fit_by_optimization(self.body, torch.as_tensor(pts, device=self.device),
+                                  settings or OptimizationSettings(seed=self.seed),
+                                  viewpoint=resolve_viewpoint(pts, viewpoint), up=self._check_up(up))
+        out = self._make_fit(pts, res.local_rotations, res.betas, res.transl, None, 1.0, dropped, "optimization",
+                             res.terms)
         out.part_labels = self._labels_from_mesh(pts, out.vertices)
         out.timing_ms = {"total": 1e3 * (time.perf_counter() - t0)}
         return out
-
-    @staticmethod
-    def _fit_factor(residual_m: float, optimised: bool) -> float:
-        scale = CONFIDENCE_RESIDUAL_OPTIMISED_M if optimised else CONFIDENCE_RESIDUAL_M
-        return float(np.exp(-np.log(2.0) * (residual_m / scale) ** 2))
 
     def _labels_from_centres(self, pts: np.ndarray, centres: torch.Tensor, centre_labels: torch.Tensor) -> np.ndarray:
         p = torch.as_tensor(pts, device=self.device)
@@ -237,7 +292,7 @@ class BodyFitter:
         return parts[nearest.cpu().numpy()]
 
     @torch.no_grad()
-    def _make_fit(self, pts, local, betas, transl, labels, certainty, dropped, method) -> BodyFit:
+    def _make_fit(self, pts, local, betas, transl, labels, certainty, dropped, method, terms: dict) -> BodyFit:
         from posekit.geometry.so3 import so3_log
 
         out = self.body(local[None], betas[None], transl[None])
@@ -246,14 +301,15 @@ class BodyFitter:
         sample = p[torch.as_tensor(np.random.default_rng(0).choice(len(p), min(len(p), 512), replace=False),
                                    device=self.device)]
         residual = float(torch.cdist(sample, verts).amin(-1).mean())
-        confidence = self._fit_factor(residual, optimised=method != "network")
+        terms = {k: float(v) for k, v in terms.items()}
+        confidence = confidence_from_terms(terms)
         return BodyFit(
             rotations=local.cpu().numpy(), axis_angle=so3_log(local).cpu().numpy(),
             global_rotations=out.global_rotations[0].cpu().numpy(), betas=betas.cpu().numpy(),
             translation=transl.cpu().numpy(), joints=out.joints[0].cpu().numpy(), vertices=verts.cpu().numpy(),
             faces=self.body.faces, part_labels=labels if labels is not None else np.zeros(len(pts), np.int64),
             confidence=float(confidence), residual_m=residual, method=method, dropped_invalid=dropped,
-            certainty=float(certainty),
+            certainty=float(certainty), terms=terms,
         )
 
     def write_mesh(self, fit: BodyFit, path: str | Path) -> Path:
@@ -262,27 +318,58 @@ class BodyFitter:
 
         return write_mesh(Mesh(fit.vertices.astype(np.float64), fit.faces, name="body"), path)
 
-    def write_overlay(self, points, fit: BodyFit, path: str | Path, title: str = "") -> Path:
-        """PNG: input points, fitted mesh and skeleton, front and side views in the fitted body's frame."""
-        return draw_body_overlay(np.asarray(points, dtype=np.float64), fit, path, title)
+    def write_overlay(self, points, fit: BodyFit, path: str | Path, title: str = "", up=None,
+                      viewpoint="auto") -> Path:
+        """PNG: input points, fitted mesh and skeleton, front and side views in the input's frame
+        (:func:`overlay_axes`: ``up`` if given, else as the camera sees a camera-frame cloud)."""
+        from posekit.body.energy import resolve_viewpoint
+
+        pts = np.asarray(points, dtype=np.float64)
+        finite = pts[np.isfinite(pts).all(axis=1)]
+        view = resolve_viewpoint(finite, viewpoint) if len(finite) else None
+        camera = view is not None and np.allclose(view, 0.0)
+        return draw_body_overlay(pts, fit, path, title, up=up, camera_frame=camera)
+
+
+def overlay_axes(up=None, camera_frame: bool = False) -> np.ndarray:
+    """(3,3) rows: the picture's right, up and depth axes, in the *input* frame.
+
+    ``up`` (3,) given: it is the picture's up. Otherwise a camera-frame cloud (``camera_frame``:
+    x right, y down, z forward, as a depth camera's) is drawn as the camera sees it (up = -y),
+    and any other cloud with its +y up. The fit never moves the axes: a tilted or upside-down
+    fit looks tilted or upside down next to its points.
+    """
+    if up is not None:
+        v = np.asarray(up, dtype=np.float64)
+        v = v / np.linalg.norm(v)
+        helper = np.array([1.0, 0.0, 0.0]) if abs(v[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+        h = helper - (helper @ v) * v
+        h /= np.linalg.norm(h)
+    elif camera_frame:
+        h, v = np.array([1.0, 0.0, 0.0]), np.array([0.0, -1.0, 0.0])
+    else:
+        h, v = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    return np.stack([h, v, np.cross(h, v)])
 
 
 def draw_body_overlay(points: np.ndarray, fit: BodyFit, path: str | Path, title: str = "",
-                      reference: np.ndarray | None = None) -> Path:
-    """Front and side views (body frame of the fit) of points (grey), mesh vertices and skeleton."""
+                      reference: np.ndarray | None = None, up=None, camera_frame: bool = False) -> Path:
+    """Front and side views, in the input frame (:func:`overlay_axes`), of points (black), the
+    fitted mesh's vertices (orange), its skeleton, and an optional reference mesh (green)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    R = fit.global_rotations[0]
-    origin = fit.joints[0]
+    axes3 = overlay_axes(up, camera_frame)
     points = points[np.isfinite(points).all(axis=1)]
+    origin = points.mean(axis=0)
 
     def frame(x):
-        return (x - origin) @ R  # R^T (x - origin), row vectors
+        return (x - origin) @ axes3.T  # (right, up, depth) coordinates
 
     views = (("front", 0, 1), ("side", 2, 1))
+    names = {0: "right", 1: "up", 2: "depth"}
     fig, axes = plt.subplots(1, 2, figsize=(9, 5.5))
     p, v, j = frame(points), frame(fit.vertices), frame(fit.joints)
     for ax, (name, a, b) in zip(axes, views):
@@ -295,12 +382,14 @@ def draw_body_overlay(points: np.ndarray, fit: BodyFit, path: str | Path, title:
             if parent >= 0:
                 ax.plot(j[[parent, k], a], j[[parent, k], b], "-", c="tab:blue", lw=2)
         ax.scatter(j[:, a], j[:, b], s=12, c="tab:red", zorder=5, label="joints")
+        ax.scatter(j[15, a], j[15, b], s=40, c="tab:purple", zorder=6, marker="^", label="head joint")
         ax.set_aspect("equal")
-        ax.set_title(f"{name} (fitted body frame)")
+        ax.set_title(f"{name}: input frame, {names[a]} = ({', '.join(f'{x:+.1f}' for x in axes3[a])})")
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0].legend(loc="lower left", fontsize=7, markerscale=4)
-    fig.suptitle(title or f"{fit.method}: confidence {fit.confidence:.2f}, residual {100 * fit.residual_m:.1f} cm")
+    axes[0].legend(loc="lower left", fontsize=7, markerscale=1.5)
+    flag = " LOW CONFIDENCE" if fit.low_confidence else ""
+    fig.suptitle(title or f"{fit.method}: confidence {fit.confidence:.2f}{flag}, residual {100 * fit.residual_m:.1f} cm")
     fig.tight_layout()
     from posekit.io.atomic import atomic_path
 
@@ -312,4 +401,5 @@ def draw_body_overlay(points: np.ndarray, fit: BodyFit, path: str | Path, title:
     return path
 
 
-__all__ = ["MIN_POINTS", "BodyFit", "BodyFitter", "check_body_points", "draw_body_overlay"]
+__all__ = ["LOW_CONFIDENCE", "MIN_POINTS", "BodyFit", "BodyFitter", "check_body_points", "confidence_from_terms",
+           "draw_body_overlay", "overlay_axes"]

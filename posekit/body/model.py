@@ -228,12 +228,14 @@ class BodyModel(torch.nn.Module):
         return self.v_template[None] + torch.einsum("bl,vcl->bvc", betas[:, : self.n_betas], self.shapedirs)
 
     def forward(self, pose: torch.Tensor | None = None, betas: torch.Tensor | None = None,
-                transl: torch.Tensor | None = None) -> BodyOutput:
+                transl: torch.Tensor | None = None, vertex_ids: torch.Tensor | None = None) -> BodyOutput:
         """Pose the body.
 
         pose: local joint rotations, (B,24,3,3) matrices or (B,24,3) / (B,72) axis-angle (rad);
         betas: (B,n_betas) (fewer columns are zero-padded); transl: (B,3) metres added to
         every vertex and joint. Any of them may be None (zeros); B is taken from those given.
+        vertex_ids (M,) long: skin only these vertices (``vertices`` is then (B,M,3); the
+        joints still come from the whole shaped mesh) - optimisers need a subset, many times.
         """
         dev, dtype = self.v_template.device, self.v_template.dtype
         batch = next((x.shape[0] for x in (pose, betas, transl) if x is not None), 1)
@@ -258,6 +260,9 @@ class BodyModel(torch.nn.Module):
             eye = torch.eye(3, device=dev, dtype=dtype)
             feature = (rot[:, 1:] - eye).reshape(batch, -1)
             v_posed = v_shaped + (feature @ self.posedirs).reshape(batch, -1, 3)
+        skin = self.weights
+        if vertex_ids is not None:
+            v_posed, skin = v_posed[:, vertex_ids], skin[vertex_ids]
         # Forward kinematics (eq. 4): parents precede children in the tree.
         chain_R, chain_t = [rot[:, 0]], [J[:, 0]]
         for k in range(1, N_JOINTS):
@@ -269,7 +274,7 @@ class BodyModel(torch.nn.Module):
         # Skinning (eq. 2-3): A_k = G_k [I | -J_k], blended per vertex.
         A_t = G_t - (G_R @ J[..., None])[..., 0]
         A = torch.cat([G_R.reshape(batch, N_JOINTS, 9), A_t], dim=-1)  # (B,24,12)
-        T = torch.einsum("vk,bkc->bvc", self.weights, A)
+        T = torch.einsum("vk,bkc->bvc", skin, A)
         T_R = T[..., :9].reshape(batch, -1, 3, 3)
         verts = (T_R * v_posed[:, :, None, :]).sum(-1) + T[..., 9:]
         joints = G_t

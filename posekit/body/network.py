@@ -137,7 +137,8 @@ class BodyNet(nn.Module):
 
         ``centroid`` (B,3); ``centre_index`` (B,M1); ``centre_logits`` (B,M1,P);
         ``point_logits`` (B,N,P) (each point takes its nearest centre's); ``part_rotations``
-        (B,P,3,3) global; ``anchor_weights`` (B,P,G); ``betas`` (B,n_betas); ``pelvis`` (B,3).
+        (B,P,3,3) global; ``anchor_weights`` (B,P,G); ``betas`` (B,n_betas); ``pelvis`` (B,3);
+        ``pelvis_candidates`` (B,G,3,3) the pelvis part's per-anchor rotations ``g exp(delta_g)``.
         """
         c = self.config
         A = self.anchors  # (G,3,3)
@@ -188,6 +189,7 @@ class BodyNet(nn.Module):
             "centroid": centroid, "centre_index": idx1, "centre_logits": centre_logits,
             "point_logits": gather_points(centre_logits, nearest), "part_rotations": part_rotations,
             "anchor_weights": weights, "betas": betas, "pelvis": pelvis, "group_features": f1,
+            "pelvis_candidates": candidates[:, 0],
         }
 
 

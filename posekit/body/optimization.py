@@ -1,41 +1,59 @@
 """Optimisation-based body fitting: the baseline users would otherwise write, and the refinement step.
 
-Pose (axis-angle per joint), shape (betas) and translation are found by Adam on
+Both minimise the same energy (:class:`posekit.body.energy.BodyEnergy`: truncated chamfer with
+the model side restricted to what the camera sees, free space where a viewpoint is known,
+joint limits of the pose sampler, a shape prior), coarse to fine:
 
-    E = mean_i min_v |p_i - v|  +  w_m mean_v min_i |v - p_i|  +  w_pose sum_k |omega_k|^2  +  w_b |beta|^2
+1. **orientation**: candidate root rotations, each rigidly aligned by ICP (truncated nearest
+   neighbours both ways, weighted Kabsch; the body turns about its pelvis), ranked by the
+   energy; the best ``keep`` go on;
+2. **joint search**: down the kinematic tree (parents first), each joint's local rotation is
+   chosen among its current value, turns of +-0.5 and +-1 rad about each axis (halved on each
+   further pass) and samples within the joint limits, by the energy of the whole body; a rigid re-alignment after each
+   sweep (a discrete articulated ICP that cannot get stuck in a gradient's local minimum);
+3. **polish**: the best candidate by the whole body's energy goes to Adam on all joint
+   rotations (axis-angle), shape and translation, with a denser data term.
 
-(a chamfer point-to-vertex data term, truncated at ``max_distance``, a zero-mean Gaussian pose
-prior on the local joint rotations and a shape prior), from several initial global
-orientations at once; the fit with the lowest final energy wins. The model side of the
-chamfer uses a fixed subset of mesh vertices. Hand and foot joints stay at rest, as in the
-network. ``init`` starts from a given fit (refinement): one start, fewer steps, and a prior
-that keeps the pose near it.
+The baseline starts from the 24 octahedral orientations of the body in its rest pose (a fair
+multi-start: the mean pose, every orientation 90 deg apart); refinement from the network's fit,
+its flips (180 deg about each body axis) and any extra orientations the caller gives.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 
+from posekit.body.energy import TORSO_JOINTS, BodyEnergy, EnergySettings
 from posekit.body.model import BodyModel
 from posekit.body.skeleton import MERGED_JOINTS, N_JOINTS
+
+# Joints searched and optimised, parents first (the root is handled by the rigid alignment).
+SEARCH_JOINTS = tuple(j for j in range(1, N_JOINTS) if j not in MERGED_JOINTS)
+# 180 deg about the body's x (left), y (up, its long axis) and z (forward) axes.
+FLIPS = np.stack([np.diag([1.0, -1.0, -1.0]), np.diag([-1.0, 1.0, -1.0]), np.diag([-1.0, -1.0, 1.0])])
 
 
 @dataclass
 class OptimizationSettings:
-    iterations: int = 150
-    global_iterations: int = 50  # first steps move only the global rotation and translation
-    lr: float = 0.03
-    n_inits: int = 8  # initial orientations (tetrahedral rotations, then random ones)
-    model_points: int = 600  # mesh vertices in the chamfer
-    data_points: int = 256  # input points in the chamfer
-    model_to_data_weight: float = 0.5  # 0 for one-sided (partial scans)
-    max_distance: float = 0.15  # metres, chamfer truncation
-    pose_prior: float = 0.002
-    betas_prior: float = 0.002
+    """Coarse-to-fine settings (see the module docstring); ``energy`` is shared with the caller."""
+
+    n_inits: int = 24  # baseline: octahedral orientations (24), or the first n of them
+    keep: int = 2  # candidates that go on from the orientation stage to the joint search
+    rigid_iterations: int = 8
+    sweeps: int = 2  # joint-search passes down the tree
+    random_candidates: int = 10  # per joint and pass, within the joint limits
+    iterations: int = 100  # Adam steps of the polish
+    dense_data_points: int = 768  # the polish's data term: more points on both sides
+    dense_model_points: int = 1500
+    lr: float = 0.02
     seed: int = 0
+    energy: EnergySettings = field(default_factory=EnergySettings)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -44,89 +62,251 @@ class OptimizationResult:
     betas: torch.Tensor  # (n_betas,)
     transl: torch.Tensor  # (3,)
     energy: float
-    data_term: float
+    terms: dict  # floats: to_model, to_data, free_space, prior (metres / fraction)
 
 
-def _initial_rotations(n: int, rng: np.random.Generator) -> np.ndarray:
-    from posekit.body.groups import rotation_group
-    from posekit.geometry.rigid_np import random_rotation_np
+def _pose_batch(local: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor, K: int):
+    return (local.expand(K, -1, -1, -1).clone(), betas.expand(K, -1).clone(), transl.expand(K, -1).clone())
 
-    base = rotation_group("tetrahedral").elements
-    extra = [random_rotation_np(rng) for _ in range(max(0, n - len(base)))]
-    return np.concatenate([base[:n], np.asarray(extra).reshape(-1, 3, 3)])
+
+def set_root(body: BodyModel, local: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor,
+             R: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Local rotations and transl (K,...) of the bodies moved rigidly by ``x -> R x + t`` (R (K,3,3), t (K,3))."""
+    j0 = body.rest_joints(betas)[:, 0]
+    local = local.clone()
+    local[:, 0] = R @ local[:, 0]
+    transl = (R @ (j0 + transl)[..., None])[..., 0] + t - j0
+    return local, transl
+
+
+@torch.no_grad()
+def rigid_align(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas: torch.Tensor,
+                transl: torch.Tensor, iterations: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """ICP of K posed bodies (local (K,24,3,3), betas (K,n), transl (K,3)) to the cloud; returns the new local, transl."""
+    from posekit.geometry.alignment import weighted_kabsch
+
+    pts = energy.points
+    for it in range(iterations):
+        # Model -> data pairs (visible vertices) with a shrinking reach; data -> model pairs only
+        # when the model is the whole body (a torso alone must not be pulled onto the limbs' points).
+        trunc = 0.3 - (0.3 - 0.5 * energy.settings.max_distance) * it / max(iterations - 1, 1)
+        verts = energy.pose(body, local, betas, transl).vertices
+        visible, _ = energy.visibility(verts)
+        d = torch.cdist(pts[None].expand(len(verts), -1, -1), verts)  # (K,N,M)
+        near_m = d.min(2)
+        near_d = d.min(1)
+        src = torch.cat([torch.gather(verts, 1, near_m.indices[..., None].expand(-1, -1, 3)), verts], dim=1)
+        dst = torch.cat([pts[None].expand(len(verts), -1, -1), pts[near_d.indices]], dim=1)
+        w_dm = (near_m.values < 0.5 * trunc).to(pts.dtype) * (0.0 if energy.partial_model else 1.0)
+        w_md = (visible & (near_d.values < trunc)).to(pts.dtype)
+        w = torch.cat([w_dm, w_md], dim=1) + 1e-6
+        T = weighted_kabsch(src, dst, w)
+        local, transl = set_root(body, local, betas, transl, T[:, :3, :3], T[:, :3, 3])
+    return local, transl
+
+
+def diverse_best(energy: torch.Tensor, roots: torch.Tensor, keep: int, min_deg: float = 60.0) -> torch.Tensor:
+    """Indices of up to ``keep`` lowest-energy candidates whose roots (K,3,3) differ pairwise by
+    more than ``min_deg``: a front/back ambiguity of a single view keeps both hypotheses."""
+    chosen: list[int] = []
+    for k in energy.argsort().tolist():
+        if all(_angle(roots[k], roots[c]) > np.radians(min_deg) for c in chosen):
+            chosen.append(k)
+        if len(chosen) == keep:
+            break
+    return torch.as_tensor(chosen, device=energy.device)
+
+
+def _turns(device, dtype, scale: float = 1.0) -> torch.Tensor:
+    from posekit.geometry.so3 import so3_exp
+
+    axes = torch.eye(3, device=device, dtype=dtype)
+    omegas = torch.cat([scale * a * axes for a in (-1.0, -0.5, 0.5, 1.0)])
+    return so3_exp(omegas)  # (12,3,3)
+
+
+@torch.no_grad()
+def joint_search(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas: torch.Tensor,
+                 transl: torch.Tensor, settings: OptimizationSettings,
+                 rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy search of each joint's local rotation down the tree (module docstring, stage 2), one body (24,3,3)."""
+    from posekit.body.poses import euler_to_matrix, joint_limits
+
+    lo, hi = joint_limits("full")
+    for sweep in range(settings.sweeps):
+        # Coarse to fine: each pass turns by half as much and samples the limits half as often.
+        turns = _turns(local.device, local.dtype, 0.5**sweep)
+        n_random = max(settings.random_candidates >> sweep, 1)
+        for j in SEARCH_JOINTS:
+            random = torch.as_tensor(euler_to_matrix(rng.uniform(lo[j], hi[j], size=(n_random, 3))),
+                                     device=local.device, dtype=local.dtype)
+            cands = torch.cat([local[j][None], local[j] @ turns, random])
+            L, b, t = _pose_batch(local[None], betas[None], transl[None], len(cands))
+            L[:, j] = cands
+            e = energy.terms(energy.pose(body, L, b, t).vertices, L)["energy"]
+            local = L[int(e.argmin())]
+        L, t = rigid_align(body, energy, local[None], betas[None], transl[None], iterations=4)
+        local, transl = L[0], t[0]
+    return local, transl
+
+
+def polish(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor,
+           settings: OptimizationSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Adam on axis-angle of every searched joint and the root, betas and transl, for K bodies at once."""
+    from posekit.geometry.so3 import so3_exp
+
+    K = local.shape[0]
+    dev, dtype = local.device, local.dtype
+    free = torch.zeros(N_JOINTS, 1, device=dev, dtype=dtype)
+    free[list(SEARCH_JOINTS)] = 1.0
+    free[0] = 1.0
+    delta = torch.zeros(K, N_JOINTS, 3, device=dev, dtype=dtype, requires_grad=True)
+    betas = betas.clone().requires_grad_(True)
+    transl = transl.clone().requires_grad_(True)
+    base = local.detach()
+    opt = torch.optim.Adam([delta, betas, transl], lr=settings.lr)
+    with torch.enable_grad():
+        for _ in range(settings.iterations):
+            L = base @ so3_exp(delta * free)
+            total = energy.terms(energy.pose(body, L, betas, transl).vertices, L, betas)["energy"]
+            opt.zero_grad(set_to_none=True)
+            total.sum().backward()
+            opt.step()
+    return (base @ so3_exp(delta * free)).detach(), betas.detach(), transl.detach()
 
 
 def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: OptimizationSettings | None = None,
-                        init: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> OptimizationResult:
-    """Fit ``body`` to points (N,3) metres (torch, on the body's device); see the module docstring.
+                        init: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                        viewpoint: np.ndarray | None = None,
+                        extra_roots: torch.Tensor | None = None, up: np.ndarray | None = None) -> OptimizationResult:
+    """Fit ``body`` to points (N,3) metres (torch); see the module docstring.
 
-    init: (local rotations (24,3,3), betas (n,), transl (3,)) to refine from, or None.
+    init: (local rotations (24,3,3), betas (n,), transl (3,)) to refine from (refinement), or
+    None (the baseline's multi-start). viewpoint: the depth camera's position (3,) or None.
+    extra_roots (E,3,3): more root orientations to try with ``init``'s joint rotations.
+    up (3,): the direction away from the floor, if known: head-down candidates are penalised.
     """
-    from posekit.geometry.so3 import so3_exp, so3_log
-
     s = settings or OptimizationSettings()
     dev, dtype = body.device, body.v_template.dtype
     rng = np.random.default_rng(s.seed)
-    pts = points.to(dev, dtype)
-    if len(pts) > s.data_points:
-        pts = pts[torch.as_tensor(rng.choice(len(pts), s.data_points, replace=False), device=dev)]
-    subset = torch.as_tensor(np.sort(rng.choice(body.n_vertices, min(s.model_points, body.n_vertices),
-                                                replace=False)), device=dev)
-    free = torch.ones(N_JOINTS, 1, device=dev, dtype=dtype)
-    free[list(MERGED_JOINTS)] = 0.0
-    free[0] = 0.0  # the root is R0 exp(omega_0): handled separately
+    energy = BodyEnergy(body, points.to(dev, dtype), s.energy, viewpoint=viewpoint, seed=s.seed)
     if init is None:
-        R0 = torch.as_tensor(_initial_rotations(s.n_inits, rng), device=dev, dtype=dtype)
-        K = len(R0)
-        pose = torch.zeros(K, N_JOINTS, 3, device=dev, dtype=dtype)
+        from posekit.body.groups import rotation_group
+
+        roots = torch.as_tensor(rotation_group("octahedral").elements[: s.n_inits], device=dev, dtype=dtype)
+        K = len(roots)
+        local = torch.eye(3, device=dev, dtype=dtype).expand(K, N_JOINTS, 3, 3).clone()
+        local[:, 0] = roots
         betas = torch.zeros(K, body.n_betas, device=dev, dtype=dtype)
-        pelvis = body.rest_joints()[0, 0]
-        transl = (pts.mean(0) - (R0 @ (body.v_template.mean(0) - pelvis)) - pelvis)
-        pose_mean = torch.zeros_like(pose)
-        iterations, global_iterations = s.iterations, s.global_iterations
+        with torch.no_grad():
+            centre = body(local, betas).vertices.mean(1)
+        transl = energy.points.mean(0) - centre
     else:
-        local, b0, t0 = (x.to(dev, dtype) for x in init)
-        R0 = local[0][None]
-        pose = so3_log(local)[None].clone()
-        pose[:, 0] = 0.0
-        pose_mean = pose.clone()
-        betas = b0[None].clone()
-        transl = t0[None].clone()
-        K = 1
-        iterations, global_iterations = max(s.iterations // 3, 1), 0
-    pose.requires_grad_(True)
-    root = torch.zeros(K, 3, device=dev, dtype=dtype, requires_grad=True)
-    betas.requires_grad_(True)
-    transl = transl.clone().requires_grad_(True)
-    opt = torch.optim.Adam([pose, root, betas, transl], lr=s.lr)
-
-    def energy(final: bool = False):
-        local = so3_exp(pose * free)
-        local = torch.cat([(R0 @ so3_exp(root))[:, None], local[:, 1:]], dim=1)
-        out = body(local, betas, transl)
-        verts = out.vertices[:, subset]
-        # Squared distances by the expansion |p|^2 + |v|^2 - 2 p.v; square roots only of the minima.
-        d2 = ((pts * pts).sum(-1)[None, :, None] + (verts * verts).sum(-1)[:, None, :]
-              - 2.0 * pts[None] @ verts.transpose(1, 2)).clamp_min(1e-10)
-        to_model = d2.amin(dim=2).sqrt().clamp_max(s.max_distance).mean(1)
-        to_data = d2.amin(dim=1).sqrt().clamp_max(s.max_distance).mean(1)
-        data = to_model + s.model_to_data_weight * to_data
-        prior = s.pose_prior * ((pose - pose_mean) * free).pow(2).sum((1, 2)) + s.betas_prior * betas.pow(2).sum(1)
-        return data + prior, data, local
-
-    for it in range(iterations):
-        total, _, _ = energy()
-        opt.zero_grad(set_to_none=True)
-        total.sum().backward()
-        if it < global_iterations:
-            pose.grad.zero_()
-            betas.grad.zero_()
-        opt.step()
+        local0, b0, t0 = (x.to(dev, dtype) for x in init)
+        flips = torch.as_tensor(FLIPS, device=dev, dtype=dtype)
+        roots = [local0[0][None], local0[0] @ flips]
+        if extra_roots is not None and len(extra_roots):
+            roots.append(extra_roots.to(dev, dtype))
+        roots = torch.cat(roots)
+        K = len(roots)
+        local, betas, transl = _pose_batch(local0[None], b0[None], t0[None], K)
+        # Turn about the fitted pelvis so that each candidate keeps the body where it was.
+        with torch.no_grad():
+            pelvis = body(local[:1], betas[:1], transl[:1]).joints[0, 0]
+        R = roots @ local0[0].T
+        local, transl = set_root(body, local, betas, transl, R, pelvis - (R @ pelvis[:, None])[..., 0])
+    torso = BodyEnergy(body, points.to(dev, dtype), s.energy, viewpoint=viewpoint, seed=s.seed, joints=TORSO_JOINTS)
+    local, transl = rigid_align(body, torso, local, betas, transl, s.rigid_iterations)
     with torch.no_grad():
-        total, data, local = energy(final=True)
-        best = int(total.argmin())
-    return OptimizationResult(local[best].detach(), betas[best].detach(), transl[best].detach(),
-                              float(total[best]), float(data[best]))
+        posed = torso.pose(body, local, betas, transl)
+        e = torso.terms(posed.vertices)["energy"] + head_down_penalty(posed.joints, up)
+    order = diverse_best(e, local[:, 0], max(1, s.keep))
+    local, betas, transl = local[order], betas[order], transl[order]
+    if s.sweeps > 0:
+        found = [joint_search(body, energy, local[k], betas[k], transl[k], s, rng) for k in range(len(order))]
+        local = torch.stack([f[0] for f in found])
+        transl = torch.stack([f[1] for f in found])
+    with torch.no_grad():
+        posed = energy.pose(body, local, betas, transl)
+        e = energy.terms(posed.vertices, local, betas)["energy"] + head_down_penalty(posed.joints, up)
+    best = int(e.argmin())
+    local, betas, transl = local[best:best + 1], betas[best:best + 1], transl[best:best + 1]
+    if s.iterations > 0:  # fine: the dense data term
+        dense = BodyEnergy(body, points.to(dev, dtype), replace(s.energy, data_points=s.dense_data_points,
+                                                                 model_points=s.dense_model_points),
+                           viewpoint=viewpoint, seed=s.seed)
+        local, betas, transl = polish(body, dense, local, betas, transl, s)
+    with torch.no_grad():
+        terms = energy.terms(energy.pose(body, local, betas, transl).vertices, local, betas)
+    return OptimizationResult(local[0], betas[0], transl[0], float(terms["energy"][0]),
+                              {k: float(v[0]) for k, v in terms.items() if k != "energy"})
 
 
-__all__ = ["OptimizationResult", "OptimizationSettings", "fit_by_optimization"]
+@torch.no_grad()
+def check_orientation(body: BodyModel, points: torch.Tensor, local: torch.Tensor, betas: torch.Tensor,
+                      transl: torch.Tensor, extra_roots: torch.Tensor | None = None,
+                      viewpoint: np.ndarray | None = None, settings: EnergySettings | None = None,
+                      up: np.ndarray | None = None, rigid_iterations: int = 6, group: str = "octahedral",
+                      seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """The network's orientation check: its root turned by every element of ``group``
+    ("identity": ICP only; "flips": and 180 deg about each body axis; or a rotation group's name) and ``extra_roots``, each
+    with the network's joint rotations, rigidly aligned by the torso, ranked by the torso's
+    energy (plus a penalty for a head-down body when ``up`` is given); returns the best local
+    (24,3,3), transl (3,) and the whole body's energy terms, with ``margin``: how much worse
+    the best candidate turned more than 90 deg from it scored (small: ambiguous)."""
+    s = OptimizationSettings(keep=1, rigid_iterations=rigid_iterations, sweeps=0, iterations=0, seed=seed,
+                             energy=settings or EnergySettings())
+    dev, dtype = body.device, body.v_template.dtype
+    energy = BodyEnergy(body, points.to(dev, dtype), s.energy, viewpoint=viewpoint, seed=seed)
+    torso = BodyEnergy(body, points.to(dev, dtype), s.energy, viewpoint=viewpoint, seed=seed, joints=TORSO_JOINTS)
+    from posekit.body.groups import rotation_group
+
+    # The octahedral group holds the identity and the three flips; its 24 turns of the network's
+    # root leave no orientation more than 63 deg from a start.
+    if group == "identity":
+        turns = torch.eye(3, device=dev, dtype=dtype)[None]
+    elif group == "flips":
+        turns = torch.as_tensor(np.concatenate([np.eye(3)[None], FLIPS]), device=dev, dtype=dtype)
+    else:
+        turns = torch.as_tensor(rotation_group(group).elements, device=dev, dtype=dtype)
+    roots = [local[0] @ turns]
+    if extra_roots is not None and len(extra_roots) and group != "identity":
+        roots.append(extra_roots.to(dev, dtype))
+    roots = torch.cat(roots)
+    K = len(roots)
+    L, b, t = _pose_batch(local[None], betas[None], transl[None], K)
+    pelvis = body(L[:1], b[:1], t[:1]).joints[0, 0]
+    R = roots @ local[0].T
+    L, t = set_root(body, L, b, t, R, pelvis - (R @ pelvis[:, None])[..., 0])
+    L, t = rigid_align(body, torso, L, b, t, rigid_iterations)
+    out = torso.pose(body, L, b, t)
+    score = torso.terms(out.vertices)["energy"] + head_down_penalty(out.joints, up)
+    best = int(score.argmin())
+    ranked = score.argsort()
+    terms = energy.terms(energy.pose(body, L[best:best + 1], b[:1], t[best:best + 1]).vertices, L[best:best + 1], b[:1])
+    info = {k: float(v[0]) for k, v in terms.items()}
+    info["candidates"] = K
+    # The runner-up among candidates turned more than 90 deg from the winner: how ambiguous it was.
+    far = [int(k) for k in ranked[1:] if _angle(L[int(k), 0], L[best, 0]) > np.pi / 2]
+    info["margin"] = float(score[far[0]] - score[best]) if far else 1.0
+    return L[best], t[best], info
+
+
+def head_down_penalty(joints: torch.Tensor, up: np.ndarray | None) -> torch.Tensor | float:
+    """(K,) energy penalty of bodies (joints (K,24,3)) whose pelvis-to-neck axis points against ``up``
+    (1 m per unit of negative cosine: any head-down candidate loses); 0 without ``up``."""
+    if up is None:
+        return 0.0
+    u = torch.as_tensor(np.asarray(up, dtype=np.float64) / np.linalg.norm(up), device=joints.device,
+                        dtype=joints.dtype)
+    spine = joints[:, 12] - joints[:, 0]
+    return torch.relu(-(spine @ u) / spine.norm(dim=-1).clamp_min(1e-6))
+
+
+def _angle(Ra: torch.Tensor, Rb: torch.Tensor) -> float:
+    c = (torch.trace(Ra.T @ Rb) - 1) / 2
+    return float(torch.arccos(c.clamp(-1, 1)))
+
+
+__all__ = ["FLIPS", "SEARCH_JOINTS", "OptimizationResult", "OptimizationSettings", "check_orientation", "diverse_best",
+           "fit_by_optimization", "head_down_penalty", "joint_search", "polish", "rigid_align", "set_root"]

@@ -8,6 +8,13 @@ which hands :func:`posekit.training.train` (seeds, DDP under torchrun, checkpoin
 - ``compute_loss``: ArtEq's losses: part NLL, rotation MSE ``||R - R_gt||_F^2`` per part,
   betas MSE, joint and vertex distances of the posed body, plus the pelvis position;
 - ``evaluate``: V2V/MPJPE (cm) and part accuracy on fixed "common" and "unseen" sets.
+
+Compounding runs: ``posekit train body --resume-from body-default --budget-minutes N`` starts
+from the shipped weights (their network config wins over the YAML's), validates them first on
+the run's own validation sets, trains for the budget, validates again, and - when the
+validation score (:func:`validation_score`) improved - replaces the file it started from with
+the new weights (:func:`promote_if_better`). The weights' metadata keep the whole ``chain`` of
+runs (command, steps, minutes, metrics) that led to them: the model card.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ class BodyTrainConfig:
 
     body_model: str = ""  # SMPL-format .npz; empty: the procedural default
     init_weights: str = ""  # start from these weights (shipped name or model.pt): fine-tuning
+    resume_from: str = ""  # continue a shipped model (name or model.pt); replaces it if validation improves
     network: BodyNetConfig = field(default_factory=BodyNetConfig)
     data: BodyDataConfig = field(default_factory=BodyDataConfig)
     loss: BodyLossWeights = field(default_factory=BodyLossWeights)
@@ -83,9 +91,47 @@ def body_losses(outputs: dict, batch, body, weights: BodyLossWeights) -> tuple[t
                    "mpjpe_cm": 100 * float(mpjpe), "pelvis_cm": 100 * float(pelvis), "part_acc": float(acc)}
 
 
+def validation_score(metrics: dict) -> float:
+    """The number a compounding run must lower: mean of the common and unseen validation V2V (cm)."""
+    return 0.5 * (float(metrics["common_v2v_cm"]) + float(metrics["unseen_v2v_cm"]))
+
+
+def model_chain(metadata: dict) -> list[dict]:
+    """The runs that made a weights file, oldest first (one entry for files from before chains)."""
+    chain = metadata.get("chain")
+    if chain:
+        return [dict(c) for c in chain]
+    if not metadata:
+        return []
+    return [{"command": metadata.get("command", ""), "steps": int(metadata.get("steps", 0)),
+             "minutes": None, "metrics": dict(metadata.get("metrics") or {})}]
+
+
+def promote_if_better(weights_path: str | Path, target: str | Path, before: dict, after: dict) -> bool:
+    """Copy the run's weights file over ``target`` when ``after`` validates better than ``before``.
+
+    Both are validation metric dicts measured on the same sets; the run's metadata (its
+    ``chain`` included) go with the weights. Returns whether the target was replaced.
+    """
+    from posekit.io.weights import load_weights, save_weights
+
+    if validation_score(after) >= validation_score(before):
+        logger.info("validation %.3f cm is not better than %.3f cm: %s kept", validation_score(after),
+                    validation_score(before), target)
+        return False
+    state, metadata = load_weights(weights_path, map_location="cpu", return_metadata=True)
+    save_weights(state, target, metadata=metadata)
+    logger.info("validation %.3f -> %.3f cm: replaced %s", validation_score(before), validation_score(after), target)
+    return True
+
+
 def train_body(config: BodyTrainConfig, out_dir: str | Path, body_model: str | Path | None = None,
                resume: bool = True, progress: bool = True) -> TrainResult:
-    """Train the network of ``config`` on the body model (``body_model`` path overrides ``config.body_model``)."""
+    """Train the network of ``config`` on the body model (``body_model`` path overrides ``config.body_model``).
+
+    With ``config.resume_from`` see the module docstring: the result's ``metrics`` then also
+    hold ``before_*`` (the start weights on the same validation sets) and ``promoted`` (1/0).
+    """
     from posekit.body.clouds import make_body_batch
     from posekit.body.model import load_body_model
     from posekit.training import init_distributed
@@ -95,14 +141,19 @@ def train_body(config: BodyTrainConfig, out_dir: str | Path, body_model: str | P
     if config.train.num_threads > 0:
         torch.set_num_threads(config.train.num_threads)
     ctx = init_distributed(config.train.device)
+    start = None
+    if config.resume_from or config.init_weights:
+        from posekit import pretrained
+
+        start = pretrained.load(config.resume_from or config.init_weights, engine="body")
+        if config.resume_from:
+            config.network = BodyNetConfig(**start.config.get("network", {}))
+            config.body_model = config.body_model or start.config.get("body_model", "")
     body = load_body_model(config.body_model or None, device=str(ctx.device))
     config.network.n_betas = body.n_betas
     torch.manual_seed(config.train.seed)
     net = BodyNet(config.network)
-    if config.init_weights:
-        from posekit import pretrained
-
-        start = pretrained.load(config.init_weights, engine="body")
+    if start is not None:
         net.load_state_dict(start.state_dict)
         logger.info("starting from %s", start.path)
     d = config.data
@@ -127,9 +178,43 @@ def train_body(config: BodyTrainConfig, out_dir: str | Path, body_model: str | P
             rows.update({f"{kind}_{k}": v for k, v in terms.items() if k in ("v2v_cm", "mpjpe_cm", "part_acc")})
         return rows
 
+    before = {}
+    if config.resume_from and ctx.is_main:
+        net.eval()
+        with torch.no_grad():
+            before = evaluate(net.to(ctx.device))
+        net.train()
     cfg_dict = asdict(config)
-    return train(net, make_batch, compute_loss, config.train, out_dir, config=cfg_dict, evaluate=evaluate,
-                 resume=resume, engine="body", progress=progress)
+    result = train(net, make_batch, compute_loss, config.train, out_dir, config=cfg_dict, evaluate=evaluate,
+                   resume=resume, engine="body", progress=progress)
+    if config.resume_from and ctx.is_main and result.weights_path is not None:
+        result = _finish_compounding_run(config, start, result, before)
+    return result
 
 
-__all__ = ["BodyDataConfig", "BodyLossWeights", "BodyTrainConfig", "body_losses", "train_body"]
+def _finish_compounding_run(config: BodyTrainConfig, start, result: TrainResult, before: dict) -> TrainResult:
+    """Append this run to the start weights' chain, store it in model.pt, promote if validation improved."""
+    import json
+
+    from posekit.io.atomic import atomic_write_text
+    from posekit.io.weights import load_weights, save_weights
+
+    state, metadata = load_weights(result.weights_path, map_location="cpu", return_metadata=True)
+    chain = model_chain(start.metadata) + [{
+        "command": metadata.get("command", ""), "steps": int(result.steps),
+        "minutes": round(result.seconds / 60.0, 1), "metrics": dict(result.metrics),
+        "metrics_before": dict(before)}]
+    metadata.update({"chain": chain, "total_steps": int(sum(int(c.get("steps") or 0) for c in chain)),
+                     "metrics_before": dict(before)})
+    save_weights(state, result.weights_path, metadata=metadata)
+    target = start.path
+    promoted = promote_if_better(result.weights_path, target, before, result.metrics)
+    metrics = {**result.metrics, **{f"before_{k}": v for k, v in before.items()}, "promoted": float(promoted)}
+    atomic_write_text(Path(result.weights_path).parent / "model_card.json",
+                      json.dumps({"target": str(target), "promoted": promoted, "chain": chain,
+                                  "total_steps": metadata["total_steps"]}, indent=2) + "\n")
+    return TrainResult(result.steps, result.weights_path, result.history, metrics, result.seconds)
+
+
+__all__ = ["BodyDataConfig", "BodyLossWeights", "BodyTrainConfig", "body_losses", "model_chain",
+           "promote_if_better", "train_body", "validation_score"]

@@ -4,7 +4,13 @@
   (same topology), in cm (ArtEq, Feng et al. ICCV 2023, Sec. 5);
 - MPJPE: mean per-joint position error over the 24 joints, in cm, without Procrustes or root
   alignment (the fit is in the input frame, so global errors count);
-- part accuracy: fraction of input points given their true part label.
+- part accuracy: fraction of input points given their true part label;
+- orientation error: the angle of the rotation that best aligns (Kabsch) the fitted torso
+  joints (pelvis, hips, spine, neck, collars, shoulders, head) to the true ones; a fit more than
+  90 deg off is a *flip* (upside down or facing backwards). The root joint's own rotation is
+  not used: a twisted pelvis with compensating spine rotations is not a flipped body;
+- AUROC: the probability that a random good fit (V2V below a threshold) gets a higher score
+  (confidence) than a random bad one, ties counting half (Mann-Whitney U / (n_good n_bad)).
 """
 
 from __future__ import annotations
@@ -43,4 +49,32 @@ def part_accuracy(pred_labels, true_labels) -> float:
     return float((p == t).mean())
 
 
-__all__ = ["mpjpe_cm", "part_accuracy", "v2v_cm"]
+TORSO_JOINTS = (0, 1, 2, 3, 6, 9, 12, 13, 14, 15, 16, 17)
+FLIP_DEG = 90.0
+
+
+def orientation_error_deg(pred_joints, true_joints) -> float:
+    """Angle (deg) of the Kabsch rotation taking the true torso joints onto the fitted ones; (24,3) each."""
+    p, t = _paired(pred_joints, true_joints, "joints")
+    if len(p) != 24:
+        raise BadInputError(f"orientation error needs the 24 SMPL joints, got {len(p)}")
+    a = p[list(TORSO_JOINTS)] - p[list(TORSO_JOINTS)].mean(axis=0)
+    b = t[list(TORSO_JOINTS)] - t[list(TORSO_JOINTS)].mean(axis=0)
+    U, _, Vt = np.linalg.svd(b.T @ a)
+    d = np.sign(np.linalg.det(Vt.T @ U.T))
+    R = Vt.T @ np.diag([1.0, 1.0, d]) @ U.T  # a ~ R b
+    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1.0, 1.0))))
+
+
+def flip_rate(errors_deg) -> float:
+    """Fraction of fits whose orientation error exceeds :data:`FLIP_DEG`."""
+    e = np.asarray(errors_deg, dtype=np.float64).ravel()
+    if e.size == 0:
+        raise BadInputError("flip_rate needs at least one orientation error")
+    return float((e > FLIP_DEG).mean())
+
+
+from posekit.eval.confidence import auroc  # one home; re-exported for the body bench
+
+__all__ = ["FLIP_DEG", "TORSO_JOINTS", "auroc", "flip_rate", "mpjpe_cm", "orientation_error_deg", "part_accuracy",
+           "v2v_cm"]

@@ -1,0 +1,239 @@
+"""The data term and pose prior every body optimiser in posekit shares (refinement, baseline, orientation check).
+
+For a point cloud ``p_i`` and model vertices ``v`` (a fixed subset of the mesh), per candidate body:
+
+    E = mean_i min_v |p_i - v|_t  +  w_m mean_{v visible} min_i |v - p_i|_t        (truncated chamfer)
+      + w_f free_space                                                           (scoring only)
+      + w_lim sum_k dist(euler_k, limits_k)^2  +  w_b |beta|^2                   (priors)
+
+* *visible*: with a known ``viewpoint`` (a depth camera's origin), the model vertices nearest
+  to the camera along their ray (an angular z-buffer of ``bin_m`` cells at the person); all
+  vertices without one (full clouds).
+* *free space*: the fraction of visible model vertices where the camera saw free space:
+  outside the (dilated) silhouette of the points, or more than ``free_space_margin`` in front
+  of the nearest measured point along the ray. A fit that puts the head where the camera saw
+  past the person pays for it even when every point lies on its surface (upside-down fits).
+  Not differentiable; used to rank candidates and for the confidence.
+* *limits*: the pose sampler's full anatomical box (:func:`posekit.body.poses.joint_limits`),
+  on the Euler angles ``R = Rz Ry Rx`` of each local joint rotation (both Euler solutions
+  are tried, the smaller penalty counts).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from posekit.body.skeleton import MERGED_JOINTS, N_JOINTS
+
+# The torso and head, whose orientation the orientation stage settles first: the network's
+# limbs are its least reliable output, and a limb in the wrong place must not vote.
+TORSO_JOINTS = (0, 1, 2, 3, 6, 9, 12, 13, 14, 15)
+
+# Metres: a cloud whose centroid is farther than this from the origin is taken to be in its
+# depth camera's frame (viewpoint = origin) when the caller does not say; no depth camera
+# sees a whole person from closer.
+AUTO_VIEWPOINT_MIN_DISTANCE_M = 1.2
+
+
+@dataclass
+class EnergySettings:
+    """Weights and sizes of :class:`BodyEnergy` (metres)."""
+
+    data_points: int = 384
+    model_points: int = 600
+    max_distance: float = 0.15
+    model_to_data_weight: float = 0.5
+    free_space_weight: float = 0.3
+    free_space_margin: float = 0.05
+    visible_tolerance: float = 0.04
+    bin_m: float = 0.03
+    limits_weight: float = 0.05
+    betas_prior: float = 0.002
+
+
+def resolve_viewpoint(points: np.ndarray, viewpoint) -> np.ndarray | None:
+    """``viewpoint``: None (no camera), "auto" (the origin when the cloud is far from it) or (3,) metres."""
+    if viewpoint is None:
+        return None
+    if isinstance(viewpoint, str):
+        if viewpoint != "auto":
+            from posekit.errors import BadInputError
+
+            raise BadInputError(f"viewpoint must be None, 'auto' or (x, y, z) metres, got {viewpoint!r}")
+        centre = np.asarray(points, dtype=np.float64).mean(axis=0)
+        return np.zeros(3) if np.linalg.norm(centre) > AUTO_VIEWPOINT_MIN_DISTANCE_M else None
+    from posekit.validation import as_float_array
+
+    return as_float_array(viewpoint, "viewpoint", (3,)).astype(np.float64)
+
+
+def euler_zyx(R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both Euler solutions (a, b, c) with ``R = Rz(c) Ry(b) Rx(a)`` of R (...,3,3): two (...,3) tensors, radians."""
+    b = -torch.asin(R[..., 2, 0].clamp(-1 + 1e-6, 1 - 1e-6))
+    a = torch.atan2(R[..., 2, 1], R[..., 2, 2])
+    c = torch.atan2(R[..., 1, 0], R[..., 0, 0])
+    first = torch.stack([a, b, c], dim=-1)
+    wrap = lambda x: torch.remainder(x + math.pi, 2 * math.pi) - math.pi
+    b2 = torch.where(b >= 0, math.pi - b, -math.pi - b)
+    second = torch.stack([wrap(a + math.pi), b2, wrap(c + math.pi)], dim=-1)
+    return first, second
+
+
+class JointLimitPrior:
+    """Squared distance (rad^2) of each local joint rotation's Euler angles outside the pose sampler's limits."""
+
+    def __init__(self, device, dtype=torch.float32, kind: str = "full", margin_deg: float = 5.0):
+        from posekit.body.poses import joint_limits
+
+        lo, hi = joint_limits(kind)
+        m = np.radians(margin_deg)
+        self.lo = torch.as_tensor(lo - m, device=device, dtype=dtype)
+        self.hi = torch.as_tensor(hi + m, device=device, dtype=dtype)
+        mask = torch.ones(N_JOINTS, device=device, dtype=dtype)
+        mask[0] = 0.0
+        mask[list(MERGED_JOINTS)] = 0.0
+        self.mask = mask
+
+    def __call__(self, local: torch.Tensor) -> torch.Tensor:
+        """local (K,24,3,3) -> (K,) penalty."""
+        out = []
+        for angles in euler_zyx(local):
+            d = torch.relu(self.lo - angles) + torch.relu(angles - self.hi)
+            out.append((d * d).sum(-1))
+        return (torch.minimum(out[0], out[1]) * self.mask).sum(-1)
+
+
+class BodyEnergy:
+    """The shared energy for one cloud (see the module docstring); torch, on the body's device."""
+
+    def __init__(self, body, points: torch.Tensor, settings: EnergySettings | None = None,
+                 viewpoint: np.ndarray | None = None, seed: int = 0, joints: tuple[int, ...] | None = None):
+        s = self.settings = settings or EnergySettings()
+        dev, dtype = body.device, body.v_template.dtype
+        rng = np.random.default_rng(seed)
+        pts = points.to(dev, dtype)
+        self.all_points = pts
+        if len(pts) > s.data_points:
+            pts = pts[torch.as_tensor(rng.choice(len(pts), s.data_points, replace=False), device=dev)]
+        self.points = pts
+        pool = np.arange(body.n_vertices)
+        if joints is not None:  # only the vertices of these joints' parts (e.g. the torso)
+            pool = pool[np.isin(body.vertex_joints(), joints)]
+        self.subset = torch.as_tensor(np.sort(rng.choice(pool, min(s.model_points, len(pool)), replace=False)),
+                                      device=dev)
+        self.limits = JointLimitPrior(dev, dtype)
+        self.partial_model = joints is not None
+        self.viewpoint = None
+        if viewpoint is not None:
+            self._setup_view(torch.as_tensor(viewpoint, device=dev, dtype=dtype))
+
+    # -- the angular z-buffer of the camera at `viewpoint`
+    def _setup_view(self, origin: torch.Tensor) -> None:
+        pts = self.all_points
+        centre = pts.mean(0)
+        dist = float((centre - origin).norm())
+        if dist < 0.3:
+            return
+        z = (centre - origin) / dist
+        helper = torch.tensor([0.0, 1.0, 0.0], device=pts.device, dtype=pts.dtype)
+        if abs(float(z @ helper)) > 0.9:
+            helper = torch.tensor([1.0, 0.0, 0.0], device=pts.device, dtype=pts.dtype)
+        x = torch.linalg.cross(helper, z)
+        x = x / x.norm()
+        y = torch.linalg.cross(z, x)
+        self.viewpoint = origin
+        self.view_R = torch.stack([x, y, z], dim=1)  # columns: camera axes in the cloud's frame
+        self.bin = self.settings.bin_m / dist
+        uv, depth = self._project(pts)
+        margin = 3
+        self.uv0 = uv.min(0).values - margin * self.bin
+        size = ((uv.max(0).values - self.uv0) / self.bin).floor().long() + margin + 1
+        self.grid = (int(size[0]), int(size[1]))
+        cell, inside = self._cell(uv)
+        n = self.grid[0] * self.grid[1]
+        nearest = torch.full((n,), float("inf"), device=pts.device, dtype=pts.dtype)
+        nearest = nearest.scatter_reduce(0, cell[inside], depth[inside], reduce="amin")
+        occupied = torch.isfinite(nearest).to(pts.dtype).view(1, 1, self.grid[1], self.grid[0])
+        # Holes of a cell or two in the measured silhouette are missing returns, not free space.
+        grown = torch.nn.functional.max_pool2d(occupied, 3, stride=1, padding=1).view(-1) > 0
+        self.data_depth = nearest
+        self.occupied = grown
+
+    def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q = (x - self.viewpoint) @ self.view_R
+        depth = q[..., 2].clamp_min(1e-3)
+        return q[..., :2] / depth[..., None], depth
+
+    def _cell(self, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ij = ((uv - self.uv0) / self.bin).floor().long()
+        inside = (ij[..., 0] >= 0) & (ij[..., 0] < self.grid[0]) & (ij[..., 1] >= 0) & (ij[..., 1] < self.grid[1])
+        cell = ij[..., 1].clamp(0, self.grid[1] - 1) * self.grid[0] + ij[..., 0].clamp(0, self.grid[0] - 1)
+        return cell, inside
+
+    @torch.no_grad()
+    def visibility(self, verts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """verts (K,M,3) -> visible (K,M) bool, free-space violation (K,M) bool (all visible, none without a viewpoint)."""
+        K, M, _ = verts.shape
+        if self.viewpoint is None:
+            ones = torch.ones(K, M, dtype=torch.bool, device=verts.device)
+            return ones, torch.zeros_like(ones)
+        uv, depth = self._project(verts)
+        cell, inside = self._cell(uv)
+        n = self.grid[0] * self.grid[1]
+        # Vertices outside the grid get one shared extra cell per candidate.
+        flat = torch.where(inside, cell, torch.full_like(cell, n)) + (n + 1) * torch.arange(K, device=verts.device)[:, None]
+        front = torch.full((K * (n + 1),), float("inf"), device=verts.device, dtype=verts.dtype)
+        front = front.scatter_reduce(0, flat.view(-1), depth.view(-1), reduce="amin")
+        visible = depth <= front[flat] + self.settings.visible_tolerance
+        seen = torch.where(inside, self.occupied[cell], torch.zeros_like(inside))
+        in_front = inside & (depth < self.data_depth[cell] - self.settings.free_space_margin)
+        return visible, visible & (~seen | in_front)
+
+    def model_vertices(self, vertices: torch.Tensor) -> torch.Tensor:
+        """The energy's vertex subset of full meshes (K,V,3) (a subset passes through)."""
+        return vertices if vertices.shape[1] == len(self.subset) else vertices[:, self.subset]
+
+    def pose(self, body, local: torch.Tensor, betas: torch.Tensor, transl: torch.Tensor):
+        """The body posed with only the energy's vertices skinned (:class:`~posekit.body.model.BodyOutput`)."""
+        return body(local, betas, transl, vertex_ids=self.subset)
+
+    def chamfer(self, verts: torch.Tensor, visible: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Truncated mean distances (K,): data -> model, and visible model -> data."""
+        pts, t = self.points, self.settings.max_distance
+        # |p|^2 + |v|^2 - 2 p.v, built in place on the product (one K x N x M buffer).
+        d2 = torch.matmul(pts, verts.transpose(1, 2)).mul_(-2.0)
+        d2 = d2.add_((pts * pts).sum(-1)[None, :, None]).add_((verts * verts).sum(-1)[:, None, :])
+        to_model = d2.amin(dim=2).clamp_min(1e-10).sqrt().clamp_max(t).mean(1)
+        per_vertex = d2.amin(dim=1).clamp_min(1e-10).sqrt().clamp_max(t)
+        if visible is None:
+            to_data = per_vertex.mean(1)
+        else:
+            w = visible.to(per_vertex.dtype)
+            to_data = (per_vertex * w).sum(1) / w.sum(1).clamp_min(1.0)
+        return to_model, to_data
+
+    def terms(self, vertices: torch.Tensor, local: torch.Tensor | None = None,
+              betas: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """All terms (K,) for meshes (K,V,3) or their energy subset (K,M,3) (:meth:`pose`); ``energy`` is
+        the weighted sum plus the priors (differentiable except the free-space term)."""
+        s = self.settings
+        verts = self.model_vertices(vertices)
+        visible, violation = self.visibility(verts.detach())
+        to_model, to_data = self.chamfer(verts, visible)
+        free = violation.sum(1).to(verts.dtype) / visible.sum(1).clamp_min(1).to(verts.dtype)
+        energy = to_model + s.model_to_data_weight * to_data + s.free_space_weight * free
+        prior = torch.zeros_like(energy)
+        if local is not None:
+            prior = prior + s.limits_weight * self.limits(local)
+        if betas is not None:
+            prior = prior + s.betas_prior * betas.pow(2).sum(-1)
+        return {"energy": energy + prior, "to_model": to_model, "to_data": to_data, "free_space": free,
+                "prior": prior}
+
+
+__all__ = ["AUTO_VIEWPOINT_MIN_DISTANCE_M", "TORSO_JOINTS", "BodyEnergy", "EnergySettings", "JointLimitPrior", "euler_zyx",
+           "resolve_viewpoint"]
