@@ -55,3 +55,16 @@ def test_ros_node_default_is_the_api_default(api):
                                        "object_pose_node")
     pipeline = op.ObjectPosePipeline(validate_parameters(specs, yaml_params))
     assert _settings(pipeline.estimator) == _settings(api)
+
+
+def test_result_says_where_the_time_went(api):
+    from posekit.data.meshes import procedural_mesh
+
+    mesh, _ = procedural_mesh(5)
+    pts = mesh.sample_points(800, seed=1)
+    pts = pts[pts[:, 2] < 0] + [0.0, 0.0, 0.7]  # one side, in front of the camera
+    result = api.estimate(api.prepare_model(mesh), pts)
+    assert result.success
+    assert set(result.stage_ms) == {"inputs", "coarse_search", "chains", "scoring", "refinement"}
+    assert all(v >= 0 for v in result.stage_ms.values())
+    assert sum(result.stage_ms.values()) <= result.time_ms + 1.0

@@ -86,6 +86,7 @@ class ObjectPoseResult:
     obj_id: int = 0
     hypotheses: list[dict] = field(default_factory=list)
     score_terms: dict = field(default_factory=dict)  # coverage, support, violations of the answer
+    stage_ms: dict = field(default_factory=dict)  # time per stage: inputs, coarse_search, chains, scoring, refinement
 
     @property
     def R(self) -> np.ndarray:
@@ -98,7 +99,20 @@ class ObjectPoseResult:
     def to_dict(self) -> dict:
         return {"success": self.success, "reason": self.reason, "obj_id": self.obj_id,
                 "R": self.R.tolist(), "t": self.t.tolist(), "score": self.score, "time_ms": self.time_ms,
-                "n_observed": self.n_observed, "score_terms": self.score_terms, "hypotheses": self.hypotheses}
+                "n_observed": self.n_observed, "score_terms": self.score_terms, "stage_ms": self.stage_ms, "hypotheses": self.hypotheses}
+
+
+class _StageClock:
+    """Milliseconds spent per named stage (a stage met twice adds up)."""
+
+    def __init__(self):
+        self.ms: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[stage] = self.ms.get(stage, 0.0) + 1e3 * (now - self._t)
+        self._t = now
 
 
 def _failed(reason: str, t0: float, obj_id: int = 0, n_observed: int = 0) -> ObjectPoseResult:
@@ -430,7 +444,9 @@ class ObjectPoseEstimator:
         if not crops:
             return _failed("no object-sized surface found off the dominant plane", time.perf_counter(),
                            model.obj_id, len(pts))
+        t_rank = time.perf_counter()
         rank = self._rank_crops(model, crops, depth, K, region)
+        stages = {"scene_crops": 1e3 * (time.perf_counter() - t_rank)}
         best: ObjectPoseResult | None = None
         for c in rank[: int(self.inference.scene_crops)]:
             crop = crops[int(c)]
@@ -444,6 +460,8 @@ class ObjectPoseEstimator:
             view = view_from_depth(depth, K, crop_region, model.diameter, model.spacing, self.score_config,
                                    self.device, roi=None)
             r = self._register(model, crop, None, view, return_hypotheses)
+            for stage, ms in r.stage_ms.items():
+                stages[stage] = stages.get(stage, 0.0) + ms
             if best is None or r.score > best.score:
                 best, best_view = r, view
         if best is None:
@@ -463,6 +481,7 @@ class ObjectPoseEstimator:
                 if s_icp.score[0] > best.score:
                     best.T_cam_model, best.score = T_icp, float(s_icp.score[0])
                     best.score_terms = {k: v for k, v in s_icp.row(0).items() if k != "score"}
+        best.stage_ms = stages
         best.reason = best.reason or f"scene search: best of {min(len(crops), int(self.inference.scene_crops))} " \
                                      f"registered crops ({len(crops)} ranked)"
         return best
@@ -531,13 +550,13 @@ class ObjectPoseEstimator:
         from posekit.registration.diffusion import sample
         from posekit.registration.scoring import score_poses
 
+        clock = _StageClock()
         rng = np.random.default_rng(self.seed)
         near = object_ball(pts, model.diameter)  # a detector mask's background and strays: left out
         pts = pts[near]
         normals = None if normals is None else np.asarray(normals)[near]
         if normals is None:
-            sub = pts if len(pts) <= 20000 else pts[rng.choice(len(pts), 20000,
-                                                                             replace=False)]
+            sub = pts if len(pts) <= 20000 else pts[rng.choice(len(pts), 20000, replace=False)]
             normals, pts = estimate_normals(sub), sub
         obs, obs_nrm = observed_cloud(pts, normals, self.n_observed, rng)
         obs_n, mu = normalise_observed(obs, model.cloud.radius)
@@ -545,6 +564,7 @@ class ObjectPoseEstimator:
         o = torch.from_numpy(obs_n).float().to(self.device)[None]
         on = torch.from_numpy(obs_nrm).float().to(self.device)[None]
         g = torch.Generator(device=self.device).manual_seed(self.seed)
+        clock.lap("inputs")
         with torch.no_grad():
             f_obs = self.net.features(o, on)
             ok, fo = o.expand(k, -1, -1), f_obs.expand(k, -1, -1)
@@ -556,9 +576,11 @@ class ObjectPoseEstimator:
 
             H_T = self._start_states(o[0], model.points_t[0], k) if self.coarse_rotations > 0 else \
                 self._anchor_states(k)
+            clock.lap("coarse_search")
             H = sample(denoise, k, self.schedule, device=self.device, generator=g, H_init=H_T) \
                 if self.schedule is not None else H_T
         T = pose_from_state(H.double().cpu().numpy(), mu, model.cloud)
+        clock.lap("chains")
         scores = score_poses(T, model.surface_t, model.surface_normals_t, view, model.diameter, self.score_config)
         order = np.argsort(-scores.score, kind="stable")
         T_best, best = T[order[0]], scores.row(int(order[0]))
@@ -572,15 +594,19 @@ class ObjectPoseEstimator:
             starts = [T[i] for i in picked]
             if self.inference.flip_candidates:
                 starts += flipped_poses(T[picked[0]], pts, model.cloud.points)
+            clock.lap("scoring")
             T_icp = self._refine(model, np.stack(starts), pts)
+            clock.lap("refinement")
             icp_scores = score_poses(T_icp, model.surface_t, model.surface_normals_t, view, model.diameter,
                                      self.score_config)
             i = int(np.argmax(icp_scores.score))
             if icp_scores.score[i] > best["score"]:
                 T_best, best = T_icp[i], icp_scores.row(i)
+        clock.lap("scoring")
         hyps = [{"T_cam_model": Ti.tolist(), **scores.row(i)} for i, Ti in enumerate(T)] if return_hypotheses else []
         terms = {k_: v for k_, v in best.items() if k_ != "score"}
-        return ObjectPoseResult(True, T_best, float(best["score"]), "", 0.0, len(pts), model.obj_id, hyps, terms)
+        return ObjectPoseResult(True, T_best, float(best["score"]), "", 0.0, len(pts), model.obj_id, hyps, terms,
+                                clock.ms)
 
     def _refine(self, model: PreparedModel, T_starts: np.ndarray, pts: np.ndarray) -> np.ndarray:
         """ICP-refined poses (B, 4, 4) from starts (B, 4, 4) against observed points (N, 3)."""

@@ -136,6 +136,7 @@ class EstimatorMethod:
         self.estimator = estimator
         self._models: dict[int, object] = {}
         self.failures: dict[str, int] = {}
+        self.stage_ms: dict[str, list[float]] = {}  # per stage, one entry per call that ran it
 
     def prepare(self, obj: BenchObject) -> None:
         if obj.obj_id not in self._models:
@@ -151,6 +152,8 @@ class EstimatorMethod:
             res = self.estimator.estimate(model, depth=target.depth, K=target.K, mask=target.mask)
         else:
             res = self.estimator.estimate(model, target.points)
+        for stage, ms in (getattr(res, "stage_ms", None) or {}).items():
+            self.stage_ms.setdefault(stage, []).append(ms)
         if not res.success:
             reason = str(getattr(res, "reason", "") or "unknown")
             self.failures[reason] = self.failures.get(reason, 0) + 1
@@ -517,6 +520,9 @@ def run_registration_benchmark(
         failures = getattr(methods[name], "failures", None)
         if failures:
             entry["failure_reasons"] = dict(failures)
+        stage_ms = getattr(methods[name], "stage_ms", None)
+        if stage_ms:  # median milliseconds per stage (all targets and noise levels)
+            entry["stage_ms"] = {k: float(np.median(v)) for k, v in stage_ms.items()}
         out_methods[name] = entry
 
     n_head = sum(1 for t in targets if t.noise == headline_noise and t.visib_fract >= VISIBLE_FRACTION_MIN)
