@@ -60,10 +60,21 @@ def run_predict_view(args: argparse.Namespace) -> int:
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("view", help="SO(3) distribution network (induced or I2S head) on SYMSOL renders",
+    p = sub.add_parser("view", help="SO(3) distribution network (induced or I2S head) on SYMSOL renders "
+                                    "or, with --models, on a dataset's CAD models",
                        description="Train the view network with posekit's training loop (checkpoints, "
-                                   "resume, torchrun DDP).")
-    p.add_argument("--config", type=Path, default=None, help="YAML config (e.g. configs/view.yaml)")
+                                   "resume, torchrun DDP). Without --models: SYMSOL renders "
+                                   "(configs/view.yaml). With --models DIR: object crops of a BOP models "
+                                   "folder rendered on the fly (configs/view_lmo.yaml), the I2S-style "
+                                   "baseline trained alongside on the same batches.")
+    p.add_argument("--config", type=Path, default=None, help="YAML config (e.g. configs/view.yaml, configs/view_lmo.yaml)")
+    p.add_argument("--models", default=None, help="BOP models/ folder (mm, vertex colours) or 'procedural' "
+                                                   "(config key data.models)")
+    p.add_argument("--backgrounds", nargs="+", default=None, metavar="PATH",
+                   help="real photos (files or folders) used as crop backgrounds (config key data.backgrounds)")
+    p.add_argument("--export", type=Path, default=None, metavar="DIR",
+                   help="with --models: also write DIR/<name>.pt and DIR/<name>-i2s.pt (parameters only)")
+    p.add_argument("--name", default="view-objects", help="file name stem for --export (default view-objects)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set model.head=i2s (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="output folder (config key out_dir)")
@@ -74,10 +85,23 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from posekit.config import load_config
-    from posekit.view.training import ViewTrainConfig, train_view
 
-    cfg = load_config(ViewTrainConfig, args.config, args.overrides)
-    result = train_view(cfg, out_dir=args.out, resume=not args.no_resume, progress=not args.quiet)
+    if getattr(args, "models", None) is not None:
+        from posekit.view.object_training import ObjectViewTrainConfig, export_paired_weights, train_object_view
+
+        cfg = load_config(ObjectViewTrainConfig, args.config, args.overrides)
+        cfg.data.models = str(args.models)
+        if args.backgrounds is not None:
+            cfg.data.backgrounds = [str(b) for b in args.backgrounds]
+        result = train_object_view(cfg, out_dir=args.out, resume=not args.no_resume, progress=not args.quiet)
+        if result.weights_path is not None and args.export is not None:
+            for head, path in export_paired_weights(result.weights_path, args.export, args.name).items():
+                print(f"exported {head} head: {path}")
+    else:
+        from posekit.view.training import ViewTrainConfig, train_view
+
+        cfg = load_config(ViewTrainConfig, args.config, args.overrides)
+        result = train_view(cfg, out_dir=args.out, resume=not args.no_resume, progress=not args.quiet)
     if result.weights_path is not None:
         print(f"trained {result.steps} steps in {result.seconds:.0f} s; weights: {result.weights_path}")
         for k, v in sorted(result.metrics.items()):
