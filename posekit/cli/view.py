@@ -18,8 +18,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Predict p(R_cam_obj | image) with a view model, print the top modes and "
                     "optionally plot the distribution (Mollweide: z-axis direction as position, "
                     "in-plane angle as colour).")
-    p.add_argument("image", type=Path, help="RGB image (PNG/JPG) of one centred object")
-    p.add_argument("--model", default="view-symsol", help="shipped model name or path to a model.pt (default view-symsol)")
+    p.add_argument("image", type=Path, help="RGB image (PNG/JPG): one centred object, or a full camera image "
+                                             "with --bbox/--mask and --K")
+    p.add_argument("--model", "--weights", dest="model", default=None,
+                   help="shipped model name or path to a model.pt (default view-symsol; view-lmo with --obj-id)")
+    p.add_argument("--obj-id", type=int, default=None, help="object id (models trained with --models)")
+    p.add_argument("--bbox", type=float, nargs=4, default=None, metavar=("X", "Y", "W", "H"),
+                   help="the object's box in the full image, px (BOP bbox_obj convention)")
+    p.add_argument("--mask", type=Path, default=None, help="the object's mask (PNG, non-zero on the object)")
+    p.add_argument("--K", dest="K", nargs="+", default=None, metavar="K",
+                   help="intrinsics: fx fy cx cy, nine numbers row by row, or a BOP camera.json")
     p.add_argument("--png", type=Path, default=None, metavar="OUT", help="write the distribution plot here")
     p.add_argument("--top", type=int, default=5, help="number of modes to print (default 5)")
     p.add_argument("--level", type=int, default=None, help="HEALPix grid level of the output (default: model's)")
@@ -35,10 +43,14 @@ def run_predict_view(args: argparse.Namespace) -> int:
     from posekit.view.estimator import ViewPoseEstimator, load_image
 
     image = load_image(args.image)
-    est = ViewPoseEstimator.from_pretrained(args.model, device=args.device, grid_level=args.level)
-    dist = est.predict(image)
+    name = args.model or ("view-lmo" if args.obj_id is not None else "view-symsol")
+    est = ViewPoseEstimator.from_pretrained(name, device=args.device, grid_level=args.level)
+    mask = load_image(args.mask) if args.mask is not None else None
+    K = parse_intrinsics(args.K) if args.K is not None else None
+    dist = est.predict(image, obj_id=args.obj_id, bbox=args.bbox, mask=mask, K=K)
     modes = dist.top_modes(args.top)
-    print(f"{args.image}: {dist.probs.size} grid rotations (level {dist.level}); top {len(modes)} modes:")
+    frame = "camera frame, converted from the crop" if est.last_crop_camera is not None else "image as the crop"
+    print(f"{args.image}: {dist.probs.size} grid rotations (level {dist.level}, {frame}); top {len(modes)} modes:")
     print(f"{'#':>2} {'prob (20 deg)':>13}  {'rotation vector (rad)':>30}  R_cam_obj rows")
     from scipy.spatial.transform import Rotation
 
@@ -49,7 +61,11 @@ def run_predict_view(args: argparse.Namespace) -> int:
               + " ".join(np.array2string(r, precision=2) for r in R))
         rows.append({"R_cam_obj": R.tolist(), "probability_mass": mass, "rotvec": rv.tolist()})
     if args.json:
-        atomic_write_text(args.json, json.dumps({"image": str(args.image), "modes": rows}, indent=2) + "\n")
+        doc = {"image": str(args.image), "model": est.name, "obj_id": args.obj_id, "modes": rows}
+        if est.last_crop_camera is not None:
+            doc["R_cam_crop"] = est.last_crop_camera.R_cam_crop.tolist()
+            doc["bbox"] = est.last_crop_camera.bbox.tolist()
+        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
         print(f"wrote {args.json}")
     if args.png:
         from posekit.view.distribution import plot_so3_distribution
@@ -57,6 +73,29 @@ def run_predict_view(args: argparse.Namespace) -> int:
         plot_so3_distribution(dist, args.png, image=est.last_input_image, title=f"p(R | {args.image.name})")
         print(f"wrote {args.png}")
     return 0
+
+
+def parse_intrinsics(values: list[str]):
+    """``K (3, 3)`` from ``fx fy cx cy``, nine numbers, or a BOP camera.json path."""
+    import numpy as np
+
+    from posekit.errors import BadInputError
+    from posekit.validation import check_intrinsics
+
+    if len(values) == 1:
+        from posekit.io.bop import read_camera
+
+        return read_camera(values[0])[0]
+    try:
+        nums = [float(v) for v in values]
+    except ValueError as exc:
+        raise BadInputError(f"--K takes fx fy cx cy, nine numbers or a camera.json path, got {values}") from exc
+    if len(nums) == 4:
+        fx, fy, cx, cy = nums
+        return check_intrinsics(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]))
+    if len(nums) == 9:
+        return check_intrinsics(np.array(nums).reshape(3, 3))
+    raise BadInputError(f"--K takes 4 numbers (fx fy cx cy) or 9 (row by row), got {len(nums)}")
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
