@@ -160,13 +160,15 @@ def register_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run_synth_symsol)
 
-    v = sub.add_parser("views", help="object crops of coloured meshes with random backgrounds and lighting",
+    v = sub.add_parser("views", help="object crops of coloured meshes as the view training makes them "
+                                     "(allocentric labels, clutter, occluders, backgrounds)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    v.add_argument("--models", required=True, help="folder of PLY/OBJ meshes (BOP models in mm) or 'procedural'")
+    v.add_argument("--models", required=True, help="BOP models/ folder (mm) or 'procedural'")
     v.add_argument("--out", type=Path, required=True)
     v.add_argument("--per-model", type=int, default=20)
     v.add_argument("--size", type=int, default=64)
     v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--backgrounds", nargs="+", default=None, metavar="PATH", help="real photos for backgrounds")
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=run_synth_views)
 
@@ -185,10 +187,11 @@ def run_synth_symsol(args: argparse.Namespace) -> int:
 def run_synth_views(args: argparse.Namespace) -> int:
     import time
 
-    from posekit.data.symsol import write_view_crops
+    from posekit.data.view_crops import write_view_crops
 
     t0 = time.perf_counter()
-    path, n = write_view_crops(args.models, args.out, args.per_model, args.size, args.seed, progress=not args.quiet)
+    path, n = write_view_crops(args.models, args.out, args.per_model, args.size, args.seed, progress=not args.quiet,
+                               backgrounds=args.backgrounds)
     print(f"wrote {n} crops to {path} in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -197,8 +200,16 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("view", help="induced head vs I2S-style head on SYMSOL: log-likelihood, spread, accuracy",
                        description="Evaluate the induced and I2S-style view models on the same SYMSOL images "
                                    "(Implicit-PDF protocol) and measure in-plane equivariance and latency.")
-    p.add_argument("--induced", default="view-symsol", help="induced-head model (name or path)")
-    p.add_argument("--i2s", default="view-symsol-i2s", help="I2S-style model (name or path)")
+    p.add_argument("--induced", default=None, help="induced-head model (default view-symsol; view-lmo with --models)")
+    p.add_argument("--i2s", default=None, help="I2S-style model (default view-symsol-i2s; view-lmo-i2s with --models)")
+    p.add_argument("--models", default=None, help="BOP models/ folder: benchmark object models on held-out renders "
+                                                  "of these objects instead of SYMSOL")
+    p.add_argument("--per-object", type=int, default=None, help="with --models: renders per object (default 40; --quick 4)")
+    p.add_argument("--backgrounds", nargs="+", default=None, metavar="PATH",
+                   help="with --models: real photos used as backgrounds of the held-out renders")
+    p.add_argument("--real-frames", nargs="+", default=None, metavar="PATH",
+                   help="with --models: real RGB frames (files or folders) cropped by the prediction pipeline "
+                        "for image statistics next to the renders")
     p.add_argument("--per-shape", type=int, default=None, help="test images per shape (default 50; --quick 6)")
     p.add_argument("--level", type=int, default=None, help="evaluation grid level (default 3; --quick 2)")
     p.add_argument("--quick", action="store_true", help="CI size: few images, coarse grid")
@@ -212,9 +223,19 @@ def run_bench(args: argparse.Namespace) -> int:
     from posekit.eval.benchmarks.view import format_table, run_view_benchmark
     from posekit.io.atomic import atomic_write_text
 
-    result = run_view_benchmark(args.induced, args.i2s, per_shape=args.per_shape, level=args.level,
-                                quick=args.quick, seed=args.seed, device=args.device)
-    print(format_table(result))
+    if args.models is not None:
+        from posekit.eval.benchmarks.view import format_object_table, run_object_view_benchmark
+
+        result = run_object_view_benchmark(args.models, args.induced or "view-lmo", args.i2s or "view-lmo-i2s",
+                                           per_object=args.per_object, level=args.level, quick=args.quick,
+                                           seed=args.seed, device=args.device, backgrounds=args.backgrounds,
+                                           real_frames=args.real_frames)
+        print(format_object_table(result))
+    else:
+        result = run_view_benchmark(args.induced or "view-symsol", args.i2s or "view-symsol-i2s",
+                                    per_shape=args.per_shape, level=args.level, quick=args.quick, seed=args.seed,
+                                    device=args.device)
+        print(format_table(result))
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")

@@ -300,3 +300,36 @@ def render_view_crop(objects: ViewObjects, obj_index: int, rng: np.random.Genera
         img = cv2.resize(img, (S, S), interpolation=cv2.INTER_AREA)
     img = photometric_jitter(img, rng, cfg)
     return ViewCrop(img, Q.T @ R, R, Q, obj_index, K, box)
+
+
+def write_view_crops(models: str | Path, out_dir: str | Path, per_model: int = 20, size: int = 64, seed: int = 0,
+                     progress: bool = True, backgrounds=None, n_procedural: int = 6) -> tuple[Path, int]:
+    """Write ``out_dir/views.npz``: ``crops (N, S, S, 3)`` uint8, ``R_crop_obj`` (the allocentric
+    label, ``(N, 3, 3)``), ``R_cam_obj`` and ``R_cam_crop`` (``(N, 3, 3)``), ``bbox (N, 4)``
+    (x, y, w, h) px in the full camera image, ``K (3, 3)``, ``obj_id (N,)``; plus a preview PNG.
+    Crops are made as for training (:func:`render_view_crop`, default :class:`ViewCropConfig`)."""
+    from tqdm import tqdm
+
+    from posekit.io.atomic import atomic_path
+    from posekit.io.bop import write_rgb
+
+    if per_model < 1:
+        raise BadInputError("per_model must be >= 1")
+    cfg = ViewCropConfig(image_size=int(size))
+    objects = load_view_objects(models, n_procedural, seed, cfg.symmetry_step_deg)
+    bgs = load_backgrounds(backgrounds or [])
+    rng = np.random.default_rng(seed)
+    crops = [render_view_crop(objects, i, rng, cfg, bgs)
+             for i in tqdm(np.repeat(np.arange(len(objects.ids)), per_model), desc="views", disable=not progress)]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "views.npz"
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, crops=np.stack([c.image for c in crops]),
+                            R_crop_obj=np.stack([c.R_crop_obj for c in crops]),
+                            R_cam_obj=np.stack([c.R_cam_obj for c in crops]),
+                            R_cam_crop=np.stack([c.R_cam_crop for c in crops]),
+                            bbox=np.stack([c.bbox for c in crops]), K=camera_matrix(cfg),
+                            obj_id=np.array([objects.ids[c.obj_index] for c in crops]))
+    write_rgb(out_dir / "preview.png", np.concatenate([c.image for c in crops[:8]], axis=1))
+    return path, len(crops)
