@@ -240,15 +240,15 @@ def test_predict_bad_input_raises_posekit_errors(objects, tiny_object_model):
     img = np.zeros((240, 320, 3), np.uint8)
     K = camera_matrix(ViewCropConfig(**CROP))
     oid = objects.ids[0]
-    cases = [dict(obj_id=oid, bbox=(400, 10, 20, 20), K=K),      # box outside the image
-             dict(obj_id=oid, bbox=(10, 10, 0, 20), K=K),        # zero width
-             dict(obj_id=oid, mask=np.zeros((240, 320), bool), K=K),   # empty mask
-             dict(obj_id=oid, mask=np.ones((10, 10), bool), K=K),      # mask of another size
-             dict(obj_id=oid, bbox=(10, 10, 20, 20)),                   # no K
-             dict(obj_id=oid, bbox=(10, 10, 20, 20), mask=np.ones((240, 320)), K=K),  # both
-             dict(bbox=(10, 10, 20, 20), K=K),                           # no obj_id
-             dict(obj_id=999, bbox=(10, 10, 20, 20), K=K),               # unknown object
-             dict(obj_id=oid, bbox=(10, 10, 20, 20), K=np.eye(3) * -1)]  # bad K
+    cases = [{"obj_id": oid, "bbox": (400, 10, 20, 20), "K": K},      # box outside the image
+             {"obj_id": oid, "bbox": (10, 10, 0, 20), "K": K},        # zero width
+             {"obj_id": oid, "mask": np.zeros((240, 320), bool), "K": K},   # empty mask
+             {"obj_id": oid, "mask": np.ones((10, 10), bool), "K": K},      # mask of another size
+             {"obj_id": oid, "bbox": (10, 10, 20, 20)},                   # no K
+             {"obj_id": oid, "bbox": (10, 10, 20, 20), "mask": np.ones((240, 320)), "K": K},  # both
+             {"bbox": (10, 10, 20, 20), "K": K},                           # no obj_id
+             {"obj_id": 999, "bbox": (10, 10, 20, 20), "K": K},               # unknown object
+             {"obj_id": oid, "bbox": (10, 10, 20, 20), "K": np.eye(3) * -1}]  # bad K
     for kw in cases:
         with pytest.raises(BadInputError):
             est.predict(img, **kw)

@@ -126,7 +126,11 @@ def run_train(args: argparse.Namespace) -> int:
     from posekit.config import load_config
 
     if getattr(args, "models", None) is not None:
-        from posekit.view.object_training import ObjectViewTrainConfig, export_paired_weights, train_object_view
+        from posekit.view.object_training import (
+            ObjectViewTrainConfig,
+            export_paired_weights,
+            train_object_view,
+        )
 
         cfg = load_config(ObjectViewTrainConfig, args.config, args.overrides)
         cfg.data.models = str(args.models)

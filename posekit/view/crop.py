@@ -84,9 +84,9 @@ def check_bbox(bbox, width: int | None = None, height: int | None = None) -> np.
     if b[2] < 1 or b[3] < 1:
         raise BadInputError(f"bbox width and height must be >= 1 px, got w={b[2]:g} h={b[3]:g}; "
                             "pass (x, y, w, h), not (x0, y0, x1, y1) with x1 < x0")
-    if width is not None and height is not None:
-        if b[0] + b[2] <= 0 or b[1] + b[3] <= 0 or b[0] >= width or b[1] >= height:
-            raise BadInputError(f"bbox {b.tolist()} (x, y, w, h) lies outside the {width}x{height} image")
+    outside = b[0] + b[2] <= 0 or b[1] + b[3] <= 0 or b[0] >= (width or 0) or b[1] >= (height or 0)
+    if width is not None and height is not None and outside:
+        raise BadInputError(f"bbox {b.tolist()} (x, y, w, h) lies outside the {width}x{height} image")
     return b
 
 

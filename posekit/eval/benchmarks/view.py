@@ -168,7 +168,12 @@ def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str =
     from posekit.view.distribution import SO3GridDistribution
     from posekit.view.estimator import ViewPoseEstimator
     from posekit.view.evaluation import evaluate_distributions
-    from posekit.view.object_training import ObjectViewDataConfig, ObjectViewTrainConfig, load_objects, validation_set
+    from posekit.view.object_training import (
+        ObjectViewDataConfig,
+        ObjectViewTrainConfig,
+        load_objects,
+        validation_set,
+    )
     from posekit.view.so3_grid import grid_size, quarter_turn_permutation
 
     per_object = per_object or (4 if quick else 40)
@@ -187,7 +192,7 @@ def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str =
     objects = load_objects(cfg.data)
     bgs = load_backgrounds(backgrounds or [])
     t0 = time.perf_counter()
-    images, idx, labels, eqs = validation_set(cfg, objects, bgs, per_object=per_object, seed=seed + 7919)
+    images, idx, _labels, eqs = validation_set(cfg, objects, bgs, per_object=per_object, seed=seed + 7919)
     render_s = time.perf_counter() - t0
     names = [f"obj{ids[i]}" for i in idx]
     methods = {}
@@ -242,9 +247,9 @@ def format_object_table(result: dict) -> str:
     methods = list(result["methods"])
     s = result["settings"]
     w = 17
-    lines = [f"View benchmark (objects): {s['models']}, {s['per_object']} held-out renders per object "
+    lines = [(f"View benchmark (objects): {s['models']}, {s['per_object']} held-out renders per object "
              f"(occluders, clutter, backgrounds), grid level {s['grid_level']} ({s['grid_size']} rotations), "
-             f"{s['image_size']} px",
+             f"{s['image_size']} px"),
              "".ljust(36) + "".join(f"{m:>{w}}" for m in methods), "-" * (36 + w * len(methods))]
 
     def row(label, get, fmt="{:.3f}"):
