@@ -293,6 +293,11 @@ def test_train_a_few_steps_export_and_predict(tmp_path, objects):
     assert "induced_acc30" in result.metrics and "i2s_loglik_mean" in result.metrics
     files = export_paired_weights(result.weights_path, tmp_path / "export", "view-x")
     assert set(files) == {"induced", "i2s"}
+    from_checkpoint = export_paired_weights(tmp_path / "run" / "checkpoint.pt", tmp_path / "ckpt", "view-x")
+    a = ViewPoseEstimator.from_pretrained(from_checkpoint["induced"], grid_level=1)
+    b = ViewPoseEstimator.from_pretrained(files["induced"], grid_level=1)
+    for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        torch.testing.assert_close(v, w, msg=k)
     for head, path in files.items():
         est = ViewPoseEstimator.from_pretrained(path, grid_level=1)
         assert est.model.cfg.head == head and est.obj_ids == list(objects.ids)
@@ -345,3 +350,37 @@ def test_cli_train_and_predict_view_on_files(tmp_path, capsys):
         assert rc == 1, extra
         assert "error" in capsys.readouterr().err
     assert issubclass(BadInputError, PosekitError)
+
+
+@pytest.mark.slow
+def test_bench_view_models_compares_both_heads_on_held_out_renders(tmp_path, capsys):
+    models = write_bop_models(tmp_path / "models", procedural_models(2, seed=3))
+    paths = {}
+    for head in ("induced", "i2s"):
+        torch.manual_seed(0)
+        cfg = ObjectViewTrainConfig(model=ViewNetConfig(head=head, num_objects=2, **TINY),
+                                    data=ObjectViewDataConfig(models=str(models), obj_ids=[1, 2],
+                                                              crop=ViewCropConfig(**CROP)))
+        paths[head] = save_weights(build_model(cfg.model).state_dict(), tmp_path / f"{head}.pt",
+                                   metadata={"engine": "view", "config": asdict(cfg)})
+    frame = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
+    Image.fromarray(frame).save(tmp_path / "real.png")
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "view", "--models", str(models), "--induced", str(paths["induced"]), "--i2s", str(paths["i2s"]),
+               "--quick", "--per-object", "2", "--level", "1", "--real-frames", str(tmp_path / "real.png"),
+               "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "obj1" in text and "rendered" in text
+    res = json.loads(out.read_text())
+    assert res["benchmark"] == "view-objects" and set(res["methods"]) == {"induced", "i2s"}
+    for m in res["methods"].values():
+        assert m["n_images"] == 4 and set(m["loglik_per_object"]) == {"obj1", "obj2"}
+        assert 0 <= m["acc15"] <= m["acc30"] <= 1 and m["equivariance_error"] < 1e-4
+        assert abs(m["loglik_mean"] - np.log(1 / np.pi ** 2)) < 1.0  # untrained: near uniform
+    assert res["methods"]["induced"]["parameters"] > res["methods"]["i2s"]["parameters"]
+    assert set(res["real_crop_statistics"]) == {"brightness", "contrast", "saturation", "sharpness", "noise"}
+    with pytest.raises(PosekitError):  # a SYMSOL model is not an object model
+        from posekit.eval.benchmarks.view import run_object_view_benchmark
+
+        run_object_view_benchmark(str(models), "view-symsol", "view-symsol-i2s", quick=True, per_object=1, level=1)

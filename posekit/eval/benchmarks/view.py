@@ -141,14 +141,15 @@ def crop_statistics(images: np.ndarray) -> dict:
 
 def real_frame_crops(frames: list[np.ndarray], K: np.ndarray, n: int, size: int, padding: float,
                      rng: np.random.Generator) -> np.ndarray:
-    """``n`` crops of real frames through the prediction crop pipeline (random boxes of 40..200 px)."""
+    """``n`` crops of real frames through the prediction crop pipeline (random square boxes of
+    10-45 % of the shorter image side: 48-216 px on a 640x480 frame)."""
     from posekit.view.crop import crop_camera, warp_crop
 
     out = []
     for i in range(n):
         im = frames[i % len(frames)]
         H, W = im.shape[:2]
-        side = float(rng.uniform(40, 200))
+        side = float(rng.uniform(0.1, 0.45) * min(H, W))
         x, y = rng.uniform(0, W - side), rng.uniform(0, H - side)
         out.append(warp_crop(im, crop_camera([x, y, side, side], K, size, padding), K))
     return np.stack(out)
