@@ -200,7 +200,8 @@ class ViewPoseEstimator:
         cam = crop_camera(box, K, self.image_size, self.padding)
         return warp_crop(img, cam, K), cam
 
-    def predict(self, image, obj_id=None, bbox=None, mask=None, K=None, level: int | None = None) -> SO3GridDistribution:
+    def predict(self, image, *, obj_id=None, bbox=None, mask=None, K=None,
+                level: int | None = None) -> SO3GridDistribution:
         """Distribution over ``R_cam_obj`` for one image (array or file path).
 
         With ``bbox=(x, y, w, h)`` px or ``mask (H, W)`` and ``K (3, 3)`` the image is a full
