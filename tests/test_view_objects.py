@@ -43,7 +43,7 @@ from posekit.view.object_training import (
     target_mask,
     train_object_view,
 )
-from posekit.view.seeding import start_rotations_from_view
+from posekit.view.seeding import start_rotations_from_image, start_rotations_from_view
 from posekit.view.so3_fourier import wigner_d_all
 from posekit.view.so3_grid import geodesic_angle_np, quarter_turn_permutation, so3_healpix_grid
 from posekit.view.training import build_model
@@ -231,8 +231,10 @@ def test_predict_with_bbox_and_mask_converts_to_the_camera_frame(objects, tiny_o
     d_mask = est.predict(res.rgb, obj_id=obj_id, mask=res.instance == 0, K=K)
     np.testing.assert_allclose(est.last_crop_camera.bbox, bbox_from_mask(res.instance == 0))
     assert np.abs(d_mask.probs - d_box.probs).max() < 0.5 * d_box.probs.max()
-    rots = start_rotations_from_view(d_box, 3)
+    rots, dist = start_rotations_from_image(est, res.rgb, obj_id, K, bbox=box, k=3)
     assert rots.shape == (3, 3, 3)
+    np.testing.assert_allclose(dist.probs, d_box.probs)
+    np.testing.assert_allclose(rots[0], d_box.mode())
 
 
 def test_predict_bad_input_raises_posekit_errors(objects, tiny_object_model):

@@ -35,3 +35,13 @@ def start_rotations_from_view(distribution: SO3GridDistribution, k: int, min_sep
         rng = rng or np.random.default_rng(0)
         modes += list(distribution.sample(int(k) - len(modes), rng))
     return np.ascontiguousarray(np.stack(modes[: int(k)]).astype(np.float64))
+
+
+def start_rotations_from_image(view_estimator, rgb, obj_id, K, *, bbox=None, mask=None, k: int = 8,
+                               min_separation_deg: float = 20.0) -> tuple[np.ndarray, SO3GridDistribution]:
+    """Predict with ``view_estimator`` (a :class:`~posekit.view.estimator.ViewPoseEstimator`) on the full
+    image ``rgb (H, W, 3)`` for object ``obj_id`` in ``bbox`` or ``mask`` with intrinsics ``K (3, 3)``;
+    returns ``(k, 3, 3)`` start rotations ``R_cam_obj`` (:func:`start_rotations_from_view`) and the
+    distribution they came from."""
+    dist = view_estimator.predict(rgb, obj_id=obj_id, bbox=bbox, mask=mask, K=K)
+    return start_rotations_from_view(dist, k, min_separation_deg), dist
