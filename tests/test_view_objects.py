@@ -386,3 +386,16 @@ def test_bench_view_models_compares_both_heads_on_held_out_renders(tmp_path, cap
         from posekit.eval.benchmarks.view import run_object_view_benchmark
 
         run_object_view_benchmark(str(models), "view-symsol", "view-symsol-i2s", quick=True, per_object=1, level=1)
+
+
+def test_view_lmo_config_loads_and_is_consistent():
+    from pathlib import Path
+
+    from posekit.config import load_config
+
+    cfg = load_config(ObjectViewTrainConfig, Path(__file__).resolve().parents[1] / "configs" / "view_lmo.yaml")
+    assert cfg.model.image_size == cfg.data.crop.image_size and cfg.baseline_head == "i2s"
+    assert cfg.train.num_threads == 1 and cfg.data.crop == ViewCropConfig()  # the file repeats the defaults
+    with pytest.raises(BadInputError, match="image_size"):
+        bad = ObjectViewTrainConfig(data=ObjectViewDataConfig(models="procedural", crop=ViewCropConfig(image_size=48)))
+        train_object_view(bad, out_dir="/nonexistent-never-written")
