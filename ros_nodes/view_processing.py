@@ -38,6 +38,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("device", "cpu", "torch device", choices=("cpu", "cuda"), read_only=True),
     ParameterSpec("grid_level", -1, "HEALPix SO(3) grid level of the output distribution "
                   "(-1: the weights' evaluation level)", value_range=(-1, 5), read_only=True),
+    ParameterSpec("obj_id", -1, "object id for weights trained on a dataset's objects (e.g. view-lmo); "
+                  "-1 for weights without objects", value_range=(-1, 1_000_000)),
     ParameterSpec("top_modes", 4, "modes published on `modes`", value_range=(1, 32)),
     ParameterSpec("min_mode_separation_deg", 20.0, "least angle between published modes",
                   value_range=(0.0, 180.0)),
@@ -112,7 +114,8 @@ class ViewPosePipeline:
 
     def estimate(self, frame: ViewFrame) -> ViewFrameResult:
         start = time.perf_counter()
-        dist = self.estimator.predict(frame.image)
+        obj_id = int(self.params.get("obj_id", -1))
+        dist = self.estimator.predict(frame.image, obj_id=obj_id) if obj_id >= 0 else self.estimator.predict(frame.image)
         R_mode = dist.mode()
         modes = dist.top_modes(int(self.params["top_modes"]),
                                float(self.params["min_mode_separation_deg"]))

@@ -105,10 +105,13 @@ def test_synth_symsol_and_views(tmp_path):
                  "--size", "32", "--quiet"]) == 0
     v = np.load(tmp_path / "v" / "views.npz")
     assert v["crops"].shape[1:] == (32, 32, 3)
-    # the allocentric label equals the egocentric one turned by the ray's rotation
-    for R_ego, R_allo, c in zip(v["R_cam_obj"], v["R_allocentric"], v["centre_cam"]):
-        z_axis = R_ego @ R_allo.T @ np.array([0, 0, 1.0])  # = Q e_z: the ray through the centre
-        np.testing.assert_allclose(z_axis, c / np.linalg.norm(c), atol=1e-9)
+    # the allocentric label is the egocentric one seen from the crop camera, whose axis is the
+    # ray through the (jittered) box centre
+    K = v["K"]
+    for R_ego, R_allo, Q, (x, y, w, h) in zip(v["R_cam_obj"], v["R_crop_obj"], v["R_cam_crop"], v["bbox"]):
+        np.testing.assert_allclose(Q @ R_allo, R_ego, atol=1e-9)
+        ray = np.linalg.inv(K) @ [x + (w - 1) / 2, y + (h - 1) / 2, 1]
+        np.testing.assert_allclose(Q[:, 2], ray / np.linalg.norm(ray), atol=1e-9)
 
 
 def test_demo_uses_shipped_weights_and_finds_the_symmetric_modes(tmp_path):

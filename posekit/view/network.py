@@ -51,6 +51,7 @@ class ViewNetConfig:
     so3_channels: int = 8
     nonlinearity_grid_level: int = 1  # HEALPix level of the pointwise ReLU grid
     train_grid_level: int = 2  # logits / cross-entropy grid (4608 rotations)
+    num_objects: int = 0  # > 0: object-conditioned (one-hot input planes + per-object S2 filters)
 
     def feature_size(self) -> int:
         return self.image_size // 2 ** len(self.encoder_channels)
@@ -71,7 +72,8 @@ class SteerableEncoder(tnn.Module):
         _, gspaces, enn = _escnn()
         self.gspace = gspaces.rot2dOnR2(-1, maximum_frequency=max(2 * cfg.lmax, 2 * cfg.encoder_max_frequency))
         so2 = self.gspace.fibergroup
-        self.in_type = enn.FieldType(self.gspace, [self.gspace.trivial_repr] * 3)
+        # RGB plus one constant one-hot plane per object (invariant fields: equivariance is kept)
+        self.in_type = enn.FieldType(self.gspace, [self.gspace.trivial_repr] * (3 + cfg.num_objects))
         layers = []
         current = self.in_type
         pad = cfg.encoder_kernel // 2
@@ -147,13 +149,16 @@ class SO3Head(tnn.Module):
 
     S2 conv (I2S eq. 4): ``F_l[o] = sum_c v_l[c] psi_l[c, o]^T`` (outer product, (2l+1)x(2l+1));
     SO(3) conv: ``G_l = sum_o F_l[o] phi_l[o]``. Both commute with ``F_l -> D^l(g) F_l``.
+    An object-conditioned network (``num_objects > 0``) has one set of S2 filters ``psi`` per object.
     """
 
     def __init__(self, cfg: ViewNetConfig):
         super().__init__()
         L, c2, c3 = cfg.lmax, cfg.s2_channels, cfg.so3_channels
         self.cfg = cfg
-        self.psi = tnn.ParameterList([tnn.Parameter(torch.randn(c2, c3, 2 * l + 1) / np.sqrt(c2)) for l in range(L + 1)])
+        lead = (cfg.num_objects,) if cfg.num_objects > 0 else ()
+        self.psi = tnn.ParameterList([tnn.Parameter(torch.randn(*lead, c2, c3, 2 * l + 1) / np.sqrt(c2))
+                                      for l in range(L + 1)])
         self.phi = tnn.ParameterList([tnn.Parameter(0.1 * torch.randn(c3, 2 * l + 1, 2 * l + 1) / np.sqrt(c3 * (2 * l + 1)))
                                       for l in range(L + 1)])
         self.bias = tnn.Parameter(torch.zeros(c3))
@@ -161,9 +166,13 @@ class SO3Head(tnn.Module):
         self.register_buffer("D_nl", grid_wigner(cfg.nonlinearity_grid_level, L).clone(), persistent=False)  # (N, K)
         self.register_buffer("Q_nl", so3_quadrature_matrix(grid, L).float(), persistent=False)  # (K, N)
 
-    def forward(self, v: list[torch.Tensor]) -> torch.Tensor:
-        """``v_l (B, C2, 2l+1)`` -> flattened SO(3) coefficients ``(B, sum (2l+1)^2)``."""
-        F = [torch.einsum("bcm,con->bomn", v[l], self.psi[l]) for l in range(len(v))]
+    def forward(self, v: list[torch.Tensor], obj_index: torch.Tensor | None = None) -> torch.Tensor:
+        """``v_l (B, C2, 2l+1)`` -> flattened SO(3) coefficients ``(B, sum (2l+1)^2)``;
+        ``obj_index (B,)`` int64 picks the per-object filters of an object-conditioned head."""
+        if self.cfg.num_objects > 0:
+            F = [torch.einsum("bcm,bcon->bomn", v[l], self.psi[l][obj_index]) for l in range(len(v))]
+        else:
+            F = [torch.einsum("bcm,con->bomn", v[l], self.psi[l]) for l in range(len(v))]
         F[0] = F[0] + self.bias.view(1, -1, 1, 1)
         flat = torch.cat([f.flatten(2) for f in F], dim=-1)  # (B, C3, K)
         on_grid = torch.relu(flat @ self.D_nl.T)  # (B, C3, N)
@@ -192,15 +201,28 @@ class ViewNet(tnn.Module):
         self.so3 = SO3Head(cfg)
         self.register_buffer("D_train", grid_wigner(cfg.train_grid_level, cfg.lmax).clone(), persistent=False)
 
-    def coefficients(self, images: torch.Tensor) -> torch.Tensor:
+    def coefficients(self, images: torch.Tensor, obj_index: torch.Tensor | None = None) -> torch.Tensor:
         """``images (B, 3, S, S)`` float in [0, 1] (camera orientation: row 0 at the top)
-        -> SO(3) coefficients ``(B, sum (2l+1)^2)`` of the log-density (up to a constant)."""
+        -> SO(3) coefficients ``(B, sum (2l+1)^2)`` of the log-density (up to a constant).
+        An object-conditioned network needs ``obj_index (B,)`` int64 in ``0 .. num_objects - 1``."""
         x = torch.flip(images, dims=[-2]) - 0.5
-        return self.so3(self.head(self.encoder(x)))
+        n = self.cfg.num_objects
+        if n > 0:
+            if obj_index is None:
+                raise ValueError("this view network is object-conditioned: pass obj_index")
+            obj_index = torch.as_tensor(obj_index, device=x.device).long().view(-1)
+            onehot = torch.nn.functional.one_hot(obj_index, n).to(x.dtype)
+            x = torch.cat([x, onehot[:, :, None, None].expand(-1, -1, *x.shape[-2:])], dim=1)
+        return self.so3(self.head(self.encoder(x)), obj_index if n > 0 else None)
 
-    def forward(self, images: torch.Tensor, level: int | None = None) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, level: int | None = None,
+                obj_index: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(B, 72 * 8**level)`` on the HEALPix grid (default: the training level)."""
-        coeffs = self.coefficients(images)
+        coeffs = self.coefficients(images, obj_index)
+        return self.logits_from_coefficients(coeffs, level)
+
+    def logits_from_coefficients(self, coeffs: torch.Tensor, level: int | None = None) -> torch.Tensor:
+        """Grid values ``(B, 72 * 8**level)`` of SO(3) coefficients ``(B, sum (2l+1)^2)``."""
         if level is None or level == self.cfg.train_grid_level:
             return coeffs @ self.D_train.T
         return grid_function_values(coeffs, level, self.cfg.lmax)

@@ -113,3 +113,171 @@ def format_table(result: dict) -> str:
                 vals.append(f"{v * scale:>14.3f}" if key != "n_images" else f"{v:>14d}")
         lines.append(label.ljust(36) + "".join(vals))
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- objects (view-lmo)
+
+OBJECT_METHODS = ("induced", "i2s")
+
+
+def crop_statistics(images: np.ndarray) -> dict:
+    """Per-crop image statistics, mean and std over crops ``(N, S, S, 3)`` uint8: ``brightness``
+    (mean grey level), ``contrast`` (grey std), ``saturation`` (mean of max-min over channels),
+    ``sharpness`` (std of the grey Laplacian), ``noise`` (robust std of the grey minus its 3x3
+    median: sensor noise and fine texture)."""
+    import cv2
+
+    rows = []
+    for im in np.asarray(images):
+        g = im.astype(np.float32).mean(-1)
+        lap = cv2.Laplacian(g, cv2.CV_32F)
+        hp = g - cv2.medianBlur(im.mean(-1).astype(np.uint8), 3).astype(np.float32)
+        rows.append([g.mean(), g.std(), (im.max(-1).astype(float) - im.min(-1)).mean(), lap.std(),
+                     1.4826 * np.median(np.abs(hp - np.median(hp)))])
+    a = np.asarray(rows)
+    names = ("brightness", "contrast", "saturation", "sharpness", "noise")
+    return {n: {"mean": float(a[:, i].mean()), "std": float(a[:, i].std())} for i, n in enumerate(names)}
+
+
+def real_frame_crops(frames: list[np.ndarray], K: np.ndarray, n: int, size: int, padding: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """``n`` crops of real frames through the prediction crop pipeline (random square boxes of
+    10-45 % of the shorter image side: 48-216 px on a 640x480 frame)."""
+    from posekit.view.crop import crop_camera, warp_crop
+
+    out = []
+    for i in range(n):
+        im = frames[i % len(frames)]
+        H, W = im.shape[:2]
+        side = float(rng.uniform(0.1, 0.45) * min(H, W))
+        x, y = rng.uniform(0, W - side), rng.uniform(0, H - side)
+        out.append(warp_crop(im, crop_camera([x, y, side, side], K, size, padding), K))
+    return np.stack(out)
+
+
+def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str = "view-lmo-i2s", *,
+                              per_object: int | None = None, level: int | None = None, quick: bool = False,
+                              seed: int = 2024, device: str = "cpu", backgrounds=None, real_frames=None,
+                              real_K=None) -> dict:
+    """Both heads on the same held-out renders of a models folder (crops made as in training from
+    the induced model's ``data.crop`` config, seeds never used by training), per object and overall;
+    with ``real_frames``, image statistics of real crops next to rendered ones."""
+    import torch
+
+    from posekit.data.view_crops import ViewCropConfig, load_backgrounds
+    from posekit.errors import BadInputError
+    from posekit.view.distribution import SO3GridDistribution
+    from posekit.view.estimator import ViewPoseEstimator
+    from posekit.view.evaluation import evaluate_distributions
+    from posekit.view.object_training import (
+        ObjectViewDataConfig,
+        ObjectViewTrainConfig,
+        load_objects,
+        validation_set,
+    )
+    from posekit.view.so3_grid import grid_size, quarter_turn_permutation
+
+    per_object = per_object or (4 if quick else 40)
+    level = level if level is not None else (2 if quick else 3)
+    estimators = {"induced": ViewPoseEstimator.from_pretrained(induced, device=device, grid_level=level),
+                  "i2s": ViewPoseEstimator.from_pretrained(i2s, device=device, grid_level=level)}
+    for name, est in estimators.items():
+        if not est.object_conditioned:
+            raise BadInputError(f"{name} model {est.name} was not trained on objects (posekit train view --models)")
+    ids = estimators["induced"].obj_ids
+    if estimators["i2s"].obj_ids != ids:
+        raise BadInputError(f"the two models know different objects ({ids} vs {estimators['i2s'].obj_ids})")
+    data_cfg = dict(estimators["induced"].config.get("data", {}))
+    crop = ViewCropConfig(**dict(data_cfg.get("crop", {})))
+    cfg = ObjectViewTrainConfig(data=ObjectViewDataConfig(models=str(models), obj_ids=list(ids), crop=crop))
+    objects = load_objects(cfg.data)
+    bgs = load_backgrounds(backgrounds or [])
+    t0 = time.perf_counter()
+    images, idx, _labels, eqs = validation_set(cfg, objects, bgs, per_object=per_object, seed=seed + 7919)
+    render_s = time.perf_counter() - t0
+    names = [f"obj{ids[i]}" for i in idx]
+    methods = {}
+    for name, est in estimators.items():
+        logits = np.concatenate([est.predict_logits(images[s:s + 16], level, idx[s:s + 16])
+                                 for s in range(0, len(images), 16)])
+        dists = [SO3GridDistribution.from_logits(z, level) for z in logits]
+        m = evaluate_distributions(dists, eqs, names, with_spread=not quick)
+        m["loglik_per_object"] = m.pop("loglik_per_shape")
+        errs = np.array([np.rad2deg(d.mode_error(e)) for d, e in zip(dists, eqs)])
+        m["acc30_per_object"] = {n: float(np.mean(errs[np.array(names) == n] < 30)) for n in dict.fromkeys(names)}
+        m["median_err_per_object"] = {n: float(np.median(errs[np.array(names) == n])) for n in dict.fromkeys(names)}
+        lat = []
+        for img, i in list(zip(images, idx))[: 8 if quick else 30]:
+            t1 = time.perf_counter()
+            est.predict(img, obj_id=ids[i])
+            lat.append(1e3 * (time.perf_counter() - t1))
+        m["latency_ms_median"] = float(np.median(lat))
+        perm = quarter_turn_permutation(level)
+        sub, sub_idx = images[:8], idx[:8]
+        p = _softmax(est.predict_logits(sub, level, sub_idx))
+        p_t = _softmax(est.predict_logits(np.ascontiguousarray(np.rot90(sub, -1, axes=(1, 2))), level, sub_idx))
+        m["equivariance_error"] = float(np.abs(p_t[:, perm] - p).max())
+        m["parameters"] = int(sum(q.numel() for q in est.model.parameters()))
+        m["model"] = est.name
+        m["trained_steps"] = int(est.config.get("train", {}).get("steps", 0))
+        methods[name] = m
+    result = {
+        "benchmark": "view-objects",
+        "settings": {"quick": quick, "seed": seed, "models": str(models), "obj_ids": ids, "per_object": per_object,
+                     "grid_level": level, "grid_size": grid_size(level), "image_size": crop.image_size,
+                     "device": device, "backgrounds": [str(b) for b in (backgrounds or [])],
+                     "render_seconds": render_s, "weights": {"induced": str(induced), "i2s": str(i2s)},
+                     "torch_threads": torch.get_num_threads()},
+        "methods": methods,
+        "rendered_crop_statistics": crop_statistics(images),
+    }
+    if real_frames:
+        frames = load_backgrounds(real_frames)
+        if not frames:
+            raise BadInputError(f"no images found in {real_frames}")
+        K = np.asarray(real_K if real_K is not None else [[525.0, 0, 320], [0, 525.0, 240], [0, 0, 1]], float)
+        real = real_frame_crops(frames, K, 4 * len(frames) if quick else 60, crop.image_size, crop.padding,
+                                np.random.default_rng(seed))
+        result["real_crop_statistics"] = crop_statistics(real)
+        result["settings"]["real_frames"] = len(frames)
+    return result
+
+
+def format_object_table(result: dict) -> str:
+    """Fixed-width table: overall and per-object metrics, one column per head; image statistics."""
+    methods = list(result["methods"])
+    s = result["settings"]
+    w = 17
+    lines = [(f"View benchmark (objects): {s['models']}, {s['per_object']} held-out renders per object "
+             f"(occluders, clutter, backgrounds), grid level {s['grid_level']} ({s['grid_size']} rotations), "
+             f"{s['image_size']} px"),
+             "".ljust(36) + "".join(f"{m:>{w}}" for m in methods), "-" * (36 + w * len(methods))]
+
+    def row(label, get, fmt="{:.3f}"):
+        vals = []
+        for m in methods:
+            v = get(result["methods"][m])
+            text = "" if v is None else fmt.format(*v) if isinstance(v, tuple) else fmt.format(v)
+            missing = v is None or (isinstance(v, float) and not np.isfinite(v))
+            vals.append(f"{'-':>{w}}" if missing else f"{text:>{w}}")
+        lines.append(label.ljust(36) + "".join(vals))
+
+    row("log-likelihood (mean over objects)", lambda r: r["loglik_mean"])
+    row("Acc@15 [%]", lambda r: 100 * r["acc15"], "{:.1f}")
+    row("Acc@30 [%]", lambda r: 100 * r["acc30"], "{:.1f}")
+    row("median error [deg]", lambda r: r["median_err_deg"], "{:.1f}")
+    row("spread [deg]", lambda r: r.get("spread_deg"), "{:.1f}")
+    for obj in result["methods"][methods[0]]["loglik_per_object"]:
+        row(f"  {obj}: loglik, Acc@30 %, median deg", lambda r, o=obj: (r["loglik_per_object"][o], 100 * r["acc30_per_object"][o],
+                                                                r["median_err_per_object"][o]), "{0:5.2f} {1:4.0f} {2:5.1f}")
+    row("latency / image [ms]", lambda r: r["latency_ms_median"], "{:.1f}")
+    row("equivariance error (90 deg)", lambda r: r["equivariance_error"], "{:.1e}")
+    row("parameters", lambda r: r["parameters"], "{:d}")
+    row("trained steps", lambda r: r["trained_steps"], "{:d}")
+    if "real_crop_statistics" in result:
+        lines += ["", "Crop image statistics (mean +- std over crops): rendered vs real frames",
+                  "".ljust(20) + f"{'rendered':>20}{'real':>20}"]
+        for k, v in result["rendered_crop_statistics"].items():
+            r = result["real_crop_statistics"][k]
+            lines.append(k.ljust(20) + f"{v['mean']:>12.1f} +- {v['std']:<5.1f}" + f"{r['mean']:>12.1f} +- {r['std']:<5.1f}")
+    return "\n".join(lines)
