@@ -24,27 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from posekit.errors import BadInputError, CorruptFileError, MissingFileError
+from posekit.errors import BadInputError, CorruptFileError
 from posekit.view.distribution import SO3GridDistribution
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as it is stored (``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8)."""
-    from PIL import Image, UnidentifiedImageError
+    """Read an image file as uint8 ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``: posekit's one image
+    reader, :func:`posekit.io.image.read_image` (16-bit grey scaled, decompression bombs refused)."""
+    from posekit.io.image import read_image
 
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"image file not found: {path}")
-    if path.stat().st_size == 0:
-        raise CorruptFileError(f"{path} is empty (0 bytes); pass a PNG or JPG image")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode not in ("L", "RGB", "RGBA"):
-                im = im.convert("RGBA" if "A" in im.mode else "RGB")
-            return np.asarray(im)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise CorruptFileError(f"{path} is not a readable image ({exc}); pass a PNG or JPG image") from exc
+    return read_image(path)
 
 
 def prepare_image(image, size: int) -> np.ndarray:
