@@ -131,8 +131,10 @@ def log_sinkhorn(logits: torch.Tensor, slack: torch.Tensor, iters: int, log: boo
     B, N, M = logits.shape
     s = slack.view(B, 1)
     if iters <= 0:  # rows only: each observed point's softmax over model points and the slack
-        log_p = logits - torch.logaddexp(torch.logsumexp(logits, dim=2), s).unsqueeze(2)
-        return log_p if log else log_p.exp()
+        if not log:  # one exp pass: softmax over [logits, slack], the slack column dropped
+            full = torch.cat([logits, s.unsqueeze(2).expand(B, N, 1).to(logits.dtype)], dim=2)
+            return torch.softmax(full, dim=2)[..., :M]
+        return logits - torch.logaddexp(torch.logsumexp(logits, dim=2), s).unsqueeze(2)
     u = logits.new_zeros(B, N)
     v = logits.new_zeros(B, M)
     for _ in range(iters):

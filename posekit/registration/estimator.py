@@ -62,7 +62,8 @@ class InferenceConfig:
     icp_candidates: int = 3  # best distinct hypotheses refined by ICP when refine_icp
     icp_backend: str = "auto"  # torch: batched on the device (posekit.registration.refine); open3d: one by one
     # on the CPU (faster there); auto: torch on CUDA, open3d on the CPU
-    flip_candidates: bool = True  # also refine the best one turned 180 deg about the observed cloud's axes
+    flip_candidates: bool = True  # also refine the best start turned 180 deg about the observed and model axes
+    flip_below_score: float = 0.45  # ... when the best score is below this (right poses score 0.5-0.8)
     surface_samples: int = 8192  # model surface samples rendered by the depth score
     scene_seeds: int = 48  # scene search: crops ranked by the coarse fit ...
     scene_crops: int = 6  # ... and the best ones registered (3: 36 %, 6: 57 % on 14 quick LM-O targets)
@@ -591,17 +592,23 @@ class ObjectPoseEstimator:
             coarse = score_poses(T, model.surface_t, model.surface_normals_t, view, model.diameter,
                                  self.score_config, coarse=True)
             picked = self._distinct(T, np.argsort(-coarse.score, kind="stable"), self.icp_candidates)
-            starts = [T[i] for i in picked]
-            if self.inference.flip_candidates:
-                starts += flipped_poses(T[picked[0]], pts, model.cloud.points)
             clock.lap("scoring")
-            T_icp = self._refine(model, np.stack(starts), pts)
+            T_icp = self._refine(model, np.stack([T[i] for i in picked]), pts)
             clock.lap("refinement")
             icp_scores = score_poses(T_icp, model.surface_t, model.surface_normals_t, view, model.diameter,
                                      self.score_config)
             i = int(np.argmax(icp_scores.score))
             if icp_scores.score[i] > best["score"]:
                 T_best, best = T_icp[i], icp_scores.row(i)
+            if self.inference.flip_candidates and best["score"] < self.inference.flip_below_score:
+                # a low score: maybe a half turn of a nearly symmetric view; try them
+                flips = self._refine(model, np.stack(flipped_poses(T[picked[0]], pts, model.cloud.points)), pts)
+                clock.lap("refinement")
+                flip_scores = score_poses(flips, model.surface_t, model.surface_normals_t, view, model.diameter,
+                                          self.score_config)
+                i = int(np.argmax(flip_scores.score))
+                if flip_scores.score[i] > best["score"]:
+                    T_best, best = flips[i], flip_scores.row(i)
         clock.lap("scoring")
         hyps = [{"T_cam_model": Ti.tolist(), **scores.row(i)} for i, Ti in enumerate(T)] if return_hypotheses else []
         terms = {k_: v for k_, v in best.items() if k_ != "score"}
