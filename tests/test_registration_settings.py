@@ -68,3 +68,34 @@ def test_result_says_where_the_time_went(api):
     assert set(result.stage_ms) == {"inputs", "coarse_search", "chains", "scoring", "refinement"}
     assert all(v >= 0 for v in result.stage_ms.values())
     assert sum(result.stage_ms.values()) <= result.time_ms + 1.0
+
+
+def test_start_rotations_prior_seeds_the_chains(api):
+    """A prior (e.g. from the view engine) replaces the coarse search: one chain from the true
+    rotation finds the pose; one from a wrong rotation (and no ICP) does not."""
+    import numpy as np
+
+    from posekit.data.meshes import procedural_mesh
+    from posekit.errors import BadInputError
+    from posekit.geometry.rigid_np import make_pose, rotation_about_axis
+
+    mesh, info = procedural_mesh(77, family="box", diameter_range=(0.12, 0.14))
+    R = rotation_about_axis([0.4, 1.0, -0.2], 2.0)
+    T = make_pose(R, np.array([0.0, 0.0, 0.7]))
+    pts, nrm = mesh.sample_points(3000, seed=3, return_normals=True)
+    cam = pts @ R.T + T[:3, 3]
+    seen = cam[((nrm @ R.T) * cam).sum(1) < 0]
+    model = api.prepare_model(mesh)
+    no_icp = ObjectPoseEstimator.from_pretrained("registration-procedural", refine_icp=False)
+    right = no_icp.estimate(model, seen, start_rotations=R[None])
+    wrong = no_icp.estimate(model, seen, start_rotations=(rotation_about_axis([1.0, 0.0, 0.0], 2.5) @ R)[None])
+
+    def rot_err(T_est):
+        return np.degrees(np.arccos(np.clip((np.trace(T_est[:3, :3].T @ R) - 1) / 2, -1, 1)))
+
+    assert rot_err(right.T_cam_model) < 10 and np.linalg.norm(right.t - T[:3, 3]) < 0.01 * 2 + 0.1 * info.diameter
+    assert rot_err(wrong.T_cam_model) > 30 and wrong.score < right.score
+    with pytest.raises(BadInputError, match="start_rotations"):
+        api.estimate(model, seen, start_rotations=np.zeros((1, 3, 3)))
+    with pytest.raises(BadInputError, match="together"):
+        api.estimate(model, seen, rgb=np.zeros((4, 4, 3), np.uint8))

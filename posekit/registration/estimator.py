@@ -288,7 +288,8 @@ class ObjectPoseEstimator:
     def estimate(self, model, observed: np.ndarray | None = None, *, depth: np.ndarray | None = None,
                  K: np.ndarray | None = None, mask: np.ndarray | None = None, bbox=None,
                  depth_range: tuple[float, float] | None = None, return_hypotheses: bool = False,
-                 observed_normals: np.ndarray | None = None) -> ObjectPoseResult:
+                 observed_normals: np.ndarray | None = None, start_rotations: np.ndarray | None = None,
+                 rgb: np.ndarray | None = None, view=None, view_starts: int = 8) -> ObjectPoseResult:
         """Pose of ``model`` in the camera frame from observed points or a depth image.
 
         observed (N, 3) metres: the object's points (segmented; stray background points are
@@ -296,6 +297,12 @@ class ObjectPoseEstimator:
         object (a detector's: dilated, with background and occluders inside, is fine), or a box
         bbox (x0, y0, x1, y1) pixels to search in, or neither: the object is searched in the whole
         image (plane removal, object-sized crops, coarse ranking, registration, depth score).
+
+        ``start_rotations`` (k, 3, 3) R_cam_obj: start the k chains from these rotations (a prior
+        from elsewhere) instead of the coarse search's. ``rgb`` (H, W, 3) uint8 with ``view`` (a
+        :class:`posekit.view.ViewPoseEstimator` trained on this object's id): the image's
+        orientation distribution gives ``view_starts`` such rotations
+        (:func:`posekit.view.seeding.start_rotations_from_image`; needs depth, K and a mask or box).
         """
         t0 = time.perf_counter()
         model = self.prepare_model(model)
@@ -306,6 +313,18 @@ class ObjectPoseEstimator:
             depth, K, region, segmented, why = self._depth_region(depth, K, mask, bbox, depth_range)
             if why:
                 return _failed(why, t0, obj_id)
+        if (rgb is None) != (view is None):
+            raise BadInputError("pass rgb= and view= together (the image and a ViewPoseEstimator)")
+        if view is not None:
+            if depth is None or (mask is None and bbox is None):
+                raise BadInputError("an RGB prior needs depth, K and a mask or bbox (where the object is)")
+            from posekit.view.seeding import start_rotations_from_image
+
+            box = None if bbox is None else (bbox[0], bbox[1], bbox[2] - bbox[0], bbox[3] - bbox[1])
+            start_rotations, _ = start_rotations_from_image(view, rgb, obj_id, K, bbox=None if mask is not None
+                                                            else box, mask=mask, k=int(view_starts))
+        starts = None if start_rotations is None else self._check_start_rotations(start_rotations)
+        if depth is not None:
             if not segmented:
                 result = self._search_depth(model, depth, K, region, return_hypotheses)
                 result.time_ms = (time.perf_counter() - t0) * 1e3
@@ -318,8 +337,9 @@ class ObjectPoseEstimator:
             from posekit.registration.scoring import view_from_depth
 
             normals = normals_at_pixels(depth, K, pix)
-            view = view_from_depth(depth, K, region, model.diameter, model.spacing, self.score_config, self.device)
-            result = self._register(model, pts, normals, view, return_hypotheses)
+            depth_view = view_from_depth(depth, K, region, model.diameter, model.spacing, self.score_config,
+                                         self.device)
+            result = self._register(model, pts, normals, depth_view, return_hypotheses, starts)
         else:
             pts = self._observed_points(observed)
             if observed_normals is not None:
@@ -337,8 +357,8 @@ class ObjectPoseEstimator:
                 return _failed(why, t0, obj_id, len(pts))
             from posekit.registration.scoring import view_from_points
 
-            view = view_from_points(pts, model.diameter, model.spacing, self.score_config, device=self.device)
-            result = self._register(model, pts, observed_normals, view, return_hypotheses)
+            depth_view = view_from_points(pts, model.diameter, model.spacing, self.score_config, device=self.device)
+            result = self._register(model, pts, observed_normals, depth_view, return_hypotheses, starts)
         result.time_ms = (time.perf_counter() - t0) * 1e3
         return result
 
@@ -523,16 +543,17 @@ class ObjectPoseEstimator:
                              self.score_config, coarse=True).score.reshape(len(crops), -1).max(1)
         return np.argsort(-scores, kind="stable")
 
-    def _coarse_costs(self, obs, model, n_rotations: int):
+    def _coarse_costs(self, obs, model, n_rotations):
         """Truncated mean distance (C, R) of each cloud ``obs (C, n, 3)`` (normalised) to the model
-        under each of ``n_rotations`` rotations, after centroid alignment and one translation step
-        of ICP; and those translation steps (C, R, 3)."""
+        under each of ``n_rotations`` rotations (a count of :func:`anchor_rotations`, or the
+        rotations (R, 3, 3) R_model_cam themselves), after centroid alignment and one translation
+        step of ICP; and those translation steps (C, R, 3)."""
         import torch
 
         from posekit.registration.denoiser import squared_distances
         from posekit.registration.diffusion import anchor_rotations
 
-        R = anchor_rotations(n_rotations, device=self.device)
+        R = anchor_rotations(n_rotations, device=self.device) if isinstance(n_rotations, int) else n_rotations
         m = model[: 2 * obs.shape[1]]
         costs, shifts = [], []
         for chunk in R.split(128):
@@ -544,8 +565,19 @@ class ObjectPoseEstimator:
             shifts.append(shift[:, :, 0])
         return torch.cat(costs, 1), torch.cat(shifts, 1)
 
+    @staticmethod
+    def _check_start_rotations(R) -> np.ndarray:
+        from posekit.validation import as_float_array, check_rotation
+
+        R = as_float_array(R, "start_rotations", (None, 3, 3))
+        if len(R) == 0:
+            raise BadInputError("start_rotations is empty; pass (k, 3, 3) rotations R_cam_obj")
+        for i, Ri in enumerate(R):
+            check_rotation(Ri, f"start_rotations[{i}]")
+        return R
+
     def _register(self, model: PreparedModel, pts: np.ndarray, normals: np.ndarray | None, view,
-                  return_hypotheses: bool) -> ObjectPoseResult:
+                  return_hypotheses: bool, start_rotations: np.ndarray | None = None) -> ObjectPoseResult:
         import torch
 
         from posekit.registration.diffusion import sample
@@ -561,7 +593,7 @@ class ObjectPoseEstimator:
             normals, pts = estimate_normals(sub), sub
         obs, obs_nrm = observed_cloud(pts, normals, self.n_observed, rng)
         obs_n, mu = normalise_observed(obs, model.cloud.radius)
-        k = self.num_hypotheses
+        k = self.num_hypotheses if start_rotations is None else len(start_rotations)
         o = torch.from_numpy(obs_n).float().to(self.device)[None]
         on = torch.from_numpy(obs_nrm).float().to(self.device)[None]
         g = torch.Generator(device=self.device).manual_seed(self.seed)
@@ -575,8 +607,15 @@ class ObjectPoseEstimator:
             def denoise(H, s):
                 return self.net.match(ok, fo, mk, fm, H, s, iters=self.match_iters, feat_d2=feat_d2)
 
-            H_T = self._start_states(o[0], model.points_t[0], k) if self.coarse_rotations > 0 else \
-                self._anchor_states(k)
+            if start_rotations is not None:  # a prior: R_model_cam = R_cam_obj^T, shifts from the coarse step
+                R = torch.as_tensor(np.transpose(start_rotations, (0, 2, 1)), dtype=torch.float32, device=self.device)
+                _, shift = self._coarse_costs(o[:, : self.coarse_points], model.points_t[0], R)
+                H_T = torch.eye(4, device=self.device).repeat(k, 1, 1)
+                H_T[:, :3, :3], H_T[:, :3, 3] = R, shift[0]
+            elif self.coarse_rotations > 0:
+                H_T = self._start_states(o[0], model.points_t[0], k)
+            else:
+                H_T = self._anchor_states(k)
             clock.lap("coarse_search")
             H = sample(denoise, k, self.schedule, device=self.device, generator=g, H_init=H_T) \
                 if self.schedule is not None else H_T
