@@ -99,3 +99,23 @@ def test_start_rotations_prior_seeds_the_chains(api):
         api.estimate(model, seen, start_rotations=np.zeros((1, 3, 3)))
     with pytest.raises(BadInputError, match="together"):
         api.estimate(model, seen, rgb=np.zeros((4, 4, 3), np.uint8))
+
+
+def test_a_huge_cloud_is_subsampled_before_anything_else(api):
+    """Issue 14: a million-point cloud is cut to ``max_observed_points`` (seeded) before normals,
+    scoring or search: the answer is the one for that subset, and n_observed says so."""
+    import numpy as np
+
+    from posekit.data.meshes import procedural_mesh
+
+    mesh, _ = procedural_mesh(5)
+    model = api.prepare_model(mesh)
+    pts = mesh.sample_points(400_000, seed=1)
+    pts = pts[pts[:, 2] < 0] + [0.0, 0.0, 0.7]
+    limit = api.inference.max_observed_points
+    assert len(pts) > limit
+    big = api.estimate(model, pts)
+    subset = pts[np.sort(np.random.default_rng(api.seed).choice(len(pts), limit, replace=False))]
+    small = api.estimate(model, subset)
+    assert big.success and big.n_observed <= limit
+    np.testing.assert_allclose(big.T_cam_model, small.T_cam_model, atol=1e-9)
