@@ -119,3 +119,34 @@ def test_a_huge_cloud_is_subsampled_before_anything_else(api):
     small = api.estimate(model, subset)
     assert big.success and big.n_observed <= limit
     np.testing.assert_allclose(big.T_cam_model, small.T_cam_model, atol=1e-9)
+
+
+_REPRO = """
+import sys
+import numpy as np
+from posekit.data.meshes import procedural_mesh
+from posekit.registration.estimator import ObjectPoseEstimator
+mesh, _ = procedural_mesh(11)
+est = ObjectPoseEstimator.from_pretrained("registration-procedural")
+pts = mesh.sample_points(61000, seed=4)
+pts = pts[pts[:, 2] < 0] + [0.02, 0.0, 0.8] + np.random.default_rng(0).normal(0, 0.001, (1, 3))
+np.save(sys.argv[1], est.estimate(est.prepare_model(mesh), pts).T_cam_model)
+"""
+
+
+@pytest.mark.slow
+def test_same_input_and_seed_give_the_same_pose_in_fresh_processes(tmp_path):
+    """Issue 14: 4 fresh processes once gave poses 10 cm apart (ICP on)."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    script = tmp_path / "repro.py"
+    script.write_text(_REPRO)
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / f"T{i}.npy")], env=env) for i in range(2)]
+    assert all(p.wait(timeout=600) == 0 for p in procs)
+    T0, T1 = (np.load(tmp_path / f"T{i}.npy") for i in range(2))
+    np.testing.assert_array_equal(T0, T1)
