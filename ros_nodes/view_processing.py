@@ -84,19 +84,6 @@ class ViewFrameResult:
                 "time_ms": self.time_ms}
 
 
-def rotation_covariance(rotations: np.ndarray, probs: np.ndarray, R_mode: np.ndarray) -> np.ndarray:
-    """(3, 3) second moment (rad^2) of the rotation vectors log(R_i R_mode^T) under ``probs``.
-
-    The left perturbation R = exp(w) R_mode puts w in the camera frame, as the orientation's
-    covariance in geometry_msgs/PoseWithCovariance is (rotation about the fixed x, y, z axes).
-    A concentrated distribution gives a small covariance; a uniform one about pi^2/3 per axis.
-    """
-    from scipy.spatial.transform import Rotation
-
-    w = Rotation.from_matrix(rotations @ R_mode.T).as_rotvec()
-    return (w * probs[:, None]).T @ w
-
-
 class ViewPosePipeline:
     def __init__(self, params: dict[str, Any], estimator: Any = None) -> None:
         self.params = dict(params)
@@ -119,7 +106,7 @@ class ViewPosePipeline:
         R_mode = dist.mode()
         modes = dist.top_modes(int(self.params["top_modes"]),
                                float(self.params["min_mode_separation_deg"]))
-        cov = rotation_covariance(np.asarray(dist.rotations), dist.probs, R_mode)
+        cov = dist.rotation_covariance(R_mode)
         self.frames += 1
         return ViewFrameResult(frame.stamp_ns, frame.frame_id, R_mode, cov, modes,
                                (time.perf_counter() - start) * 1e3, frame.image, dist)

@@ -24,7 +24,6 @@ from ros_nodes.messages import MessageFactory, image_message, make_header, matri
 from ros_nodes.node_base import reliability_qos
 from ros_nodes.testing import RosGraph
 from ros_nodes.view_pose_node import ViewPoseNode
-from ros_nodes.view_processing import rotation_covariance
 
 R_TRUE = rotation_about_axis((1.0, 2.0, 0.5), 1.1)
 LEVEL = 2
@@ -79,8 +78,7 @@ def test_view_node_orientation_covariance_and_modes():
         angle = np.degrees(np.arccos(np.clip((np.trace(R_TRUE.T @ R_node) - 1) / 2, -1, 1)))
         assert angle < 15.0
         cov = np.asarray(sharp.pose.covariance).reshape(6, 6)
-        np.testing.assert_allclose(cov[3:, 3:], rotation_covariance(
-            np.asarray(expected.rotations), expected.probs, expected.mode()), atol=1e-9)
+        np.testing.assert_allclose(cov[3:, 3:], expected.rotation_covariance(), atol=1e-9)
         assert cov[0, 0] >= 1e5  # position unknown from one view
         broad_cov = np.asarray(broad.pose.covariance).reshape(6, 6)[3:, 3:]
         assert np.trace(broad_cov) > 5 * np.trace(cov[3:, 3:])

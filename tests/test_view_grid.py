@@ -127,3 +127,15 @@ def test_factorised_grid_evaluation_matches_the_full_wigner_matrix():
     full = coeffs @ wigner_d_all(so3_healpix_grid(2), lmax).T
     fast = grid_function_values(coeffs.float(), 2, lmax)
     np.testing.assert_allclose(fast.numpy(), full.numpy(), atol=1e-4 * float(full.abs().max()))
+
+
+def test_rotation_covariance_is_a_statistic_of_the_distribution():
+    from posekit.view.distribution import SO3GridDistribution
+
+    uniform = SO3GridDistribution.uniform(2)
+    cov = uniform.rotation_covariance(np.eye(3))
+    # rotation vectors uniform over SO(3): E[|w|^2] = pi^2/3 + 2 (Haar), split evenly over 3 axes
+    np.testing.assert_allclose(np.diag(cov), (np.pi ** 2 / 3 + 2) / 3, rtol=0.05)
+    assert np.abs(cov - np.diag(np.diag(cov))).max() < 0.05
+    sharp = SO3GridDistribution.from_logits(50.0 * np.einsum("ij,nij->n", np.eye(3), uniform.rotations), 2)
+    assert np.trace(sharp.rotation_covariance()) < 0.05 * np.trace(cov)

@@ -68,6 +68,20 @@ class SO3GridDistribution:
         """The most probable grid rotation ``(3, 3)``."""
         return np.array(self.rotations[int(np.argmax(self.probs))])
 
+    def rotation_covariance(self, R_ref: np.ndarray | None = None) -> np.ndarray:
+        """(3, 3) second moment (rad^2) of the rotation vectors log(R_i R_ref^T) under the
+        distribution (``R_ref`` default: the mode).
+
+        The left perturbation R = exp(w) R_ref puts w in the camera frame, as the orientation
+        block of geometry_msgs/PoseWithCovariance is (rotations about the fixed x, y, z axes).
+        A concentrated distribution gives a small covariance; a uniform one about pi^2/3 per axis.
+        """
+        from scipy.spatial.transform import Rotation
+
+        R_ref = self.mode() if R_ref is None else np.asarray(R_ref, dtype=np.float64)
+        w = Rotation.from_matrix(np.asarray(self.rotations) @ R_ref.T).as_rotvec()
+        return (w * self.probs[:, None]).T @ w
+
     def top_modes(self, k: int = 5, min_separation_deg: float = 20.0) -> list[tuple[np.ndarray, float]]:
         """Up to ``k`` local maxima ``(R (3, 3), probability mass within min_separation)``,
         greedily picked in decreasing probability, at least ``min_separation_deg`` apart."""
