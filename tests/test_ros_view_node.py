@@ -18,8 +18,8 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from posekit.geometry.rigid_np import rotation_about_axis
+from posekit.geometry.so3_grid import so3_healpix_grid
 from posekit.view.distribution import SO3GridDistribution
-from posekit.view.so3_grid import so3_healpix_grid
 from ros_nodes.messages import MessageFactory, image_message, make_header, matrix_from_pose
 from ros_nodes.node_base import reliability_qos
 from ros_nodes.testing import RosGraph

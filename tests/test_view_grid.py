@@ -4,6 +4,14 @@ import numpy as np
 import pytest
 
 from posekit.geometry.rigid_np import random_rotation_np, rotation_about_axis
+from posekit.geometry.so3_grid import (
+    geodesic_angle_np,
+    grid_size,
+    nearest_index,
+    quarter_turn_permutation,
+    rot_z,
+    so3_healpix_grid,
+)
 from posekit.view.distribution import SO3GridDistribution
 from posekit.view.so3_fourier import (
     block_diag_wigner,
@@ -11,14 +19,6 @@ from posekit.view.so3_fourier import (
     spherical_harmonics,
     wigner_d,
     wigner_d_all,
-)
-from posekit.view.so3_grid import (
-    geodesic_angle_np,
-    grid_size,
-    nearest_index,
-    quarter_turn_permutation,
-    rot_z,
-    so3_healpix_grid,
 )
 
 

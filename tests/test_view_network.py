@@ -6,9 +6,9 @@ import torch
 
 from posekit.data.symsol import render_symsol
 from posekit.geometry.rigid_np import random_rotation_np
+from posekit.geometry.so3_grid import quarter_turn_permutation, rot_z
 from posekit.view.network import ViewNet, ViewNetConfig
 from posekit.view.so3_fourier import block_diag_wigner
-from posekit.view.so3_grid import quarter_turn_permutation, rot_z
 
 SMALL = {"image_size": 32, "encoder_channels": [4, 6], "encoder_max_frequency": 2, "lmax": 3, "s2_channels": 4,
              "so3_channels": 3, "nonlinearity_grid_level": 1, "train_grid_level": 1}

@@ -23,6 +23,7 @@ from posekit.data.view_crops import (
 )
 from posekit.errors import BadInputError, PosekitError
 from posekit.geometry.rigid_np import make_pose, random_rotation_np, rotation_about_axis
+from posekit.geometry.so3_grid import geodesic_angle_np, quarter_turn_permutation, so3_healpix_grid
 from posekit.io.bop import write_camera
 from posekit.io.weights import save_weights
 from posekit.view.crop import (
@@ -45,7 +46,6 @@ from posekit.view.object_training import (
 )
 from posekit.view.seeding import start_rotations_from_image, start_rotations_from_view
 from posekit.view.so3_fourier import wigner_d_all
-from posekit.view.so3_grid import geodesic_angle_np, quarter_turn_permutation, so3_healpix_grid
 from posekit.view.training import build_model
 
 TINY = {"image_size": 32, "encoder_channels": [4, 6], "lmax": 3, "s2_channels": 4, "so3_channels": 3,

@@ -14,7 +14,7 @@ from posekit.data.symsol import (
 )
 from posekit.errors import BadInputError
 from posekit.geometry.rigid_np import random_rotation_np
-from posekit.view.so3_grid import geodesic_angle_np, rot_z
+from posekit.geometry.so3_grid import geodesic_angle_np, rot_z
 
 
 @pytest.mark.parametrize("shape,size", [("tet", 12), ("cube", 24), ("icosa", 60), ("cone", 360), ("cyl", 720)])

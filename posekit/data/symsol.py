@@ -128,7 +128,7 @@ def symmetry_group(shape: str) -> np.ndarray:
         v = _icosa_vertices()
         g = [_axis_angle(v[0], 2 * np.pi / 5), _axis_angle([1, 1, 1], 2 * np.pi / 3)]
         return _close_group(g, 60)
-    from posekit.view.so3_grid import rot_z
+    from posekit.geometry.so3_grid import rot_z
 
     angles = np.deg2rad(np.arange(0.0, 360.0, CONTINUOUS_STEP_DEG))
     if shape == "cone":
@@ -136,7 +136,7 @@ def symmetry_group(shape: str) -> np.ndarray:
     if shape in ("cyl", "cylO"):
         flip = _axis_angle([1, 0, 0], np.pi)
         return np.concatenate([rot_z(angles), flip @ rot_z(angles)])
-    from posekit.view.so3_grid import so3_healpix_grid
+    from posekit.geometry.so3_grid import so3_healpix_grid
 
     return np.concatenate([np.eye(3)[None], so3_healpix_grid(2)])
 

@@ -4,7 +4,8 @@ The batched, differentiable torch functions live in :mod:`~posekit.geometry.so3`
 :mod:`~posekit.geometry.se3`, :mod:`~posekit.geometry.igso3` and
 :mod:`~posekit.geometry.alignment` (see :mod:`posekit.geometry.se3` for the conventions
 shared by all engines); their numpy counterparts for I/O, data and metrics code live in
-:mod:`~posekit.geometry.rigid_np`. Importing this package loads numpy only: the torch
+:mod:`~posekit.geometry.rigid_np`; HEALPix grids on SO(3) (the view engine's output grid, also
+used to render SYMSOL data) in :mod:`~posekit.geometry.so3_grid`. Importing this package loads numpy only: the torch
 functions are imported on first use, so numpy-only code does not pay for importing torch.
 """
 

@@ -1,6 +1,6 @@
 """View engine: single-image SO(3) orientation distributions (induced representations, I2S head).
 
-Modules: :mod:`~posekit.view.so3_grid` (HEALPix SO(3) grids, nearest lookup),
+Modules: :mod:`~posekit.geometry.so3_grid` (HEALPix SO(3) grids, nearest lookup; in geometry so data can use them),
 :mod:`~posekit.view.so3_fourier` (Wigner-D matrices and harmonics in escnn's real basis),
 :mod:`~posekit.view.distribution` (grid distribution: mode, sampling, log-likelihood, plot),
 :mod:`~posekit.view.network` (escnn encoder, induction layer, S2/SO(3) convolutions),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from posekit.errors import BadInputError
-from posekit.view.so3_grid import geodesic_angle_np, nearest_index, so3_healpix_grid
+from posekit.geometry.so3_grid import geodesic_angle_np, nearest_index, so3_healpix_grid
 
 HAAR_VOLUME = np.pi ** 2  # volume of SO(3) in the Implicit-PDF normalisation
 
@@ -146,7 +146,7 @@ class SO3GridDistribution:
 
 def _direction_and_tilt(R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(longitude, latitude, in-plane angle) of rotations ``(K, 3, 3)`` in radians."""
-    from posekit.view.so3_grid import rot_y, rot_z
+    from posekit.geometry.so3_grid import rot_y, rot_z
 
     z = R[:, :, 2]
     lon = np.arctan2(z[:, 1], z[:, 0])

@@ -15,7 +15,7 @@ Equivariance: the image is flipped upside down before the encoder so that escnn'
 rotations (counter-clockwise for y-up grids) are the camera's ``Rz(+t)`` (x right turns into y
 down). Rotating the image by a quarter turn (``np.rot90(img, -1)`` is ``Rz(+pi/2)``) then maps
 ``v_l -> D^l(Rz) v_l`` exactly, and the grid logits are permuted by the left action of ``Rz`` on
-the grid (see :func:`posekit.view.so3_grid.quarter_turn_permutation`).
+the grid (see :func:`posekit.geometry.so3_grid.quarter_turn_permutation`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn as tnn
 
+from posekit.geometry.so3_grid import so3_healpix_grid
 from posekit.view.so3_fourier import (
     grid_function_values,
     grid_wigner,
@@ -33,7 +34,6 @@ from posekit.view.so3_fourier import (
     so3_quadrature_matrix,
     spherical_harmonics,
 )
-from posekit.view.so3_grid import so3_healpix_grid
 
 
 @dataclass

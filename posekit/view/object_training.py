@@ -94,7 +94,7 @@ def target_mask(equivalents: list[np.ndarray], level: int):
     """``(B, N)`` bool torch tensor: grid cells nearest any equivalent rotation of each sample."""
     import torch
 
-    from posekit.view.so3_grid import grid_size, nearest_index
+    from posekit.geometry.so3_grid import grid_size, nearest_index
 
     index = nearest_index(level)
     mask = torch.zeros(len(equivalents), grid_size(level), dtype=torch.bool)

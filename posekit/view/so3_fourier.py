@@ -101,7 +101,7 @@ def m0_vector(l: int) -> np.ndarray:
 
 def rotation_to_direction(x: np.ndarray) -> np.ndarray:
     """Rotations ``(..., 3, 3)`` with ``R e_z = x`` for unit vectors ``x (..., 3)`` (ZYZ, gamma = 0)."""
-    from posekit.view.so3_grid import rot_y, rot_z
+    from posekit.geometry.so3_grid import rot_y, rot_z
 
     x = np.asarray(x, dtype=np.float64)
     beta = np.arccos(np.clip(x[..., 2], -1.0, 1.0))
@@ -141,7 +141,7 @@ def so3_quadrature_matrix(R_grid: np.ndarray, lmax: int) -> torch.Tensor:
 def grid_wigner(level: int, lmax: int) -> torch.Tensor:
     """``wigner_d_all`` of the level-``level`` HEALPix grid as float32 ``(N, sum (2l+1)^2)``,
     cached (read-only by convention: callers copy before changing it)."""
-    from posekit.view.so3_grid import rot_y, rot_z, so3_healpix_angles
+    from posekit.geometry.so3_grid import rot_y, rot_z, so3_healpix_angles
 
     alpha, beta, gamma = so3_healpix_angles(level)
     pixels, turns = rot_z(alpha) @ rot_y(beta), rot_z(gamma)
@@ -158,7 +158,7 @@ def grid_factors(level: int, lmax: int) -> tuple[torch.Tensor, list[torch.Tensor
     ``pixels (P, sum (2l+1)^2)`` float32 (flattened per degree) and per degree
     ``turns[l] (G, 2l+1, 2l+1)`` float32. Memory grows with P + G, not P * G, so that
     level-5 grids (2.36M rotations) can be evaluated; see :func:`grid_function_values`."""
-    from posekit.view.so3_grid import rot_y, rot_z, so3_healpix_angles
+    from posekit.geometry.so3_grid import rot_y, rot_z, so3_healpix_angles
 
     alpha, beta, gamma = so3_healpix_angles(level)
     pixels, turns = rot_z(alpha) @ rot_y(beta), rot_z(gamma)

@@ -42,7 +42,7 @@ def images_to_tensor(images: np.ndarray, device="cpu"):
 def make_batch_fn(cfg: ViewTrainConfig):
     from posekit.data.symsol import render_symsol
     from posekit.geometry.rigid_np import random_rotation_np
-    from posekit.view.so3_grid import nearest_index
+    from posekit.geometry.so3_grid import nearest_index
 
     shapes = list(cfg.data.shapes)
     size = cfg.model.image_size

@@ -30,7 +30,7 @@ def _test_set(per_shape: int, size: int, seed: int):
 
 def equivariance_error(estimator, images: np.ndarray, level: int) -> float:
     """Max over images and grid points of ``|p(R | rot(img)) - p(Rz(-90) R | img)|`` (quarter turns)."""
-    from posekit.view.so3_grid import quarter_turn_permutation
+    from posekit.geometry.so3_grid import quarter_turn_permutation
 
     perm = quarter_turn_permutation(level)
     p = _softmax(estimator.predict_logits(images, level))
@@ -47,10 +47,10 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def run_view_benchmark(induced: str = "view-symsol", i2s: str = "view-symsol-i2s", *, per_shape: int | None = None,
                        level: int | None = None, quick: bool = False, seed: int = 2024, device: str = "cpu") -> dict:
     """Evaluate both models on the same seeded SYMSOL I test renders; returns the JSON dict."""
+    from posekit.geometry.so3_grid import grid_size
     from posekit.view.distribution import SO3GridDistribution
     from posekit.view.estimator import ViewPoseEstimator
     from posekit.view.evaluation import evaluate_distributions
-    from posekit.view.so3_grid import grid_size
 
     per_shape = per_shape or (6 if quick else 50)
     level = level if level is not None else (2 if quick else 3)
@@ -166,6 +166,7 @@ def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str =
 
     from posekit.data.view_crops import ViewCropConfig, load_backgrounds
     from posekit.errors import BadInputError
+    from posekit.geometry.so3_grid import grid_size, quarter_turn_permutation
     from posekit.view.distribution import SO3GridDistribution
     from posekit.view.estimator import ViewPoseEstimator
     from posekit.view.evaluation import evaluate_distributions
@@ -175,7 +176,6 @@ def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str =
         load_objects,
         validation_set,
     )
-    from posekit.view.so3_grid import grid_size, quarter_turn_permutation
 
     per_object = per_object or (4 if quick else 40)
     level = level if level is not None else (2 if quick else 3)
