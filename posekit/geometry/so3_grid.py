@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from posekit.errors import BadInputError
+from posekit.errors import BadInputError, ComputationError
 
 
 def grid_size(level: int) -> int:
@@ -129,5 +129,5 @@ def quarter_turn_permutation(level: int, k: int = 1) -> np.ndarray:
     perm = nearest_index(level).query(rotated)
     err = geodesic_angle_np(R[perm], rotated).max()
     if err > 1e-6:
-        raise RuntimeError(f"grid level {level} is not closed under quarter turns (error {err:.2e} rad)")
+        raise ComputationError(f"grid level {level} is not closed under quarter turns (error {err:.2e} rad)")
     return perm
