@@ -503,18 +503,15 @@ class ObjectPoseEstimator:
         if self.refine_icp:
             # A crop may hold part of the object only: polish against every scene point around
             # the answer, and keep the polish if it explains the depth better.
-            from posekit.registration.scoring import score_poses
 
             T = best.T_cam_model
             centre = T[:3, :3] @ model.cloud.centre + T[:3, 3]
             around = pts[np.linalg.norm(pts - centre, axis=1) <= 0.75 * model.diameter]
             if len(around) >= MIN_OBSERVED_POINTS:
-                T_icp = self._refine(model, T[None], around)[0]
-                s_icp = score_poses(T_icp[None], model.surface_t, model.surface_normals_t, best_view, model.diameter,
-                                    self.score_config)
-                if s_icp.score[0] > best.score:
-                    best.T_cam_model, best.score = T_icp, float(s_icp.score[0])
-                    best.score_terms = {k: v for k, v in s_icp.row(0).items() if k != "score"}
+                row = {"score": best.score, **best.score_terms}
+                best.T_cam_model, row = self._refine_if_better(model, T[None], around, best_view, T, row)
+                best.score = float(row["score"])
+                best.score_terms = {k: v for k, v in row.items() if k != "score"}
         best.stage_ms = stages
         best.reason = best.reason or f"scene search: best of {min(len(crops), int(self.inference.scene_crops))} " \
                                      f"registered crops ({len(crops)} ranked)"
@@ -645,27 +642,31 @@ class ObjectPoseEstimator:
                                  self.score_config, coarse=True)
             picked = self._distinct(T, np.argsort(-coarse.score, kind="stable"), self.icp_candidates)
             clock.lap("scoring")
-            T_icp = self._refine(model, np.stack([T[i] for i in picked]), pts)
+            T_best, best = self._refine_if_better(model, np.stack([T[i] for i in picked]), pts, view, T_best, best)
             clock.lap("refinement")
-            icp_scores = score_poses(T_icp, model.surface_t, model.surface_normals_t, view, model.diameter,
-                                     self.score_config)
-            i = int(np.argmax(icp_scores.score))
-            if icp_scores.score[i] > best["score"]:
-                T_best, best = T_icp[i], icp_scores.row(i)
             if self.inference.flip_candidates and best["score"] < self.inference.flip_below_score:
                 # a low score: maybe a half turn of a nearly symmetric view; try them
-                flips = self._refine(model, np.stack(flipped_poses(T[picked[0]], pts, model.cloud.points)), pts)
+                T_best, best = self._refine_if_better(model, np.stack(flipped_poses(T[picked[0]], pts,
+                                                                                    model.cloud.points)),
+                                                      pts, view, T_best, best)
                 clock.lap("refinement")
-                flip_scores = score_poses(flips, model.surface_t, model.surface_normals_t, view, model.diameter,
-                                          self.score_config)
-                i = int(np.argmax(flip_scores.score))
-                if flip_scores.score[i] > best["score"]:
-                    T_best, best = flips[i], flip_scores.row(i)
         clock.lap("scoring")
         hyps = [{"T_cam_model": Ti.tolist(), **scores.row(i)} for i, Ti in enumerate(T)] if return_hypotheses else []
         terms = {k_: v for k_, v in best.items() if k_ != "score"}
         return ObjectPoseResult(True, T_best, float(best["score"]), "", 0.0, len(pts), model.obj_id, hyps, terms,
                                 clock.ms)
+
+    def _refine_if_better(self, model: PreparedModel, starts: np.ndarray, pts: np.ndarray, view,
+                          T_best: np.ndarray, best: dict) -> tuple[np.ndarray, dict]:
+        """ICP from each of ``starts (B, 4, 4)``; the best refined pose replaces ``(T_best, best)``
+        (a pose and its :meth:`PoseScores.row`) only when the depth score says it explains the
+        measurement better."""
+        from posekit.registration.scoring import score_poses
+
+        T_icp = self._refine(model, starts, pts)
+        scores = score_poses(T_icp, model.surface_t, model.surface_normals_t, view, model.diameter, self.score_config)
+        i = int(np.argmax(scores.score))
+        return (T_icp[i], scores.row(i)) if scores.score[i] > best["score"] else (T_best, best)
 
     def _refine(self, model: PreparedModel, T_starts: np.ndarray, pts: np.ndarray) -> np.ndarray:
         """ICP-refined poses (B, 4, 4) from starts (B, 4, 4) against observed points (N, 3)."""
