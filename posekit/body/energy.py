@@ -48,6 +48,7 @@ class EnergySettings:
     max_distance: float = 0.15
     model_to_data_weight: float = 0.5
     free_space_weight: float = 0.3
+    free_space_distance_weight: float = 1.0
     free_space_margin: float = 0.05
     visible_tolerance: float = 0.04
     bin_m: float = 0.03
@@ -162,6 +163,13 @@ class BodyEnergy:
         grown = torch.nn.functional.max_pool2d(occupied, 3, stride=1, padding=1).view(-1) > 0
         self.data_depth = nearest
         self.occupied = grown
+        # Distance (m at the person) from each cell to the silhouette: the differentiable side of
+        # the free-space term, sampled bilinearly at each visible vertex (0 inside).
+        from scipy.ndimage import distance_transform_edt
+
+        outside = ~grown.view(self.grid[1], self.grid[0]).cpu().numpy()
+        field = distance_transform_edt(outside) * self.settings.bin_m
+        self.outside_m = torch.as_tensor(field, device=pts.device, dtype=pts.dtype)[None, None]
 
     def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q = (x - self.viewpoint) @ self.view_R
@@ -192,6 +200,29 @@ class BodyEnergy:
         seen = torch.where(inside, self.occupied[cell], torch.zeros_like(inside))
         in_front = inside & (depth < self.data_depth[cell] - self.settings.free_space_margin)
         return visible, visible & (~seen | in_front)
+
+    def free_space_distance(self, verts: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """(K,) mean over visible vertices (K,M,3) of how far (m) each lies in space the camera saw
+        empty: its distance outside the silhouette (bilinear in the distance field) plus how far
+        it is in front of the measured surface beyond the margin; differentiable in the vertices."""
+        if self.viewpoint is None:
+            return verts.new_zeros(verts.shape[0])
+        s = self.settings
+        uv, depth = self._project(verts)
+        size = torch.tensor(self.grid, device=verts.device, dtype=verts.dtype)
+        # grid_sample's (-1, 1) spans the cells' centres at align_corners=True.
+        xy = ((uv - self.uv0) / self.bin - 0.5) / (size - 1).clamp_min(1) * 2 - 1
+        outside = torch.nn.functional.grid_sample(self.outside_m.expand(len(verts), -1, -1, -1), xy[:, :, None],
+                                                  mode="bilinear", padding_mode="border", align_corners=True)
+        outside = outside[:, 0, :, 0]
+        cell, inside = self._cell(uv.detach())
+        measured = self.data_depth[cell]
+        seen = inside & torch.isfinite(measured)
+        front = torch.where(seen, torch.relu(measured.nan_to_num(posinf=0.0) - s.free_space_margin - depth),
+                            torch.zeros_like(depth))
+        w = visible.to(verts.dtype)
+        dist = (outside + front).clamp_max(3 * s.max_distance)
+        return (dist * w).sum(1) / w.sum(1).clamp_min(1.0)
 
     def model_vertices(self, vertices: torch.Tensor) -> torch.Tensor:
         """The energy's vertex subset of full meshes (K,V,3) (a subset passes through)."""
@@ -225,14 +256,16 @@ class BodyEnergy:
         visible, violation = self.visibility(verts.detach())
         to_model, to_data = self.chamfer(verts, visible)
         free = violation.sum(1).to(verts.dtype) / visible.sum(1).clamp_min(1).to(verts.dtype)
+        free_m = self.free_space_distance(verts, visible) if s.free_space_distance_weight else torch.zeros_like(free)
         energy = to_model + s.model_to_data_weight * to_data + s.free_space_weight * free
+        energy = energy + s.free_space_distance_weight * free_m
         prior = torch.zeros_like(energy)
         if local is not None:
             prior = prior + s.limits_weight * self.limits(local)
         if betas is not None:
             prior = prior + s.betas_prior * betas.pow(2).sum(-1)
         return {"energy": energy + prior, "to_model": to_model, "to_data": to_data, "free_space": free,
-                "prior": prior}
+                "free_space_m": free_m, "prior": prior}
 
 
 __all__ = ["AUTO_VIEWPOINT_MIN_DISTANCE_M", "TORSO_JOINTS", "BodyEnergy", "EnergySettings", "JointLimitPrior", "euler_zyx",

@@ -189,12 +189,14 @@ class BodyFitter:
     def fit(self, points, viewpoint="auto", up=None) -> BodyFit:
         """Fit the body to points (N,3) metres: one network pass, then the orientation check.
 
-        The check aligns the network's body rigidly to the points (torso ICP); with ``up`` it
-        also tries the flips about the body's three axes and the network's next-best anchors
-        and keeps the one the data and ``up`` support best
-        (:func:`~posekit.body.optimization.check_orientation`). Without ``up`` the network's
-        orientation stands (on this network, scoring its flips by the data picked wrong ones
-        more often than right: its limbs are too far off); :meth:`refine` searches orientations. viewpoint: the
+        The check aligns the network's body and the candidates around it rigidly to the points
+        (torso ICP) and keeps the one the data (and ``up``) support best
+        (:func:`~posekit.body.optimization.check_orientation`): its flip about the body's long
+        axis (front/back) and the network's next-best anchors; with ``up`` also the other two
+        flips, and a head-down body loses. The torso decides (ranked by its energy, free space
+        included where the camera is known): the network's limbs are too far off to vote - scoring
+        by the whole body after fitting the limbs to the network's part labels flipped 12 of 150
+        rotated clouds, the torso 1 (the network's own orientation 3). viewpoint: the
         depth camera's position (3,) in the cloud's frame, None for a cloud without one (e.g.
         a merged full scan) or "auto" (the origin when the cloud is more than 1.2 m from it);
         up (3,): the direction away from the floor, if known (head-down fits then lose).
@@ -218,7 +220,7 @@ class BodyFitter:
         local0, transl0, info = check_orientation(self.body, torch.as_tensor(pts, device=self.device), local[0],
                                                   betas[0], transl[0], outputs["pelvis_candidates"][0, top],
                                                   viewpoint=view, up=up, seed=self.seed,
-                                                  group="flips" if up is not None else "identity")
+                                                  group="flips" if up is not None else "long_axis")
         t3 = time.perf_counter()
         centres = cloud[0, outputs["centre_index"][0]]
         labels = self._labels_from_centres(pts, centres, outputs["centre_logits"][0].argmax(-1))
@@ -253,8 +255,11 @@ class BodyFitter:
         s = settings or OptimizationSettings(seed=self.seed)
         init = tuple(torch.as_tensor(x, device=self.device, dtype=torch.float32)
                      for x in (fit.rotations, fit.betas, fit.translation))
+        labels = None
+        if fit.method == "network" and len(fit.part_labels) == len(pts):
+            labels = torch.as_tensor(fit.part_labels, device=self.device)
         res = fit_by_optimization(self.body, torch.as_tensor(pts, device=self.device), s, init=init, viewpoint=view,
-                                  up=self._check_up(up))
+                                  up=self._check_up(up), labels=labels)
         out = self._make_fit(pts, res.local_rotations, res.betas, res.transl, None, fit.certainty, dropped,
                              "network+refine", res.terms)
         out.timing_ms = {**{f"network_{k}": v for k, v in fit.timing_ms.items()},

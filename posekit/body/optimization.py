@@ -46,6 +46,8 @@ class OptimizationSettings:
     sweeps: int = 2  # joint-search passes down the tree
     random_candidates: int = 10  # per joint and pass, within the joint limits
     iterations: int = 100  # Adam steps of the polish
+    label_iterations: int = 0  # part-label ICP (:func:`part_icp`) of each kept candidate, given labels
+    upright_headings: int = 0  # with ``up``: also start upright at this many headings about it
     dense_data_points: int = 768  # the polish's data term: more points on both sides
     dense_model_points: int = 1500
     lr: float = 0.02
@@ -102,6 +104,108 @@ def rigid_align(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas:
         w = torch.cat([w_dm, w_md], dim=1) + 1e-6
         T = weighted_kabsch(src, dst, w)
         local, transl = set_root(body, local, betas, transl, T[:, :3, :3], T[:, :3, 3])
+    return local, transl
+
+
+def label_neighbourhood(mirror: bool = False) -> np.ndarray:
+    """(P,P) bool: the parts a point labelled p may pair with: p, its parent and its children
+    (a label off by one part at a boundary still finds its surface), and with ``mirror`` also the
+    left/right twin of each of them."""
+    from posekit.body.skeleton import JOINT_NAMES, N_PARTS, PART_JOINTS, part_parents
+
+    allowed = np.eye(N_PARTS, dtype=bool)
+    for p, q in enumerate(part_parents()):
+        if q >= 0:
+            allowed[p, q] = allowed[q, p] = True
+    if mirror:
+        names = [JOINT_NAMES[j] for j in PART_JOINTS]
+        twin = [names.index(n.replace("left", "#").replace("right", "left").replace("#", "right")) for n in names]
+        allowed = allowed | allowed[:, twin]
+    return allowed
+
+
+@torch.no_grad()
+def part_icp(body: BodyModel, points: torch.Tensor, labels: torch.Tensor, local: torch.Tensor, betas: torch.Tensor,
+             transl: torch.Tensor, iterations: int = 4, reach: float = 0.35, model_points: int = 800,
+             data_points: int = 512, stiffness: float = 0.005, neighbours: bool = True,
+             seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Articulated ICP with part labels as correspondences, for K bodies (local (K,24,3,3), betas
+    (K,n), transl (K,3)); returns the new local rotations and transl.
+
+    Each input point (N,3) with a part label (N,) (the network's segmentation) pairs with the
+    nearest model vertex of its part or a neighbouring one (:func:`label_neighbourhood`), so a
+    body turned the wrong way or a limb on the wrong side is pulled by where its parts *are*,
+    not by whichever surface happens to be close (what plain ICP does). Per iteration: a rigid
+    fit of the whole body (weighted Kabsch), then, down the kinematic tree, the rotation of
+    each joint about its posed position that best maps its part's paired vertices (and, at a
+    third of the weight, its descendants') onto their points (orthogonal Procrustes about a
+    fixed centre, Besl & McKay 1992 per part), the subtree turning with it. Pairs farther than
+    ``reach`` are dropped (robust to wrong labels); ``stiffness`` (per pair, m^2) keeps a joint
+    with few or degenerate pairs (a limb seen along its axis) where it was.
+    """
+    from posekit.body.network import global_to_local
+    from posekit.body.skeleton import PARENTS, PART_JOINTS, joint_to_part
+    from posekit.geometry.alignment import weighted_kabsch
+    from posekit.geometry.so3 import project_to_so3
+
+    dev, dtype = body.device, body.v_template.dtype
+    rng = np.random.default_rng(seed)
+    pts, lab = points.to(dev, dtype), labels.to(dev).long()
+    if len(pts) > data_points:
+        pick = torch.as_tensor(rng.choice(len(pts), data_points, replace=False), device=dev)
+        pts, lab = pts[pick], lab[pick]
+    subset = torch.as_tensor(np.sort(rng.choice(body.n_vertices, min(model_points, body.n_vertices), replace=False)),
+                             device=dev)
+    vjoint = torch.as_tensor(body.vertex_joints(), device=dev)[subset]  # (M,) joint of each vertex
+    vpart = torch.as_tensor(joint_to_part(), device=dev)[vjoint]
+    table = label_neighbourhood() if neighbours else np.eye(len(PART_JOINTS), dtype=bool)
+    allowed = torch.as_tensor(table, device=dev)[lab][:, vpart]  # (N,M)
+    # subtree[j, k]: joint k is j or below it.
+    subtree = np.eye(N_JOINTS, dtype=bool)
+    for k in range(1, N_JOINTS):
+        p = PARENTS[k]
+        while p >= 0:
+            subtree[p, k] = True
+            p = PARENTS[p]
+    subtree = torch.as_tensor(subtree, device=dev)
+    K = local.shape[0]
+    for _ in range(iterations):
+        out = body(local, betas, transl, vertex_ids=subset)
+        verts, joints, G = out.vertices, out.joints.clone(), out.global_rotations.clone()
+        d = torch.cdist(pts[None].expand(K, -1, -1), verts).masked_fill(~allowed[None], float("inf"))
+        dist, near = d.min(2)  # (K,N)
+        w = (dist < reach).to(dtype)
+        src = torch.gather(verts, 1, near[..., None].expand(-1, -1, 3))
+        ok = w.sum(1) >= 3
+        if not bool(ok.any()):
+            break
+        T = weighted_kabsch(src, pts[None].expand(K, -1, -1), w + 1e-6)
+        T[~ok] = torch.eye(4, device=dev, dtype=dtype)
+        R0, t0 = T[:, :3, :3], T[:, :3, 3]
+        local, transl = set_root(body, local, betas, transl, R0, t0)
+        src = src @ R0.transpose(1, 2) + t0[:, None]
+        joints = joints @ R0.transpose(1, 2) + t0[:, None]
+        G = R0[:, None] @ G
+        pair_joint = vjoint[near]  # (K,N) joint of each pair's vertex
+        for j in SEARCH_JOINTS:
+            own = (pair_joint == j).to(dtype)
+            below = subtree[j][pair_joint].to(dtype) - own
+            wj = w * (own + below / 3.0)
+            centre = joints[:, j]
+            a, b = src - centre[:, None], pts[None] - centre[:, None]
+            M = torch.einsum("kn,kni,knj->kij", wj, b, a)
+            M = M + stiffness * wj.sum(1).clamp_min(1.0)[:, None, None] * torch.eye(3, device=dev, dtype=dtype)
+            R = project_to_so3(M)  # (K,3,3) about the joint, in the world frame
+            moved = subtree[j][pair_joint]  # pairs whose vertex turns with joint j
+            turned = (src - centre[:, None]) @ R.transpose(1, 2) + centre[:, None]
+            src = torch.where(moved[..., None], turned, src)
+            jm = subtree[j]
+            joints[:, jm] = (joints[:, jm] - centre[:, None]) @ R.transpose(1, 2) + centre[:, None]
+            G[:, jm] = R[:, None] @ G[:, jm]
+        new_local = global_to_local(G)
+        merged = list(MERGED_JOINTS)
+        new_local[:, merged] = local[:, merged]
+        local = new_local
     return local, transl
 
 
@@ -178,13 +282,16 @@ def polish(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas: torc
 def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: OptimizationSettings | None = None,
                         init: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
                         viewpoint: np.ndarray | None = None,
-                        extra_roots: torch.Tensor | None = None, up: np.ndarray | None = None) -> OptimizationResult:
+                        extra_roots: torch.Tensor | None = None, up: np.ndarray | None = None,
+                        labels: torch.Tensor | None = None) -> OptimizationResult:
     """Fit ``body`` to points (N,3) metres (torch); see the module docstring.
 
     init: (local rotations (24,3,3), betas (n,), transl (3,)) to refine from (refinement), or
     None (the baseline's multi-start). viewpoint: the depth camera's position (3,) or None.
     extra_roots (E,3,3): more root orientations to try with ``init``'s joint rotations.
-    up (3,): the direction away from the floor, if known: head-down candidates are penalised.
+    up (3,): the direction away from the floor, if known: head-down candidates are penalised,
+    and ``settings.upright_headings`` upright starts are added. labels (N,): a part label per
+    point (the network's segmentation), for the part-label ICP (``settings.label_iterations``).
     """
     s = settings or OptimizationSettings()
     dev, dtype = body.device, body.v_template.dtype
@@ -207,6 +314,8 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
         roots = [local0[0][None], local0[0] @ flips]
         if extra_roots is not None and len(extra_roots):
             roots.append(extra_roots.to(dev, dtype))
+        if up is not None and s.upright_headings > 0:
+            roots.append(torch.as_tensor(upright_roots(up, s.upright_headings), device=dev, dtype=dtype))
         roots = torch.cat(roots)
         K = len(roots)
         local, betas, transl = _pose_batch(local0[None], b0[None], t0[None], K)
@@ -222,6 +331,9 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
         e = torso.terms(posed.vertices)["energy"] + head_down_penalty(posed.joints, up)
     order = diverse_best(e, local[:, 0], max(1, s.keep))
     local, betas, transl = local[order], betas[order], transl[order]
+    if labels is not None and s.label_iterations > 0:
+        local, transl = part_icp(body, points, labels, local, betas, transl, iterations=s.label_iterations,
+                                 seed=s.seed)
     if s.sweeps > 0:
         found = [joint_search(body, energy, local[k], betas[k], transl[k], s, rng) for k in range(len(order))]
         local = torch.stack([f[0] for f in found])
@@ -230,6 +342,11 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
         posed = energy.pose(body, local, betas, transl)
         e = energy.terms(posed.vertices, local, betas)["energy"] + head_down_penalty(posed.joints, up)
     best = int(e.argmin())
+    # How clearly the chosen orientation won: the energy gap to the best candidate turned more
+    # than 90 deg from it (1.0 when none was kept), and how far the fit turned from its start.
+    far = [k for k in range(len(e)) if _angle(local[k, 0], local[best, 0]) > np.pi / 2]
+    margin = float(min(e[k] for k in far) - e[best]) if far else 1.0
+    turned = float(np.degrees(_angle(local[best, 0], init[0][0].to(dev, dtype)))) if init is not None else 0.0
     local, betas, transl = local[best:best + 1], betas[best:best + 1], transl[best:best + 1]
     if s.iterations > 0:  # fine: the dense data term
         dense = BodyEnergy(body, points.to(dev, dtype), replace(s.energy, data_points=s.dense_data_points,
@@ -238,8 +355,9 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
         local, betas, transl = polish(body, dense, local, betas, transl, s)
     with torch.no_grad():
         terms = energy.terms(energy.pose(body, local, betas, transl).vertices, local, betas)
-    return OptimizationResult(local[0], betas[0], transl[0], float(terms["energy"][0]),
-                              {k: float(v[0]) for k, v in terms.items() if k != "energy"})
+    out = {k: float(v[0]) for k, v in terms.items() if k != "energy"}
+    out.update(flip_margin=margin, turned_deg=turned)
+    return OptimizationResult(local[0], betas[0], transl[0], float(terms["energy"][0]), out)
 
 
 @torch.no_grad()
@@ -249,8 +367,9 @@ def check_orientation(body: BodyModel, points: torch.Tensor, local: torch.Tensor
                       up: np.ndarray | None = None, rigid_iterations: int = 6, group: str = "octahedral",
                       seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """The network's orientation check: its root turned by every element of ``group``
-    ("identity": ICP only; "flips": and 180 deg about each body axis; or a rotation group's name) and ``extra_roots``, each
-    with the network's joint rotations, rigidly aligned by the torso, ranked by the torso's
+    ("identity": ICP only; "long_axis": and 180 deg about the body's long axis; "flips": and
+    180 deg about each body axis; or a rotation group's name) and ``extra_roots``, each with the
+    network's joint rotations, rigidly aligned by the torso, ranked by the torso's
     energy (plus a penalty for a head-down body when ``up`` is given); returns the best local
     (24,3,3), transl (3,) and the whole body's energy terms, with ``margin``: how much worse
     the best candidate turned more than 90 deg from it scored (small: ambiguous)."""
@@ -267,6 +386,8 @@ def check_orientation(body: BodyModel, points: torch.Tensor, local: torch.Tensor
         turns = torch.eye(3, device=dev, dtype=dtype)[None]
     elif group == "flips":
         turns = torch.as_tensor(np.concatenate([np.eye(3)[None], FLIPS]), device=dev, dtype=dtype)
+    elif group == "long_axis":  # the front/back flip: 180 deg about the body's long (y) axis
+        turns = torch.as_tensor(np.stack([np.eye(3), FLIPS[1]]), device=dev, dtype=dtype)
     else:
         turns = torch.as_tensor(rotation_group(group).elements, device=dev, dtype=dtype)
     roots = [local[0] @ turns]
@@ -292,6 +413,20 @@ def check_orientation(body: BodyModel, points: torch.Tensor, local: torch.Tensor
     return L[best], t[best], info
 
 
+def upright_roots(up: np.ndarray, n: int) -> np.ndarray:
+    """(n,3,3) root rotations of a body standing along ``up`` (its y axis), facing n headings evenly about it."""
+    u = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(u[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    a = helper - (helper @ u) * u
+    a /= np.linalg.norm(a)
+    b = np.cross(a, u)
+    out = []
+    for theta in 2 * np.pi * np.arange(n) / n:
+        z = np.cos(theta) * a + np.sin(theta) * b
+        out.append(np.stack([np.cross(u, z), u, z], axis=1))  # columns: body x (left), y (up), z (forward)
+    return np.asarray(out)
+
+
 def head_down_penalty(joints: torch.Tensor, up: np.ndarray | None) -> torch.Tensor | float:
     """(K,) energy penalty of bodies (joints (K,24,3)) whose pelvis-to-neck axis points against ``up``
     (1 m per unit of negative cosine: any head-down candidate loses); 0 without ``up``."""
@@ -309,4 +444,4 @@ def _angle(Ra: torch.Tensor, Rb: torch.Tensor) -> float:
 
 
 __all__ = ["FLIPS", "SEARCH_JOINTS", "OptimizationResult", "OptimizationSettings", "check_orientation", "diverse_best",
-           "fit_by_optimization", "head_down_penalty", "joint_search", "polish", "rigid_align", "set_root"]
+           "fit_by_optimization", "head_down_penalty", "joint_search", "label_neighbourhood", "part_icp", "polish", "rigid_align", "set_root", "upright_roots"]

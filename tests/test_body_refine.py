@@ -1,0 +1,114 @@
+"""Refinement pieces of issue 12: part-label ICP, free-space distance, upright starts, the long-axis flip."""
+
+import numpy as np
+import pytest
+import torch
+
+from posekit.body.clouds import make_body_batch, make_kinect_batch
+from posekit.body.model import load_body_model
+from posekit.eval.body_metrics import orientation_error_deg, v2v_cm
+
+
+@pytest.fixture(scope="module")
+def body():
+    return load_body_model()
+
+
+@pytest.fixture(scope="module")
+def full(body):
+    return make_body_batch(body, np.random.default_rng(7), 1, 2048, "unseen", rotate=True)
+
+
+@pytest.fixture(scope="module")
+def kinect(body):
+    return make_kinect_batch(body, np.random.default_rng(5), 1, 2048, "unseen")
+
+
+def _turned(body, batch, i, R_body):
+    """The true body of sample i turned by R_body (3x3, body frame) about its pelvis: local, transl."""
+    from posekit.body.optimization import set_root
+
+    L = batch.pose[i:i + 1].clone()
+    R = (L[0, 0] @ torch.as_tensor(R_body, dtype=torch.float32) @ L[0, 0].T)[None]
+    pelvis = batch.joints[i, 0]
+    return set_root(body, L, batch.betas[i:i + 1], batch.transl[i:i + 1], R, pelvis - R[0] @ pelvis)
+
+
+def test_part_icp_pulls_limbs_to_their_labelled_points(body, full):
+    """Limbs turned far away come back when each point pairs with its labelled part."""
+    from posekit.body.optimization import part_icp
+    from posekit.geometry.so3 import so3_exp
+
+    L = full.pose[:1].clone()
+    for j, w in ((1, [0.0, 0.0, 0.8]), (16, [0.0, 0.9, 0.6]), (5, [1.0, 0.0, 0.0]), (18, [0.0, 1.2, 0.0])):
+        L[0, j] = L[0, j] @ so3_exp(torch.tensor(w))
+    truth = full.vertices[0].numpy()
+    before = v2v_cm(body(L, full.betas[:1], full.transl[:1]).vertices[0].numpy(), truth)
+    L2, t2 = part_icp(body, full.points[0], full.labels[0], L, full.betas[:1], full.transl[:1], iterations=6)
+    after = v2v_cm(body(L2, full.betas[:1], t2).vertices[0].numpy(), truth)
+    assert before > 8.0 and after < 0.5 * before
+    # Labels are what does it: the same ICP with every point labelled "pelvis" cannot fix the limbs.
+    wrong = torch.zeros_like(full.labels[0])
+    L3, t3 = part_icp(body, full.points[0], wrong, L, full.betas[:1], full.transl[:1], iterations=6)
+    assert v2v_cm(body(L3, full.betas[:1], t3).vertices[0].numpy(), truth) > after + 2.0
+
+
+def test_free_space_distance_is_zero_on_the_truth_and_pulls_a_body_back_into_view(body, kinect):
+    from posekit.body.energy import BodyEnergy
+
+    energy = BodyEnergy(body, kinect.points[0], viewpoint=np.zeros(3))
+    truth = energy.terms(kinect.vertices[:1])
+    assert float(truth["free_space_m"][0]) < 0.01
+    # Sideways (camera x) out of the silhouette by 25 cm: a few cm of free space on average,
+    # and the gradient of the translation points back.
+    shift = torch.tensor([[0.25, 0.0, 0.0]], requires_grad=True)
+    verts = kinect.vertices[:1] + shift[:, None]
+    terms = energy.terms(verts)
+    assert float(terms["free_space_m"][0].detach()) > 0.03
+    terms["free_space_m"].sum().backward()
+    assert float(shift.grad[0, 0]) > 0  # descending moves it back towards -x
+    no_view = BodyEnergy(body, kinect.points[0], viewpoint=None)
+    assert float(no_view.terms(verts.detach())["free_space_m"][0]) == 0.0
+
+
+def test_upright_roots_stand_along_up():
+    from posekit.body.optimization import upright_roots
+
+    up = np.array([0.1, -0.9, 0.3])
+    R = upright_roots(up, 6)
+    np.testing.assert_allclose(R @ R.transpose(0, 2, 1), np.broadcast_to(np.eye(3), R.shape), atol=1e-9)
+    np.testing.assert_allclose(np.linalg.det(R), 1.0, atol=1e-9)
+    np.testing.assert_allclose(R[:, :, 1], np.broadcast_to(up / np.linalg.norm(up), (6, 3)), atol=1e-9)
+    headings = np.degrees(np.arccos(np.clip(R[:, :, 2] @ R[0, :, 2], -1, 1)))
+    np.testing.assert_allclose(np.sort(headings), [0, 60, 60, 120, 120, 180], atol=1e-6)
+
+
+def test_upright_headings_find_a_body_turned_a_quarter_about_up(body, kinect):
+    """A start facing 90 deg off (no flip reaches it) is found by the upright starts given ``up``."""
+    from posekit.body.optimization import OptimizationSettings, fit_by_optimization
+    from posekit.geometry.so3 import so3_exp
+
+    L, t = _turned(body, kinect, 0, so3_exp(torch.tensor([0.0, np.pi / 2, 0.0])).numpy())
+    init = (L[0], kinect.betas[0], t[0])
+    up = kinect.up[0].numpy()
+    truth = kinect.joints[0].numpy()
+    errors = []
+    for headings in (0, 8):
+        s = OptimizationSettings(keep=1, sweeps=0, iterations=0, upright_headings=headings)
+        res = fit_by_optimization(body, kinect.points[0], s, init=init, viewpoint=np.zeros(3), up=up)
+        out = body(res.local_rotations[None], res.betas[None], res.transl[None])
+        errors.append(orientation_error_deg(out.joints[0].numpy(), truth))
+    assert errors[0] > 45 and errors[1] < 30
+
+
+def test_orientation_check_without_up_tries_the_long_axis_flip(body, full):
+    """No ``up``, no camera: the torso's fit decides between the body and its front/back flip."""
+    from posekit.body.optimization import FLIPS, check_orientation
+
+    L, t = _turned(body, full, 0, FLIPS[1])
+    truth = full.joints[0].numpy()
+    for group, ok in (("identity", False), ("long_axis", True)):
+        local, transl, info = check_orientation(body, full.points[0], L[0], full.betas[0], t[0], group=group)
+        out = body(local[None], full.betas[:1], transl[None])
+        assert (orientation_error_deg(out.joints[0].numpy(), truth) < 30) == ok, group
+    assert info["candidates"] == 2
