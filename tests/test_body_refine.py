@@ -112,3 +112,33 @@ def test_orientation_check_without_up_tries_the_long_axis_flip(body, full):
         out = body(local[None], full.betas[:1], transl[None])
         assert (orientation_error_deg(out.joints[0].numpy(), truth) < 30) == ok, group
     assert info["candidates"] == 2
+
+
+def test_turning_the_start_over_must_win_by_the_turn_penalty(body, full):
+    from posekit.body.optimization import FLIPS, OptimizationSettings, fit_by_optimization
+
+    L, t = _turned(body, full, 0, FLIPS[1])  # a start facing backwards; its flip is the truth
+    truth = full.joints[0].numpy()
+    errors = []
+    for penalty in (0.0, 1.0):
+        s = OptimizationSettings(keep=2, sweeps=0, iterations=0, turn_penalty=penalty)
+        res = fit_by_optimization(body, full.points[0], s, init=(L[0], full.betas[0], t[0]))
+        out = body(res.local_rotations[None], res.betas[None], res.transl[None])
+        errors.append(orientation_error_deg(out.joints[0].numpy(), truth))
+        assert res.terms["turned_deg"] > 150 if penalty == 0.0 else res.terms["turned_deg"] < 30
+    assert errors[0] < 30 and errors[1] > 150
+
+
+def test_a_single_view_without_its_camera_is_flagged(body):
+    """Front and back of a one-sided scan cannot be told without the camera: low confidence."""
+    from posekit.body.fitter import UNKNOWN_SIDE_FACTOR, BodyFitter, confidence_from_terms
+
+    fitter = BodyFitter.from_pretrained("body-default")
+    one_side = make_body_batch(body, np.random.default_rng(2), 1, 2048, "common", partial_fraction=1.0)
+    whole = make_body_batch(body, np.random.default_rng(2), 1, 2048, "common")
+    fit = fitter.fit(one_side.points[0].numpy(), viewpoint=None)
+    assert fit.terms["coverage"] < 0.7 and fit.terms["unknown_side"] == 1.0 and fit.low_confidence
+    assert fitter.fit(whole.points[0].numpy(), viewpoint=None).terms["unknown_side"] == 0.0
+    terms = {"to_model": 0.02, "to_data": 0.02}
+    assert confidence_from_terms({**terms, "unknown_side": 1.0}) == pytest.approx(
+        UNKNOWN_SIDE_FACTOR * confidence_from_terms(terms))

@@ -41,13 +41,23 @@ PERSON_EXTENT_M = (0.25, 4.0)
 CONFIDENCE_SCALE_M = 0.12
 CONFIDENCE_WEIGHTS = {"to_model": 1.0, "to_data": 1.0, "free_space": 0.1}
 LOW_CONFIDENCE = 0.5
+# A cloud without a known camera that covers less than this fraction of the fitted surface
+# (mesh vertices with a point within COVERAGE_RADIUS_M) is one view of the person from an
+# unknown side: its front/back is a guess (a whole person, even 300 points of one, covers
+# 0.73-1.0; single views 0.39-0.64), so the confidence is multiplied by UNKNOWN_SIDE_FACTOR
+# (flagged) - pass ``viewpoint`` to let free space decide instead.
+SINGLE_VIEW_COVERAGE = 0.7
+COVERAGE_RADIUS_M = 0.05
+UNKNOWN_SIDE_FACTOR = 0.5
 TOP_ANCHORS = 3  # the network's best pelvis anchors tried by the orientation check
 
 
 def confidence_from_terms(terms: dict) -> float:
-    """Confidence in [0, 1] of a fit from its energy terms (see CONFIDENCE_SCALE_M)."""
+    """Confidence in [0, 1] of a fit from its energy terms (see CONFIDENCE_SCALE_M), times
+    UNKNOWN_SIDE_FACTOR when ``terms["unknown_side"]`` (a single view without its camera)."""
     score = sum(w * float(terms.get(k, 0.0)) for k, w in CONFIDENCE_WEIGHTS.items())
-    return float(np.exp(-np.log(2.0) * (score / CONFIDENCE_SCALE_M) ** 2))
+    confidence = float(np.exp(-np.log(2.0) * (score / CONFIDENCE_SCALE_M) ** 2))
+    return confidence * (UNKNOWN_SIDE_FACTOR if terms.get("unknown_side", 0.0) else 1.0)
 
 
 @dataclass
@@ -225,7 +235,7 @@ class BodyFitter:
         centres = cloud[0, outputs["centre_index"][0]]
         labels = self._labels_from_centres(pts, centres, outputs["centre_logits"][0].argmax(-1))
         certainty = float(outputs["centre_logits"][0].softmax(-1).amax(-1).mean())
-        fit = self._make_fit(pts, local0, betas[0], transl0, labels, certainty, dropped, "network", info)
+        fit = self._make_fit(pts, local0, betas[0], transl0, labels, certainty, dropped, "network", info, view)
         fit.timing_ms = {"prepare": 1e3 * (t1 - t0), "network": 1e3 * (t2 - t1), "orientation": 1e3 * (t3 - t2),
                          "total": 1e3 * (time.perf_counter() - t0)}
         return fit
@@ -261,7 +271,7 @@ class BodyFitter:
         res = fit_by_optimization(self.body, torch.as_tensor(pts, device=self.device), s, init=init, viewpoint=view,
                                   up=self._check_up(up), labels=labels)
         out = self._make_fit(pts, res.local_rotations, res.betas, res.transl, None, fit.certainty, dropped,
-                             "network+refine", res.terms)
+                             "network+refine", res.terms, view)
         out.timing_ms = {**{f"network_{k}": v for k, v in fit.timing_ms.items()},
                          "refine": 1e3 * (time.perf_counter() - t0), "total": fit.timing_ms.get("total", 0.0)
                          + 1e3 * (time.perf_counter() - t0)}
@@ -275,11 +285,11 @@ class BodyFitter:
 
         t0 = time.perf_counter()
         pts, dropped = check_body_points(points)
+        view = resolve_viewpoint(pts, viewpoint)
         res = fit_by_optimization(self.body, torch.as_tensor(pts, device=self.device),
-                                  settings or OptimizationSettings(seed=self.seed),
-                                  viewpoint=resolve_viewpoint(pts, viewpoint), up=self._check_up(up))
+                                  settings or OptimizationSettings(seed=self.seed), viewpoint=view, up=self._check_up(up))
         out = self._make_fit(pts, res.local_rotations, res.betas, res.transl, None, 1.0, dropped, "optimization",
-                             res.terms)
+                             res.terms, view)
         out.part_labels = self._labels_from_mesh(pts, out.vertices)
         out.timing_ms = {"total": 1e3 * (time.perf_counter() - t0)}
         return out
@@ -297,7 +307,9 @@ class BodyFitter:
         return parts[nearest.cpu().numpy()]
 
     @torch.no_grad()
-    def _make_fit(self, pts, local, betas, transl, labels, certainty, dropped, method, terms: dict) -> BodyFit:
+    def _make_fit(self, pts, local, betas, transl, labels, certainty, dropped, method, terms: dict,
+                  viewpoint=None) -> BodyFit:
+        """The BodyFit of a posed body; ``viewpoint`` None: no camera known (see SINGLE_VIEW_COVERAGE)."""
         from posekit.geometry.so3 import so3_log
 
         out = self.body(local[None], betas[None], transl[None])
@@ -307,6 +319,10 @@ class BodyFitter:
                                    device=self.device)]
         residual = float(torch.cdist(sample, verts).amin(-1).mean())
         terms = {k: float(v) for k, v in terms.items()}
+        coverage = float((torch.cdist(verts[::4], p[::max(1, len(p) // 4096)]).amin(-1) < COVERAGE_RADIUS_M)
+                         .float().mean())
+        terms["coverage"] = coverage
+        terms["unknown_side"] = float(viewpoint is None and coverage < SINGLE_VIEW_COVERAGE)
         confidence = confidence_from_terms(terms)
         return BodyFit(
             rotations=local.cpu().numpy(), axis_angle=so3_log(local).cpu().numpy(),

@@ -16,7 +16,10 @@ joint limits of the pose sampler, a shape prior), coarse to fine:
 
 The baseline starts from the 24 octahedral orientations of the body in its rest pose (a fair
 multi-start: the mean pose, every orientation 90 deg apart); refinement from the network's fit,
-its flips (180 deg about each body axis) and any extra orientations the caller gives.
+its flips (180 deg about each body axis) and any extra orientations the caller gives. Given the
+floor's normal ``up``, both also start standing upright at ``upright_headings`` headings about it.
+Refinement can first pull each kept candidate's limbs onto the network's part labels
+(:func:`part_icp`, ``label_iterations``).
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ class OptimizationSettings:
     random_candidates: int = 10  # per joint and pass, within the joint limits
     iterations: int = 100  # Adam steps of the polish
     label_iterations: int = 0  # part-label ICP (:func:`part_icp`) of each kept candidate, given labels
-    upright_headings: int = 0  # with ``up``: also start upright at this many headings about it
+    upright_headings: int = 12  # with ``up``: also start upright at this many headings about it
+    turn_penalty: float = 0.015  # refinement: energy a candidate turned > 90 deg from the start must win by
     dense_data_points: int = 768  # the polish's data term: more points on both sides
     dense_model_points: int = 1500
     lr: float = 0.02
@@ -301,6 +305,8 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
         from posekit.body.groups import rotation_group
 
         roots = torch.as_tensor(rotation_group("octahedral").elements[: s.n_inits], device=dev, dtype=dtype)
+        if up is not None and s.upright_headings > 0:  # what a user who knows the floor would add
+            roots = torch.cat([roots, torch.as_tensor(upright_roots(up, s.upright_headings), device=dev, dtype=dtype)])
         K = len(roots)
         local = torch.eye(3, device=dev, dtype=dtype).expand(K, N_JOINTS, 3, 3).clone()
         local[:, 0] = roots
@@ -329,7 +335,7 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
     with torch.no_grad():
         posed = torso.pose(body, local, betas, transl)
         e = torso.terms(posed.vertices)["energy"] + head_down_penalty(posed.joints, up)
-    order = diverse_best(e, local[:, 0], max(1, s.keep))
+    order = diverse_best(e + _turn_penalty(local, init, s.turn_penalty), local[:, 0], max(1, s.keep))
     local, betas, transl = local[order], betas[order], transl[order]
     if labels is not None and s.label_iterations > 0:
         local, transl = part_icp(body, points, labels, local, betas, transl, iterations=s.label_iterations,
@@ -341,6 +347,7 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
     with torch.no_grad():
         posed = energy.pose(body, local, betas, transl)
         e = energy.terms(posed.vertices, local, betas)["energy"] + head_down_penalty(posed.joints, up)
+    e = e + _turn_penalty(local, init, s.turn_penalty)
     best = int(e.argmin())
     # How clearly the chosen orientation won: the energy gap to the best candidate turned more
     # than 90 deg from it (1.0 when none was kept), and how far the fit turned from its start.
@@ -436,6 +443,18 @@ def head_down_penalty(joints: torch.Tensor, up: np.ndarray | None) -> torch.Tens
                         dtype=joints.dtype)
     spine = joints[:, 12] - joints[:, 0]
     return torch.relu(-(spine @ u) / spine.norm(dim=-1).clamp_min(1e-6))
+
+
+def _turn_penalty(local: torch.Tensor, init, penalty: float) -> torch.Tensor | float:
+    """(K,) ``penalty`` for candidates (local (K,24,3,3)) whose root is turned more than 90 deg from
+    ``init``'s (refinement): turning the network's body over must be earned - on one-sided clouds
+    a body and its flip differ by less than a centimetre of energy, and the network is right
+    more often than not. 0 for the baseline (no ``init``)."""
+    if init is None or not penalty:
+        return 0.0
+    start = init[0][0].to(local.device, local.dtype)
+    turned = [float(_angle(local[k, 0], start) > np.pi / 2) for k in range(local.shape[0])]
+    return penalty * torch.as_tensor(turned, device=local.device, dtype=local.dtype)
 
 
 def _angle(Ra: torch.Tensor, Rb: torch.Tensor) -> float:

@@ -133,6 +133,9 @@ def run_fit(args: argparse.Namespace) -> int:
     if fit.low_confidence:
         print(f"warning: low confidence ({fit.confidence:.2f}): do not trust this fit; the cloud may not be one whole "
               "person, or the body's orientation is ambiguous (try --refine, or give --up)")
+        if t.get("unknown_side"):
+            print("  the cloud shows one side of the person and no camera position is known, so front and back "
+                  "cannot be told apart: give --viewpoint X,Y,Z (the camera in the cloud's frame)")
     if args.out is not None:
         print(f"wrote {fitter.write_mesh(fit, args.out)}")
     if args.png is not None:
