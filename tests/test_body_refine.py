@@ -131,14 +131,21 @@ def test_turning_the_start_over_must_win_by_the_turn_penalty(body, full):
 
 def test_a_single_view_without_its_camera_is_flagged(body):
     """Front and back of a one-sided scan cannot be told without the camera: low confidence."""
+    from posekit.body.energy import SINGLE_VIEW_FRACTION, single_view_fraction
     from posekit.body.fitter import UNKNOWN_SIDE_FACTOR, BodyFitter, confidence_from_terms
 
     fitter = BodyFitter.from_pretrained("body-default")
     one_side = make_body_batch(body, np.random.default_rng(2), 1, 2048, "common", partial_fraction=1.0)
     whole = make_body_batch(body, np.random.default_rng(2), 1, 2048, "common")
+    assert single_view_fraction(one_side.points[0].numpy()) > SINGLE_VIEW_FRACTION > single_view_fraction(
+        whole.points[0].numpy())
     fit = fitter.fit(one_side.points[0].numpy(), viewpoint=None)
-    assert fit.terms["coverage"] < 0.7 and fit.terms["unknown_side"] == 1.0 and fit.low_confidence
-    assert fitter.fit(whole.points[0].numpy(), viewpoint=None).terms["unknown_side"] == 0.0
+    assert fit.terms["unknown_side"] == 1.0 and fit.low_confidence
+    assert fit.terms["candidates"] == 1  # no front/back flip tried: it would be a coin toss
+    with_camera = fitter.fit(one_side.points[0].numpy(), viewpoint=one_side.points[0].numpy().mean(0) + [0, 0, 3.0])
+    assert with_camera.terms["unknown_side"] == 0.0
+    whole_fit = fitter.fit(whole.points[0].numpy(), viewpoint=None)
+    assert whole_fit.terms["unknown_side"] == 0.0 and whole_fit.terms["candidates"] > 1
     terms = {"to_model": 0.02, "to_data": 0.02}
     assert confidence_from_terms({**terms, "unknown_side": 1.0}) == pytest.approx(
         UNKNOWN_SIDE_FACTOR * confidence_from_terms(terms))

@@ -41,13 +41,10 @@ PERSON_EXTENT_M = (0.25, 4.0)
 CONFIDENCE_SCALE_M = 0.12
 CONFIDENCE_WEIGHTS = {"to_model": 1.0, "to_data": 1.0, "free_space": 0.1}
 LOW_CONFIDENCE = 0.5
-# A cloud without a known camera that covers less than this fraction of the fitted surface
-# (mesh vertices with a point within COVERAGE_RADIUS_M) is one view of the person from an
-# unknown side: its front/back is a guess (a whole person, even 300 points of one, covers
-# 0.73-1.0; single views 0.39-0.64), so the confidence is multiplied by UNKNOWN_SIDE_FACTOR
-# (flagged) - pass ``viewpoint`` to let free space decide instead.
-SINGLE_VIEW_COVERAGE = 0.7
-COVERAGE_RADIUS_M = 0.05
+# A cloud without a known camera that is one view of a person (posekit.body.energy.
+# single_view_fraction >= SINGLE_VIEW_FRACTION) shows one side from an unknown side: its
+# front/back is a guess, so the confidence is multiplied by UNKNOWN_SIDE_FACTOR (flagged), and
+# fit() does not try the front/back flip - pass ``viewpoint`` to let free space decide instead.
 UNKNOWN_SIDE_FACTOR = 0.5
 TOP_ANCHORS = 3  # the network's best pelvis anchors tried by the orientation check
 
@@ -226,11 +223,14 @@ class BodyFitter:
             torch.cuda.synchronize()
         t2 = time.perf_counter()
         weights = outputs["anchor_weights"][0, 0]
+        unknown_side = self._unknown_side(pts, view)
+        # One side of a person with the camera unknown: the data cannot tell front from back.
+        group = "flips" if up is not None else ("identity" if unknown_side else "long_axis")
         top = weights.argsort(descending=True)[1: 1 + TOP_ANCHORS]
         local0, transl0, info = check_orientation(self.body, torch.as_tensor(pts, device=self.device), local[0],
                                                   betas[0], transl[0], outputs["pelvis_candidates"][0, top],
                                                   viewpoint=view, up=up, seed=self.seed,
-                                                  group="flips" if up is not None else "long_axis")
+                                                  group=group)
         t3 = time.perf_counter()
         centres = cloud[0, outputs["centre_index"][0]]
         labels = self._labels_from_centres(pts, centres, outputs["centre_logits"][0].argmax(-1))
@@ -294,6 +294,13 @@ class BodyFitter:
         out.timing_ms = {"total": 1e3 * (time.perf_counter() - t0)}
         return out
 
+    @staticmethod
+    def _unknown_side(pts: np.ndarray, viewpoint) -> bool:
+        """No camera known and the cloud is one view of a person (see UNKNOWN_SIDE_FACTOR)."""
+        from posekit.body.energy import SINGLE_VIEW_FRACTION, single_view_fraction
+
+        return viewpoint is None and single_view_fraction(pts) >= SINGLE_VIEW_FRACTION
+
     def _labels_from_centres(self, pts: np.ndarray, centres: torch.Tensor, centre_labels: torch.Tensor) -> np.ndarray:
         p = torch.as_tensor(pts, device=self.device)
         nearest = torch.cat([torch.cdist(chunk, centres).argmin(-1) for chunk in p.split(8192)])
@@ -309,7 +316,7 @@ class BodyFitter:
     @torch.no_grad()
     def _make_fit(self, pts, local, betas, transl, labels, certainty, dropped, method, terms: dict,
                   viewpoint=None) -> BodyFit:
-        """The BodyFit of a posed body; ``viewpoint`` None: no camera known (see SINGLE_VIEW_COVERAGE)."""
+        """The BodyFit of a posed body; ``viewpoint`` None: no camera known (see UNKNOWN_SIDE_FACTOR)."""
         from posekit.geometry.so3 import so3_log
 
         out = self.body(local[None], betas[None], transl[None])
@@ -319,10 +326,7 @@ class BodyFitter:
                                    device=self.device)]
         residual = float(torch.cdist(sample, verts).amin(-1).mean())
         terms = {k: float(v) for k, v in terms.items()}
-        coverage = float((torch.cdist(verts[::4], p[::max(1, len(p) // 4096)]).amin(-1) < COVERAGE_RADIUS_M)
-                         .float().mean())
-        terms["coverage"] = coverage
-        terms["unknown_side"] = float(viewpoint is None and coverage < SINGLE_VIEW_COVERAGE)
+        terms["unknown_side"] = float(self._unknown_side(pts, viewpoint))
         confidence = confidence_from_terms(terms)
         return BodyFit(
             rotations=local.cpu().numpy(), axis_angle=so3_log(local).cpu().numpy(),

@@ -92,11 +92,15 @@ def rigid_align(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas:
     from posekit.geometry.alignment import weighted_kabsch
 
     pts = energy.points
+    # The joints do not move: pose once, carry the rigid motion along, apply it once at the end.
+    posed = energy.pose(body, local, betas, transl).vertices
+    R_acc = torch.eye(3, device=pts.device, dtype=pts.dtype).expand(len(posed), 3, 3)
+    t_acc = torch.zeros(len(posed), 3, device=pts.device, dtype=pts.dtype)
     for it in range(iterations):
         # Model -> data pairs (visible vertices) with a shrinking reach; data -> model pairs only
         # when the model is the whole body (a torso alone must not be pulled onto the limbs' points).
         trunc = 0.3 - (0.3 - 0.5 * energy.settings.max_distance) * it / max(iterations - 1, 1)
-        verts = energy.pose(body, local, betas, transl).vertices
+        verts = posed @ R_acc.transpose(1, 2) + t_acc[:, None]
         visible, _ = energy.visibility(verts)
         d = torch.cdist(pts[None].expand(len(verts), -1, -1), verts)  # (K,N,M)
         near_m = d.min(2)
@@ -107,8 +111,9 @@ def rigid_align(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas:
         w_md = (visible & (near_d.values < trunc)).to(pts.dtype)
         w = torch.cat([w_dm, w_md], dim=1) + 1e-6
         T = weighted_kabsch(src, dst, w)
-        local, transl = set_root(body, local, betas, transl, T[:, :3, :3], T[:, :3, 3])
-    return local, transl
+        R_acc = T[:, :3, :3] @ R_acc
+        t_acc = (T[:, :3, :3] @ t_acc[..., None])[..., 0] + T[:, :3, 3]
+    return set_root(body, local, betas, transl, R_acc, t_acc)
 
 
 def label_neighbourhood(mirror: bool = False) -> np.ndarray:
@@ -406,7 +411,13 @@ def check_orientation(body: BodyModel, points: torch.Tensor, local: torch.Tensor
     pelvis = body(L[:1], b[:1], t[:1]).joints[0, 0]
     R = roots @ local[0].T
     L, t = set_root(body, L, b, t, R, pelvis - (R @ pelvis[:, None])[..., 0])
-    L, t = rigid_align(body, torso, L, b, t, rigid_iterations)
+    first = min(rigid_iterations, 3) if K > 2 else rigid_iterations
+    L, t = rigid_align(body, torso, L, b, t, first)
+    if first < rigid_iterations:  # coarse to fine: the 2 best distinct candidates go on (fit's latency)
+        out = torso.pose(body, L, b, t)
+        keep = diverse_best(torso.terms(out.vertices)["energy"] + head_down_penalty(out.joints, up), L[:, 0], 2)
+        L, b, t = L[keep], b[keep], t[keep]
+        L, t = rigid_align(body, torso, L, b, t, rigid_iterations - first)
     out = torso.pose(body, L, b, t)
     score = torso.terms(out.vertices)["energy"] + head_down_penalty(out.joints, up)
     best = int(score.argmin())
