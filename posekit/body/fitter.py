@@ -235,7 +235,8 @@ class BodyFitter:
         centres = cloud[0, outputs["centre_index"][0]]
         labels = self._labels_from_centres(pts, centres, outputs["centre_logits"][0].argmax(-1))
         certainty = float(outputs["centre_logits"][0].softmax(-1).amax(-1).mean())
-        fit = self._make_fit(pts, local0, betas[0], transl0, labels, certainty, dropped, "network", info, view)
+        fit = self._make_fit(pts, local0, betas[0], transl0, labels, certainty, dropped, "network", info, view,
+                             unknown_side)
         fit.timing_ms = {"prepare": 1e3 * (t1 - t0), "network": 1e3 * (t2 - t1), "orientation": 1e3 * (t3 - t2),
                          "total": 1e3 * (time.perf_counter() - t0)}
         return fit
@@ -315,7 +316,7 @@ class BodyFitter:
 
     @torch.no_grad()
     def _make_fit(self, pts, local, betas, transl, labels, certainty, dropped, method, terms: dict,
-                  viewpoint=None) -> BodyFit:
+                  viewpoint=None, unknown_side: bool | None = None) -> BodyFit:
         """The BodyFit of a posed body; ``viewpoint`` None: no camera known (see UNKNOWN_SIDE_FACTOR)."""
         from posekit.geometry.so3 import so3_log
 
@@ -326,7 +327,7 @@ class BodyFitter:
                                    device=self.device)]
         residual = float(torch.cdist(sample, verts).amin(-1).mean())
         terms = {k: float(v) for k, v in terms.items()}
-        terms["unknown_side"] = float(self._unknown_side(pts, viewpoint))
+        terms["unknown_side"] = float(self._unknown_side(pts, viewpoint) if unknown_side is None else unknown_side)
         confidence = confidence_from_terms(terms)
         return BodyFit(
             rotations=local.cpu().numpy(), axis_angle=so3_log(local).cpu().numpy(),
