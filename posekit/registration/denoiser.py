@@ -195,11 +195,16 @@ class RegistrationDenoiser(nn.Module):
         alpha, beta, slack = self.annealing(s)
         if feat_d2 is None:
             feat_d2 = self.feature_distances(f_obs, f_model)
-        feat_term = alpha.view(-1, 1, 1) * feat_d2
+        beta = beta.view(-1, 1, 1)
+        # logits = -alpha |f_i - g_j|^2 - beta |x_i - y_j|^2, expanded so that the (BxNxM) work is
+        # one broadcast sum and one batched matrix product: -(alpha F + beta |x_i|^2 + beta |y_j|^2)
+        # + 2 beta x_i . y_j (the model's part is the same at every iteration).
+        model_term = alpha.view(-1, 1, 1) * feat_d2 + beta * (model * model).sum(-1).unsqueeze(-2)
         dH = torch.eye(4, dtype=H.dtype, device=H.device).expand_as(H)
         for _ in range(max(1, iters or self.cfg.match_iters)):
             moved = transform_points(dH @ H, obs)
-            logits = -feat_term - beta.view(-1, 1, 1) * squared_distances(moved, model)
+            logits = torch.baddbmm(-(model_term + beta * (moved * moved).sum(-1, keepdim=True)), 2.0 * beta * moved,
+                                   model.transpose(-1, -2))
             P = log_sinkhorn(logits, slack, self.cfg.sinkhorn_iters)
             mass = P.sum(dim=2)
             target = (P @ model) / mass.clamp_min(1e-6).unsqueeze(-1)

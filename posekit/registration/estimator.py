@@ -59,11 +59,17 @@ class InferenceConfig:
     refine_icp: bool = True  # +8 points ADD(-S) on held-out procedural views (docs/models.md)
     coarse_rotations: int = 1024  # coarse rotation search before the chains (0: group anchors only)
     coarse_points: int = 64  # observed points used by the coarse search (64 vs 128: same ADD(-S), -30 % time)
+    coarse_grid: int = 48  # voxels per side of the model's nearest-point table (the coarse search's distances)
+    prune_after: int = 0  # chains' early exit: after this reverse step (0: never) ...
+    prune_keep: int = 8  # ... only the chains closest to the model surface go on
     icp_candidates: int = 3  # best distinct hypotheses refined by ICP when refine_icp
+    icp_iterations: int = 30  # per stage of the open3d ICP (two stages: 6 % and 2 % of the diameter)
     icp_backend: str = "auto"  # torch: batched on the device (posekit.registration.refine); open3d: one by one
-    # on the CPU (faster there); auto: torch on CUDA, open3d on the CPU
+    # on the CPU (faster there: 15 ms per start vs 35 for the torch ICP with a KD-tree); auto: torch on CUDA,
+    # open3d on the CPU
     flip_candidates: bool = True  # also refine the best start turned 180 deg about the observed and model axes
     flip_below_score: float = 0.45  # ... when the best score is below this (right poses score 0.5-0.8)
+    flip_refine: int = 0  # ... only this many of the 6 half turns, the best by the coarse score (0: all)
     surface_samples: int = 8192  # model surface samples rendered by the depth score
     scene_seeds: int = 48  # scene search: crops ranked by the coarse fit ...
     scene_crops: int = 6  # ... and the best ones registered (3: 36 %, 6: 57 % on 14 quick LM-O targets)
@@ -133,6 +139,7 @@ class PreparedModel:
     surface_t: object = None  # (S, 3) dense surface samples, model frame, metres (the depth score renders them)
     surface_normals_t: object = None  # (S, 3) outward unit normals
     spacing: float = 0.0  # metres between neighbouring surface samples
+    nearest: object = None  # NearestGrid over the surface samples in normalised model units (coarse search)
 
     @property
     def obj_id(self) -> int:
@@ -249,8 +256,12 @@ class ObjectPoseEstimator:
         with torch.no_grad():
             f = self.net.features(p, n)
         surface, surface_normals, spacing = self._surface(cloud)
+        from posekit.geometry.nearest_grid import NearestGrid
+
+        nearest = NearestGrid((surface - cloud.centre) / cloud.radius, int(self.inference.coarse_grid),
+                              device=self.device)
         return PreparedModel(cloud, p, n, f, torch.from_numpy(surface).float().to(self.device),
-                             torch.from_numpy(surface_normals).float().to(self.device), spacing)
+                             torch.from_numpy(surface_normals).float().to(self.device), spacing, nearest)
 
     def _surface(self, cloud: ModelCloud) -> tuple[np.ndarray, np.ndarray, float]:
         """Dense surface samples (S, 3), normals and their spacing (m) for the depth score."""
@@ -539,7 +550,7 @@ class ObjectPoseEstimator:
         obs = torch.from_numpy(np.stack(batch)).float().to(self.device)
         n_rot = max(64, self.coarse_rotations // 4)
         with torch.no_grad():
-            cost, shift = self._coarse_costs(obs, model.points_t[0], n_rot)
+            cost, shift = self._coarse_costs(obs, model.nearest, n_rot)
         R = anchor_rotations(n_rot, device=self.device)
         top = cost.topk(min(per_crop, n_rot), dim=1, largest=False).indices  # (C, k)
         H = torch.eye(4, device=self.device).repeat(*top.shape, 1, 1)
@@ -553,24 +564,22 @@ class ObjectPoseEstimator:
                              self.score_config, coarse=True).score.reshape(len(crops), -1).max(1)
         return np.argsort(-scores, kind="stable")
 
-    def _coarse_costs(self, obs, model, n_rotations):
-        """Truncated mean distance (C, R) of each cloud ``obs (C, n, 3)`` (normalised) to the model
-        under each of ``n_rotations`` rotations (a count of :func:`anchor_rotations`, or the
-        rotations (R, 3, 3) R_model_cam themselves), after centroid alignment and one translation
-        step of ICP; and those translation steps (C, R, 3)."""
+    def _coarse_costs(self, obs, nearest, n_rotations):
+        """Truncated mean distance (C, R) of each cloud ``obs (C, n, 3)`` (normalised) to the model's
+        surface (``nearest``: its :class:`NearestGrid`) under each of ``n_rotations`` rotations (a
+        count of :func:`anchor_rotations`, or the rotations (R, 3, 3) R_model_cam themselves), after
+        centroid alignment and one translation step of ICP; and those translation steps (C, R, 3)."""
         import torch
 
-        from posekit.registration.denoiser import squared_distances
         from posekit.registration.diffusion import anchor_rotations
 
         R = anchor_rotations(n_rotations, device=self.device) if isinstance(n_rotations, int) else n_rotations
-        m = model[: 2 * obs.shape[1]]
         costs, shifts = [], []
-        for chunk in R.split(128):
+        for chunk in R.split(512):
             moved = torch.einsum("rij,cnj->crni", chunk, obs)  # (C, r, n, 3)
-            j = squared_distances(moved, m).argmin(-1)
-            shift = (m[j] - moved).mean(2, keepdim=True)
-            d = squared_distances(moved + shift, m).min(-1).values.sqrt()
+            shift = (nearest.nearest_points(moved) - moved).mean(2, keepdim=True)
+            moved = moved + shift
+            d = (nearest.nearest_points(moved) - moved).norm(dim=-1)
             costs.append(d.clamp_max(0.3).mean(-1))
             shifts.append(shift[:, :, 0])
         return torch.cat(costs, 1), torch.cat(shifts, 1)
@@ -591,7 +600,7 @@ class ObjectPoseEstimator:
         import torch
 
         from posekit.registration.diffusion import sample
-        from posekit.registration.scoring import score_poses
+        from posekit.registration.scoring import score_poses, score_poses_fine_and_coarse
 
         clock = _StageClock()
         rng = np.random.default_rng(self.seed)
@@ -614,47 +623,71 @@ class ObjectPoseEstimator:
             mk, fm = model.points_t.expand(k, -1, -1), model.features_t.expand(k, -1, -1)
             feat_d2 = self.net.feature_distances(f_obs, model.features_t).expand(k, -1, -1)
 
-            def denoise(H, s):
-                return self.net.match(ok, fo, mk, fm, H, s, iters=self.match_iters, feat_d2=feat_d2)
+            def denoise(H, s):  # the chains share their clouds: as many as there are states
+                b = len(H)
+                return self.net.match(ok[:b], fo[:b], mk[:b], fm[:b], H, s, iters=self.match_iters,
+                                      feat_d2=feat_d2[:b])
 
             if start_rotations is not None:  # a prior: R_model_cam = R_cam_obj^T, shifts from the coarse step
                 R = torch.as_tensor(np.transpose(start_rotations, (0, 2, 1)), dtype=torch.float32, device=self.device)
-                _, shift = self._coarse_costs(o[:, : self.coarse_points], model.points_t[0], R)
+                _, shift = self._coarse_costs(o[:, : self.coarse_points], model.nearest, R)
                 H_T = torch.eye(4, device=self.device).repeat(k, 1, 1)
                 H_T[:, :3, :3], H_T[:, :3, 3] = R, shift[0]
             elif self.coarse_rotations > 0:
-                H_T = self._start_states(o[0], model.points_t[0], k)
+                H_T = self._start_states(o[0], model.nearest, k)
             else:
                 H_T = self._anchor_states(k)
             clock.lap("coarse_search")
-            H = sample(denoise, k, self.schedule, device=self.device, generator=g, H_init=H_T) \
+            prune = self._pruner(o[0, : self.net.cfg.match_observed], model.nearest)
+            H = sample(denoise, len(H_T), self.schedule, device=self.device, generator=g, H_init=H_T, prune=prune) \
                 if self.schedule is not None else H_T
         T = pose_from_state(H.double().cpu().numpy(), mu, model.cloud)
         clock.lap("chains")
-        scores = score_poses(T, model.surface_t, model.surface_normals_t, view, model.diameter, self.score_config)
+        scores, coarse = score_poses_fine_and_coarse(T, model.surface_t, model.surface_normals_t, view,
+                                                     model.diameter, self.score_config)
         order = np.argsort(-scores.score, kind="stable")
         T_best, best = T[order[0]], scores.row(int(order[0]))
         if self.refine_icp:
             # ICP on the few best distinct hypotheses by the coarse score (a near miss that ICP
             # fixes ranks high there); its answer is kept only when the depth score says it
             # explains the measurement better.
-            coarse = score_poses(T, model.surface_t, model.surface_normals_t, view, model.diameter,
-                                 self.score_config, coarse=True)
             picked = self._distinct(T, np.argsort(-coarse.score, kind="stable"), self.icp_candidates)
             clock.lap("scoring")
             T_best, best = self._refine_if_better(model, np.stack([T[i] for i in picked]), pts, view, T_best, best)
             clock.lap("refinement")
             if self.inference.flip_candidates and best["score"] < self.inference.flip_below_score:
-                # a low score: maybe a half turn of a nearly symmetric view; try them
-                T_best, best = self._refine_if_better(model, np.stack(flipped_poses(T[picked[0]], pts,
-                                                                                    model.cloud.points)),
-                                                      pts, view, T_best, best)
+                # a low score: maybe a half turn of a nearly symmetric view; the most promising
+                # half turns by the coarse score are refined
+                flips = np.stack(flipped_poses(T[picked[0]], pts, model.cloud.points))
+                if 0 < int(self.inference.flip_refine) < len(flips):
+                    rank = score_poses(flips, model.surface_t[::4], model.surface_normals_t[::4], view,
+                                       model.diameter, self.score_config, coarse=True).score
+                    flips = flips[np.argsort(-rank, kind="stable")[: int(self.inference.flip_refine)]]
+                T_best, best = self._refine_if_better(model, flips, pts, view, T_best, best)
                 clock.lap("refinement")
         clock.lap("scoring")
         hyps = [{"T_cam_model": Ti.tolist(), **scores.row(i)} for i, Ti in enumerate(T)] if return_hypotheses else []
         terms = {k_: v for k_, v in best.items() if k_ != "score"}
         return ObjectPoseResult(True, T_best, float(best["score"]), "", 0.0, len(pts), model.obj_id, hyps, terms,
                                 clock.ms)
+
+    def _pruner(self, obs, nearest):
+        """The sampler's early exit (:func:`posekit.registration.diffusion.sample`): after step
+        ``prune_after``, only the ``prune_keep`` chains whose current guess puts the observed
+        points ``obs (n, 3)`` (normalised) closest to the model surface go on (None: no pruning)."""
+        after, keep = int(self.inference.prune_after), int(self.inference.prune_keep)
+        if after <= 0 or keep <= 0:
+            return None
+        import torch
+
+        def prune(step, H0_hat):
+            if step != after or len(H0_hat) <= keep:
+                return None
+            moved = obs @ H0_hat[:, :3, :3].transpose(1, 2) + H0_hat[:, None, :3, 3]
+            cost = (nearest.nearest_points(moved) - moved).norm(dim=-1).clamp_max(0.3).mean(-1)
+            return torch.argsort(cost)[:keep]
+
+        return prune
 
     def _refine_if_better(self, model: PreparedModel, starts: np.ndarray, pts: np.ndarray, view,
                           T_best: np.ndarray, best: dict) -> tuple[np.ndarray, dict]:
@@ -672,9 +705,12 @@ class ObjectPoseEstimator:
         """ICP-refined poses (B, 4, 4) from starts (B, 4, 4) against observed points (N, 3)."""
         backend = self.inference.icp_backend
         if backend == "open3d" or (backend == "auto" and self.device.type != "cuda"):
-            from posekit.registration.baselines import refine_icp
+            from dataclasses import replace
 
-            return np.stack([refine_icp(T, model.cloud.points, model.cloud.normals, pts, model.diameter)
+            from posekit.registration.baselines import REFINE_ICP, refine_icp
+
+            settings = replace(REFINE_ICP, iterations=int(self.inference.icp_iterations))
+            return np.stack([refine_icp(T, model.cloud.points, model.cloud.normals, pts, model.diameter, settings)
                              for T in T_starts])
         import torch
 
@@ -695,26 +731,26 @@ class ObjectPoseEstimator:
         H_T[:, :3, :3] = anchor_rotations(k, device=self.device)
         return H_T
 
-    def _start_states(self, obs, model, k: int, min_angle_deg: float = 15.0):
+    def _start_states(self, obs, nearest, k: int, min_angle_deg: float = 15.0):
         """k chain end points H_T (kx4x4) from a coarse search over ``coarse_rotations`` rotations.
 
         The denoiser converges from about 20 degrees; the anchors of a 24- or 60-rotation group
         are up to 63 / 44 degrees away. So every rotation of a dense set is tried at once:
         centroid-aligned, one nearest-neighbour translation update, then the mean distance of
         observed points to the model; the k best rotations at least ``min_angle_deg`` apart
-        start the chains (normalised units: obs (Nx3), model (Mx3) torch).
+        start the chains (normalised units: obs (Nx3) torch, ``nearest`` the model's NearestGrid).
         """
         import torch
 
-        from posekit.geometry.so3 import geodesic_distance
         from posekit.registration.diffusion import anchor_rotations
 
         R = anchor_rotations(self.coarse_rotations, device=self.device)
-        cost, shift = self._coarse_costs(obs[None, : self.coarse_points], model, self.coarse_rotations)
+        cost, shift = self._coarse_costs(obs[None, : self.coarse_points], nearest, self.coarse_rotations)
         cost, shift = cost[0], shift[0]
         best = cost.argsort()[: 12 * k]
         Rb = R[best]
-        close = (geodesic_distance(Rb[:, None], Rb[None]) < np.radians(min_angle_deg)).cpu().numpy()
+        # angle(Ra^T Rb) < a  <=>  trace(Ra^T Rb) > 1 + 2 cos a (no logarithm of 300^2 rotations)
+        close = (torch.einsum("aij,bij->ab", Rb, Rb) > 1.0 + 2.0 * np.cos(np.radians(min_angle_deg))).cpu().numpy()
         chosen: list[int] = []
         for i in range(len(best)):
             if not close[i, chosen].any():
