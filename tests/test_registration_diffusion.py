@@ -275,3 +275,15 @@ def test_pruned_chains_continue_exactly_as_without_pruning():
     assert seen == [(1, 5), (2, 5), (3, 2)]  # asked after every step but the last
     assert sizes == [5, 5, 2, 2]  # chains 0, 2 and 4 stopped after step 2
     torch.testing.assert_close(pruned, full[[3, 1]])
+
+
+def test_features_of_the_first_points_only_equal_the_full_computation():
+    net = RegistrationDenoiser(DenoiserConfig()).eval()
+    g = torch.Generator().manual_seed(9)
+    pts, nrm = cloud_with_normals(300, g)
+    with torch.no_grad():
+        full = net.features(pts[None], nrm[None])
+        for q in (1, 50, 77, 300, 1000):
+            part = net.features(pts[None], nrm[None], n_queries=q)
+            assert part.shape == (1, min(q, 300), full.shape[-1])
+            torch.testing.assert_close(part, full[:, : min(q, 300)], atol=1e-5, rtol=0)

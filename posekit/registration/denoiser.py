@@ -105,18 +105,28 @@ class InvariantPointFeatures(nn.Module):
         self.coarse = _mlp([4 + h, h, h])
         self.head = _mlp([2 * h, h, cfg.feature_dim], last_activation=False)
 
-    def forward(self, points: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+    def forward(self, points: torch.Tensor, normals: torch.Tensor, n_queries: int | None = None) -> torch.Tensor:
+        """Features (B x N x C) of every point, or (B x n_queries x C) of the first ``n_queries``
+        only (the same values; the matching uses no others, and the rest is not computed)."""
         cfg = self.cfg
-        idx = knn_indices(points, points, cfg.k_local + 1)[..., 1:]  # without the point itself
-        ppf = point_pair_features(points, normals, gather_neighbours(points, idx), gather_neighbours(normals, idx))
-        f_local = self.local(ppf).max(dim=2).values  # (B, N, h)
-        # Second scale: neighbours among a strided subsample (points are in random order).
-        sub = slice(None, None, cfg.coarse_stride)
-        ps, ns, fs = points[:, sub], normals[:, sub], f_local[:, sub]
-        idx2 = knn_indices(ps, points, cfg.k_coarse)
-        ppf2 = point_pair_features(points, normals, gather_neighbours(ps, idx2), gather_neighbours(ns, idx2))
+        N = points.shape[1]
+        q = N if n_queries is None else max(1, min(int(n_queries), N))
+        sub_idx = torch.arange(0, N, cfg.coarse_stride, device=points.device)  # points are in random order
+        # the fine scale is needed at the queries and at the strided subsample (the coarse scale's inputs)
+        need = torch.arange(N, device=points.device) if q == N else \
+            torch.unique(torch.cat([torch.arange(q, device=points.device), sub_idx]))
+        pn, nn_ = points[:, need], normals[:, need]
+        idx = knn_indices(points, pn, cfg.k_local + 1)[..., 1:]  # without the point itself
+        ppf = point_pair_features(pn, nn_, gather_neighbours(points, idx), gather_neighbours(normals, idx))
+        f_local = self.local(ppf).max(dim=2).values  # (B, len(need), h); need is sorted, queries first
+        # Second scale: neighbours among the strided subsample.
+        sub_pos = torch.searchsorted(need, sub_idx)
+        ps, ns, fs = points[:, sub_idx], normals[:, sub_idx], f_local[:, sub_pos]
+        pq, nq = points[:, :q], normals[:, :q]
+        idx2 = knn_indices(ps, pq, cfg.k_coarse)
+        ppf2 = point_pair_features(pq, nq, gather_neighbours(ps, idx2), gather_neighbours(ns, idx2))
         f_coarse = self.coarse(torch.cat([ppf2, gather_neighbours(fs, idx2)], dim=-1)).max(dim=2).values
-        f = self.head(torch.cat([f_local, f_coarse], dim=-1))
+        f = self.head(torch.cat([f_local[:, :q], f_coarse], dim=-1))
         return nn.functional.normalize(f, dim=-1)
 
 

@@ -618,7 +618,7 @@ class ObjectPoseEstimator:
         g = torch.Generator(device=self.device).manual_seed(self.seed)
         clock.lap("inputs")
         with torch.no_grad():
-            f_obs = self.net.features(o, on)
+            f_obs = self.net.features(o, on, n_queries=self.net.cfg.match_observed)  # the matched points only
             ok, fo = o.expand(k, -1, -1), f_obs.expand(k, -1, -1)
             mk, fm = model.points_t.expand(k, -1, -1), model.features_t.expand(k, -1, -1)
             feat_d2 = self.net.feature_distances(f_obs, model.features_t).expand(k, -1, -1)
