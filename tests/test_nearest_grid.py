@@ -43,9 +43,10 @@ def test_queries_outside_the_grid_get_an_upper_bound(sphere_points):
     assert np.isfinite(d).all()
 
 
-def test_batched_shapes_and_indices(sphere_points):
-    grid = NearestGrid(torch.as_tensor(sphere_points), resolution=16)
-    idx = grid.nearest(torch.zeros(2, 5, 7, 3))
+def test_batched_shapes_and_indices_on_the_device(sphere_points, device):
+    grid = NearestGrid(torch.as_tensor(sphere_points), resolution=16, device=device)
+    idx = grid.nearest(torch.zeros(2, 5, 7, 3, device=device))
+    assert idx.device.type == torch.device(device).type
     assert idx.shape == (2, 5, 7) and idx.dtype == torch.long
     assert 0 <= int(idx.min()) and int(idx.max()) < len(sphere_points)
 

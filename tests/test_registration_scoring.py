@@ -34,7 +34,7 @@ def _turn(T, deg, axis=(0.0, 1.0, 0.0), shift=(0.0, 0.0, 0.0)):
 
 
 @pytest.fixture(scope="module")
-def scene():
+def scene(test_device):
     mesh, _ = procedural_mesh(4242, family="box", diameter_range=(0.12, 0.14))
     from posekit.geometry.rigid_np import random_rotation_np
 
@@ -43,8 +43,8 @@ def scene():
     res = render_scene([mesh], [T], K, W, H)
     mask = res.instance == 0
     pts, nrm = mesh.sample_points(4000, seed=1, return_normals=True)
-    surface = torch.as_tensor(pts, dtype=torch.float32)
-    normals = torch.as_tensor(nrm, dtype=torch.float32)
+    surface = torch.as_tensor(pts, dtype=torch.float32, device=test_device)
+    normals = torch.as_tensor(nrm, dtype=torch.float32, device=test_device)
     tri = mesh.vertices[mesh.faces]
     area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum()
     spacing = float(np.sqrt(area / len(pts)))
@@ -53,7 +53,8 @@ def scene():
 
 def _scores(scene, poses, coarse=False, masked=True):
     mesh, _, depth, mask, surface, normals, spacing = scene
-    view = view_from_depth(depth, K, mask if masked else None, mesh.diameter, spacing, ScoreConfig())
+    view = view_from_depth(depth, K, mask if masked else None, mesh.diameter, spacing, ScoreConfig(),
+                           device=surface.device)
     return score_poses(np.stack(poses), surface, normals, view, mesh.diameter, coarse=coarse)
 
 
@@ -94,7 +95,7 @@ def test_coarse_tolerance_ranks_a_near_miss_above_a_wrong_pose(scene):
 def test_fine_and_coarse_together_equal_two_calls(scene):
     mesh, T, depth, mask, surface, normals, spacing = scene
     poses = np.stack([T, _turn(T, 5), _turn(T, 20, axis=(0, 0, 1))])
-    view = view_from_depth(depth, K, mask, mesh.diameter, spacing)
+    view = view_from_depth(depth, K, mask, mesh.diameter, spacing, device=surface.device)
     fine, coarse = score_poses_fine_and_coarse(poses, surface, normals, view, mesh.diameter)
     np.testing.assert_allclose(fine.score, score_poses(poses, surface, normals, view, mesh.diameter).score)
     np.testing.assert_allclose(coarse.score, score_poses(poses, surface, normals, view, mesh.diameter,
@@ -106,7 +107,7 @@ def test_a_bare_cloud_is_scored_through_a_virtual_camera(scene):
 
     mesh, T, depth, mask, surface, normals, spacing = scene
     pts = depth_to_points(depth, K, mask=mask)
-    view = view_from_points(pts, mesh.diameter, spacing)
+    view = view_from_points(pts, mesh.diameter, spacing, device=surface.device)
     s = score_poses(np.stack([T, _turn(T, 8), _turn(T, 0, shift=(0.0, 0.0, -0.08))]), surface, normals, view,
                     mesh.diameter).score
     assert s[0] > 0.6 and s[0] > s[1] > s[2]

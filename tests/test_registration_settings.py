@@ -17,8 +17,8 @@ def _settings(est: ObjectPoseEstimator) -> dict:
 
 
 @pytest.fixture(scope="module")
-def api():
-    return ObjectPoseEstimator.from_pretrained("registration-procedural")
+def api(test_device):
+    return ObjectPoseEstimator.from_pretrained("registration-procedural", device=test_device)
 
 
 def test_api_uses_the_weights_inference_settings(api):
@@ -86,7 +86,7 @@ def test_start_rotations_prior_seeds_the_chains(api):
     cam = pts @ R.T + T[:3, 3]
     seen = cam[((nrm @ R.T) * cam).sum(1) < 0]
     model = api.prepare_model(mesh)
-    no_icp = ObjectPoseEstimator.from_pretrained("registration-procedural", refine_icp=False)
+    no_icp = ObjectPoseEstimator.from_pretrained("registration-procedural", refine_icp=False, device=api.device.type)
     right = no_icp.estimate(model, seen, start_rotations=R[None])
     wrong = no_icp.estimate(model, seen, start_rotations=(rotation_about_axis([1.0, 0.0, 0.0], 2.5) @ R)[None])
 
