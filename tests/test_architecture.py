@@ -9,6 +9,7 @@ the node benchmark by name when those commands run.
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 import posekit
@@ -140,3 +141,163 @@ def test_replay_without_ros_nodes_is_a_clear_error(monkeypatch, capsys, tmp_path
     monkeypatch.setattr(importlib, "import_module", no_ros_nodes)
     assert main(["replay", "--bag", str(tmp_path), "--engine", "object", "--out", str(tmp_path / "o")]) == 1
     assert "ros_nodes" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Package layers: the import graph between posekit's own packages is acyclic and goes downwards.
+# A "unit" is a subpackage (posekit/geometry/...) or a top-level module (posekit/errors.py).
+# Each unit may import only units of a strictly lower layer, with module-level and
+# function-local imports alike (a lazy import hides a cycle from Python, not from this scan).
+# README.md ("Package layers") documents the same order.
+LAYERS = (
+    ("errors",),
+    ("validation", "device"),
+    ("geometry",),                                     # SO(3)/SE(3), grids, groups, crops; no I/O
+    ("io",),                                           # files, depth, BOP, weights
+    ("config", "training", "workers", "pretrained", "viz"),
+    ("data",),                                         # synthetic generators and renderers
+    ("eval",),                                         # metrics only: no engine
+    ("view", "body"),                                  # engines
+    ("registration",),                                 # the object engine (the view engine is its RGB prior)
+    ("bench",),                                        # benchmarks run engines against peers
+    ("posekit",),                                      # the top-level API (engines loaded lazily)
+    ("cli",),                                          # the command-line adapter
+    ("__main__",),                                     # python -m posekit
+)
+LAYER_OF = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
+
+
+def _unit_of_module(name: str, root: Path) -> str | None:
+    """The unit (see LAYERS) of a dotted module name, None outside posekit."""
+    parts = name.split(".")
+    if parts[0] != root.name:
+        return None
+    if len(parts) == 1:
+        return root.name
+    return parts[1] if (root / parts[1]).is_dir() else parts[1].removesuffix(".py")
+
+
+def _imported_modules(node: ast.AST, package: list[str], root: Path) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    if node.level:
+        base = package[: len(package) - node.level + 1]
+    else:
+        base = []
+    module = base + (node.module.split(".") if node.module else [])
+    # ``from posekit import pretrained`` imports the submodule posekit.pretrained
+    names = []
+    for alias in node.names:
+        sub = module + [alias.name]
+        is_module = (root.parent.joinpath(*sub).is_dir() or root.parent.joinpath(*sub).with_suffix(".py").is_file())
+        names.append(".".join(sub if is_module else module))
+    return names
+
+
+def package_imports(root: Path) -> dict[str, dict[str, list[str]]]:
+    """``{unit: {imported unit: ['file:line module', ...]}}`` for the package at ``root``."""
+    graph: dict[str, dict[str, list[str]]] = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        src = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        if rel.name == "__init__.py" and len(rel.parts) == 1:
+            src = root.name
+        module = [root.name, *rel.with_suffix("").parts]
+        package = module[:-1]
+        graph.setdefault(src, {})
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            for name in _imported_modules(node, package, root):
+                dst = _unit_of_module(name, root)
+                if dst is not None and dst != src:
+                    graph[src].setdefault(dst, []).append(f"{rel}:{node.lineno} {name}")
+    return graph
+
+
+def find_cycle(graph: dict[str, dict[str, list[str]]]) -> list[str]:
+    """One cycle ``[a, b, ..., a]`` of the graph, or ``[]`` (depth-first search)."""
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    stack: list[str] = []
+
+    def visit(u: str) -> list[str]:
+        state[u] = 1
+        stack.append(u)
+        for v in sorted(graph.get(u, {})):
+            if state.get(v) == 1:
+                return stack[stack.index(v):] + [v]
+            if v not in state and (cycle := visit(v)):
+                return cycle
+        stack.pop()
+        state[u] = 2
+        return []
+
+    for u in sorted(graph):
+        if u not in state and (cycle := visit(u)):
+            return cycle
+    return []
+
+
+def _write_tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_the_import_graph_scan_sees_function_local_and_relative_imports(tmp_path):
+    pkg = _write_tree(tmp_path / "pk", {
+        "__init__.py": "",
+        "errors.py": "",
+        "eval/__init__.py": "from pk.eval.metrics import m\n",
+        "eval/metrics.py": "from pk import errors\n",
+        "eval/bench.py": "def run():\n    from ..engine import estimator\n",
+        "engine/__init__.py": "",
+        "engine/estimator.py": "import numpy\nfrom pk.eval.metrics import m\n",
+    })
+    graph = package_imports(pkg)
+    assert sorted(graph["eval"]) == ["engine", "errors"]
+    assert sorted(graph["engine"]) == ["eval"]
+    assert find_cycle(graph) in (["engine", "eval", "engine"], ["eval", "engine", "eval"])
+    (pkg / "eval" / "bench.py").unlink()
+    assert find_cycle(package_imports(pkg)) == []
+
+
+def test_posekit_packages_import_each_other_without_cycles():
+    graph = package_imports(ROOT)
+    cycle = find_cycle(graph)
+    detail = [hit for a, b in itertools.pairwise(cycle) for hit in graph[a][b][:3]]
+    assert cycle == [], "import cycle " + " -> ".join(cycle) + ":\n" + "\n".join(detail)
+
+
+def test_posekit_packages_import_only_lower_layers():
+    graph = package_imports(ROOT)
+    unplaced = sorted(set(graph) - set(LAYER_OF))
+    assert unplaced == [], f"give {unplaced} a layer in LAYERS and in README's package layers"
+    upward = [f"{src} (layer {LAYER_OF[src]}) -> {dst} (layer {LAYER_OF[dst]}): {hits[0]}"
+              for src, deps in sorted(graph.items()) for dst, hits in sorted(deps.items())
+              if LAYER_OF[dst] >= LAYER_OF[src]]
+    assert upward == [], "imports must go to a lower layer:\n" + "\n".join(upward)
+
+
+def test_the_layers_are_documented_in_the_readme():
+    readme = (ROOT.parent / "README.md").read_text()
+    section = readme.split("### Package layers", 1)[1].split("\n## ", 1)[0]
+    for layer in LAYERS:
+        for unit in layer:
+            if unit not in ("__main__", "posekit"):
+                assert f"`{unit}`" in section, f"README's package layers do not name `{unit}`"
+
+
+def test_benchmarks_are_their_own_top_package():
+    import importlib.util
+
+    from posekit.cli import build_parser
+
+    assert importlib.util.find_spec("posekit.eval.benchmarks") is None
+    for name in ("body", "registration", "sensor", "view"):
+        assert importlib.util.find_spec(f"posekit.bench.{name}") is not None
+    parser = build_parser()
+    for argv in (["bench", "sensor", "--quick"], ["bench", "body", "--quick"],
+                 ["bench", "view", "--quick"], ["bench", "registration", "--quick"]):
+        assert callable(parser.parse_args(argv).func)
