@@ -9,8 +9,11 @@ the node benchmark by name when those commands run.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import itertools
 from pathlib import Path
+
+import pytest
 
 import posekit
 
@@ -301,3 +304,164 @@ def test_benchmarks_are_their_own_top_package():
     for argv in (["bench", "sensor", "--quick"], ["bench", "body", "--quick"],
                  ["bench", "view", "--quick"], ["bench", "registration", "--quick"]):
         assert callable(parser.parse_args(argv).func)
+
+
+# ---------------------------------------------------------------------------------------------
+# One home per concept.
+
+# sha256 of the rounded elements, in the order the body engine's shipped weights were trained
+# with (the network's group axis): the order must never change.
+GROUP_ORDER_FINGERPRINTS = {"tetrahedral": "a12f967d49af20e8", "octahedral": "65fb664acdc2d44e",
+                            "icosahedral": "1834de48587931f0"}
+
+
+def _fingerprint(elements) -> str:
+    import hashlib
+
+    import numpy as np
+
+    return hashlib.sha256((np.round(elements, 6) + 0.0).astype("<f8").tobytes()).hexdigest()[:16]
+
+
+def test_finite_rotation_groups_keep_the_body_weights_element_order():
+    from posekit.geometry.rotation_groups import rotation_group
+
+    for name, fingerprint in GROUP_ORDER_FINGERPRINTS.items():
+        assert _fingerprint(rotation_group(name).elements) == fingerprint, name
+
+
+def test_finite_rotation_groups_have_one_home():
+    import numpy as np
+    import torch
+    from scipy.spatial.transform import Rotation
+
+    from posekit.body import network
+    from posekit.data.symsol import symmetry_group
+    from posekit.geometry.rotation_groups import GROUP_ORDERS, rotation_group
+    from posekit.registration.diffusion import anchor_rotations
+
+    assert importlib.util.find_spec("posekit.body.groups") is None
+    assert network.rotation_group is rotation_group
+    for name, scipy_name, shape in (("tetrahedral", "T", "tet"), ("octahedral", "O", "cube"),
+                                    ("icosahedral", "I", "icosa")):
+        E = rotation_group(name).elements
+        assert len(E) == GROUP_ORDERS[name]
+        np.testing.assert_array_equal(symmetry_group(shape), E)
+        np.testing.assert_array_equal(anchor_rotations(len(E), dtype=torch.float64).numpy(), E)
+        # the same set as scipy's (order aside): the standard orientation
+        S = Rotation.create_group(scipy_name).as_matrix()
+        d = np.abs(E[:, None] - S[None]).reshape(len(E), len(S), 9).max(-1)
+        assert d.min(1).max() < 1e-9 and d.min(0).max() < 1e-9
+    home = ROOT / "geometry" / "rotation_groups.py"
+    closures = [f"{_label(f)}" for f in sorted(ROOT.rglob("*.py")) if f != home
+                and ("create_group" in f.read_text() or "def _close_group" in f.read_text())]
+    assert closures == []
+
+
+def function_definitions(name: str) -> list[str]:
+    """Files of posekit (relative to it) that define a module-level function ``name``."""
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        if any(isinstance(node, ast.FunctionDef) and node.name == name for node in tree.body):
+            found.append(str(path.relative_to(ROOT)))
+    return found
+
+
+HOMES = {
+    "rotation_group": "geometry/rotation_groups.py",
+    "knn_indices": "geometry/neighbours.py",
+    "squared_distances": "geometry/neighbours.py",
+    "estimate_normals": "geometry/normals.py",
+    "normals_from_depth": "io/depth.py",
+    "normals_at_pixels": "io/depth.py",
+    "rotation_about_axis": "geometry/rigid_np.py",
+    "crop_camera": "geometry/crop.py",
+    "so3_healpix_grid": "geometry/so3_grid.py",
+    "points_diameter": "io/mesh.py",
+}
+# hand-written copies of what scipy's Rotation (or a home above) provides
+REMOVED = ("_close_group", "_axis_angle", "_axis_rotation", "euler_zyz_to_matrix")
+
+
+def test_each_concept_is_defined_once_in_its_home():
+    misplaced = {name: function_definitions(name) for name, home in HOMES.items()
+                 if function_definitions(name) != [home]}
+    assert misplaced == {}, f"defined elsewhere or twice (expected {HOMES}): {misplaced}"
+    leftovers = {name: function_definitions(name) for name in REMOVED if function_definitions(name)}
+    assert leftovers == {}
+
+
+def test_open3d_normal_estimation_is_called_only_from_its_home():
+    home = ROOT / HOMES["estimate_normals"]
+    calls = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if path == home:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("estimate_normals", "orient_normals_towards_camera_location")):
+                calls.append(f"{_label(path)}:{node.lineno}")
+    assert calls == []
+
+
+def test_knn_has_one_home_and_matches_brute_force():
+    import torch
+
+    from posekit.body import network
+    from posekit.geometry.neighbours import knn_indices
+    from posekit.registration import denoiser
+
+    assert network.knn_indices is knn_indices and denoiser.knn_indices is knn_indices
+    g = torch.Generator().manual_seed(0)
+    points, queries = torch.rand(2, 50, 3, generator=g), torch.rand(2, 7, 3, generator=g)
+    idx = knn_indices(points, queries, 4)
+    assert idx.shape == (2, 7, 4)
+    expected = torch.cdist(queries.double(), points.double()).argsort(-1)[..., :4]
+    assert torch.equal(idx, expected)
+    assert knn_indices(points, queries, 99).shape == (2, 7, 50)  # k capped at N
+
+
+def test_normals_have_one_home_and_keep_the_peers_open3d_recipe():
+    import numpy as np
+    import open3d as o3d
+
+    from posekit.errors import BadInputError
+    from posekit.geometry.normals import estimate_normals
+    from posekit.registration import clouds
+
+    assert clouds.estimate_normals is estimate_normals
+    rng = np.random.default_rng(0)
+    u, v = rng.uniform(-1, 1, (2, 400))
+    pts = np.c_[u, v, 2.0 + 0.1 * u * u + 0.05 * v]  # a gently curved sheet 2 m in front of the camera
+    # what registration/baselines.py did before it called the home: open3d's hybrid search, then
+    # open3d's own orientation towards the camera
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
+    pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=0.3, max_nn=30))
+    pcd.orient_normals_towards_camera_location(np.zeros(3))
+    np.testing.assert_allclose(estimate_normals(pts, "camera", k=30, radius=0.3), np.asarray(pcd.normals), atol=1e-12)
+    n = estimate_normals(pts)  # k nearest, towards the camera at the origin
+    assert (n[:, 2] < 0).all() and np.allclose(np.linalg.norm(n, axis=1), 1)
+    sphere = rng.normal(size=(300, 3))
+    sphere /= np.linalg.norm(sphere, axis=1, keepdims=True)
+    assert ((estimate_normals(sphere + 5.0, "outward") * sphere).sum(1) > 0.9).all()
+    for bad in ({"towards": "up"}, {"k": 2}, {"radius": -1.0}):
+        with pytest.raises(BadInputError):
+            estimate_normals(pts, **bad)
+
+
+def test_euler_and_axis_rotations_come_from_scipy_and_agree():
+    import numpy as np
+
+    from posekit.body.poses import euler_to_matrix
+    from posekit.geometry.rigid_np import rotation_about_axis
+    from posekit.geometry.so3_grid import rot_y, rot_z
+
+    a, b, c = 0.3, -1.1, 2.4
+    Rx, Ry, Rz = (rotation_about_axis(e, t) for e, t in zip(np.eye(3), (a, b, c), strict=True))
+    np.testing.assert_allclose(euler_to_matrix(np.array([a, b, c])), Rz @ Ry @ Rx, atol=1e-12)
+    np.testing.assert_allclose(rot_z(c), Rz, atol=1e-12)
+    np.testing.assert_allclose(rot_y(b), Ry, atol=1e-12)
+    np.testing.assert_allclose(rotation_about_axis([0, 0, 2.0], np.pi / 2), [[0, -1, 0], [1, 0, 0], [0, 0, 1]], atol=1e-12)
+    angles = np.random.default_rng(0).uniform(-3, 3, (4, 5, 3))
+    assert euler_to_matrix(angles).shape == (4, 5, 3, 3) and rot_z(angles[..., 0]).shape == (4, 5, 3, 3)

@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from posekit.errors import BadInputError
+from posekit.geometry.normals import estimate_normals
 from posekit.io.mesh import Mesh
 from posekit.io.pointcloud import PointCloud
 from posekit.registration.clouds import (
     ModelCloud,
-    estimate_normals,
     model_cloud_from_mesh,
     model_cloud_from_points,
     normalise_observed,
@@ -560,7 +560,7 @@ class ObjectPoseEstimator:
         step of ICP; and those translation steps (C, R, 3)."""
         import torch
 
-        from posekit.registration.denoiser import squared_distances
+        from posekit.geometry.neighbours import squared_distances
         from posekit.registration.diffusion import anchor_rotations
 
         R = anchor_rotations(n_rotations, device=self.device) if isinstance(n_rotations, int) else n_rotations
