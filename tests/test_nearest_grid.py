@@ -1,4 +1,4 @@
-"""The nearest-point table behind the object engine's coarse search (posekit.geometry.nearest_grid)."""
+"""The nearest-point table behind the object engine's coarse search (posekit.geometry.neighbours.NearestGrid)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from posekit.errors import BadInputError
-from posekit.geometry.nearest_grid import NearestGrid
+from posekit.geometry.neighbours import NearestGrid
 
 
 @pytest.fixture(scope="module")

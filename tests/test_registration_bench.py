@@ -1,4 +1,4 @@
-"""Registration benchmark (posekit.eval.benchmarks.registration), BOP prediction
+"""Registration benchmark (posekit.bench.registration), BOP prediction
 (posekit.registration.bop_predict) and their CLI adapters, with stand-in methods."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from posekit.bench import registration as bench
 from posekit.errors import BadInputError
-from posekit.eval.benchmarks import registration as bench
 from posekit.geometry.rigid_np import make_pose, rotation_about_axis
 from posekit.registration import baselines
 

@@ -153,7 +153,7 @@ def test_match_step_is_soft_assignment_then_weighted_kabsch():
     slack entry of -alpha |f_i - g_j|^2 - beta |x_i - y_j|^2, targets the weighted mean, Kabsch
     weighted by the matched mass) must equal what the denoiser's expanded form computes."""
     from posekit.geometry.alignment import weighted_kabsch
-    from posekit.registration.denoiser import squared_distances
+    from posekit.geometry.neighbours import squared_distances
 
     torch.manual_seed(1)
     net = RegistrationDenoiser(DenoiserConfig(match_observed=64, match_model=96)).eval()

@@ -1,6 +1,6 @@
 """``posekit bench registration`` and ``posekit predict bop``: adapters of the object engine.
 
-Parse arguments, call :func:`posekit.eval.benchmarks.registration.run_registration_benchmark`
+Parse arguments, call :func:`posekit.bench.registration.run_registration_benchmark`
 or :func:`posekit.registration.bop_predict.predict_bop`, print a table, write files.
 ``posekit/cli/registration.py`` calls :func:`register_bench` and :func:`register_predict`
 from its hooks of the same names.
@@ -58,7 +58,7 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from posekit.eval.benchmarks.registration import format_table, run_registration_benchmark
+    from posekit.bench.registration import format_table, run_registration_benchmark
     from posekit.io.atomic import atomic_write_text
 
     result = run_registration_benchmark(

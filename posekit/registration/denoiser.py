@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from posekit.geometry.alignment import weighted_kabsch
+from posekit.geometry.neighbours import knn_indices
 from posekit.geometry.se3 import transform_points
 
 
@@ -50,18 +51,6 @@ class DenoiserConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """|a_i - b_j|^2 (...xNxM) for a (...xNx3), b (...xMx3), by one matrix product (far faster
-    than torch.cdist for small batched clouds on a CPU)."""
-    return ((a * a).sum(-1, keepdim=True) + (b * b).sum(-1).unsqueeze(-2) - 2.0 * a @ b.transpose(-1, -2)).clamp_min(0)
-
-
-def knn_indices(points: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices (BxQxk) of the k nearest ``points (BxNx3)`` of each of ``queries (BxQx3)``."""
-    k = min(k, points.shape[1])
-    return squared_distances(queries, points).topk(k, dim=-1, largest=False).indices
 
 
 def gather_neighbours(values: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

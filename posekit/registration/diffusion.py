@@ -93,13 +93,15 @@ def anchor_rotations(n: int = 24, dtype=torch.float32, device="cpu") -> torch.Te
     octahedron (24) or icosahedron (60); any other n gives n fixed pseudo-random rotations."""
     from scipy.spatial.transform import Rotation
 
-    groups = {12: "T", 24: "O", 60: "I"}
+    from posekit.geometry.rotation_groups import GROUP_ORDERS, rotation_group
+
+    groups = {order: name for name, order in GROUP_ORDERS.items()}
     if n < 1:
         raise BadInputError(f"need at least one anchor rotation, got {n}")
     if n == 1:
         mats = Rotation.identity().as_matrix()[None]
     elif n in groups:
-        mats = Rotation.create_group(groups[n]).as_matrix()
+        mats = rotation_group(groups[n]).elements.copy()
     else:
         mats = Rotation.random(n, random_state=0).as_matrix()
     return torch.as_tensor(mats, dtype=dtype, device=device)

@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from posekit.errors import BadInputError
+from posekit.geometry.normals import estimate_normals
 from posekit.io.mesh import Mesh
 from posekit.io.pointcloud import PointCloud
 from posekit.registration.clouds import (
     ModelCloud,
-    estimate_normals,
     model_cloud_from_mesh,
     model_cloud_from_points,
     normalise_observed,
@@ -257,7 +257,7 @@ class ObjectPoseEstimator:
         with torch.no_grad():
             f = self.net.features(p, n)
         surface, surface_normals, spacing = self._surface(cloud)
-        from posekit.geometry.nearest_grid import NearestGrid
+        from posekit.geometry.neighbours import NearestGrid
 
         nearest = NearestGrid((surface - cloud.centre) / cloud.radius, int(self.inference.coarse_grid),
                               device=self.device)

@@ -1,5 +1,10 @@
-"""Nearest-point lookup by table: a voxel grid around a fixed point set that stores, per voxel,
-the index of the set's point nearest to the voxel's centre.
+"""Nearest neighbours of batched torch point clouds: the one home for the engines' k-NN, and
+:class:`NearestGrid`, a nearest-point lookup table for a fixed point set queried millions of times.
+
+(numpy code that needs a tree uses ``scipy.spatial.cKDTree`` directly.)
+
+NearestGrid is a voxel grid around a fixed point set that stores, per voxel, the index of the
+set's point nearest to the voxel's centre.
 
 A query costs one rounding and one gather, whatever the set's size, so millions of queries
 (every point of a cloud under a thousand rotations) run in milliseconds, on any torch device.
@@ -16,6 +21,19 @@ import numpy as np
 import torch
 
 from posekit.errors import BadInputError
+
+
+def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a_i - b_j|^2 (...xNxM) for a (...xNx3), b (...xMx3), by one matrix product (far faster
+    than torch.cdist for small batched clouds on a CPU)."""
+    return ((a * a).sum(-1, keepdim=True) + (b * b).sum(-1).unsqueeze(-2) - 2.0 * a @ b.transpose(-1, -2)).clamp_min(0)
+
+
+def knn_indices(points: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (BxQxk) of the k nearest ``points (BxNx3)`` of each of ``queries (BxQx3)``,
+    nearest first (k is capped at N)."""
+    k = min(k, points.shape[1])
+    return squared_distances(queries, points).topk(k, dim=-1, largest=False).indices
 
 
 class NearestGrid:
@@ -57,3 +75,6 @@ class NearestGrid:
     def nearest_points(self, queries: torch.Tensor) -> torch.Tensor:
         """The near points themselves (..., 3)."""
         return self.points[self.nearest(queries)]
+
+
+__all__ = ["NearestGrid", "knn_indices", "squared_distances"]
