@@ -149,4 +149,6 @@ def test_same_input_and_seed_give_the_same_pose_in_fresh_processes(tmp_path):
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / f"T{i}.npy")], env=env) for i in range(2)]
     assert all(p.wait(timeout=600) == 0 for p in procs)
     T0, T1 = (np.load(tmp_path / f"T{i}.npy") for i in range(2))
-    np.testing.assert_array_equal(T0, T1)
+    # open3d's ICP sums its normal equations in parallel (TBB), in an order that depends on the
+    # machine's load: the last bits may differ, the pose may not (the issue saw 10 cm).
+    np.testing.assert_allclose(T0, T1, rtol=0, atol=1e-9)
