@@ -61,9 +61,12 @@ class InferenceConfig:
     coarse_points: int = 64  # observed points used by the coarse search (64 vs 128: same ADD(-S), -30 % time)
     coarse_grid: int = 48  # voxels per side of the model's nearest-point table (the coarse search's distances)
     prune_after: int = 1  # chains' early exit: after this reverse step (0: never) only the prune_keep chains
+    prune_by: str = "distance"  # ... the best by the model distance ("distance"), the coarse depth score ("score")
+    # or both in turn ("both")
     prune_keep: int = 4  # closest to the model surface go on (24 -> 4: ADD(-S) 80.1 -> 86.8 %, chains 3x faster
     # on 136 held-out LM-O renders, seed 7; keep 3: 85.3 %, 6: 83.8 %, 8: 80.9 %)
     icp_candidates: int = 2  # best distinct hypotheses refined by ICP when refine_icp
+    icp_max_points: int = 0  # observed points ICP uses at most (0: all)
     icp_iterations: int = 30  # per stage of the open3d ICP (two stages: 6 % and 2 % of the diameter)
     icp_backend: str = "auto"  # torch: batched on the device (posekit.registration.refine); open3d: one by one
     # on the CPU (faster there: 15 ms per start vs 35 for the torch ICP with a KD-tree); auto: torch on CUDA,
@@ -639,7 +642,7 @@ class ObjectPoseEstimator:
             else:
                 H_T = self._anchor_states(k)
             clock.lap("coarse_search")
-            prune = self._pruner(o[0, : self.net.cfg.match_observed], model.nearest)
+            prune = self._pruner(o[0, : self.net.cfg.match_observed], model, mu, view)
             H = sample(denoise, len(H_T), self.schedule, device=self.device, generator=g, H_init=H_T, prune=prune) \
                 if self.schedule is not None else H_T
         T = pose_from_state(H.double().cpu().numpy(), mu, model.cloud)
@@ -672,21 +675,39 @@ class ObjectPoseEstimator:
         return ObjectPoseResult(True, T_best, float(best["score"]), "", 0.0, len(pts), model.obj_id, hyps, terms,
                                 clock.ms)
 
-    def _pruner(self, obs, nearest):
+    def _pruner(self, obs, model: PreparedModel, mu: np.ndarray, view):
         """The sampler's early exit (:func:`posekit.registration.diffusion.sample`): after step
-        ``prune_after``, only the ``prune_keep`` chains whose current guess puts the observed
-        points ``obs (n, 3)`` (normalised) closest to the model surface go on (None: no pruning)."""
+        ``prune_after``, only the ``prune_keep`` most promising chains go on (None: no pruning).
+        ``prune_by`` "score": the coarse depth score of their current guesses (free space and
+        coverage count: robust to a detector mask's background); "distance": how close the
+        guesses put the observed points ``obs (n, 3)`` (normalised) to the model surface."""
         after, keep = int(self.inference.prune_after), int(self.inference.prune_keep)
         if after <= 0 or keep <= 0:
             return None
         import torch
 
+        from posekit.registration.scoring import score_poses
+
         def prune(step, H0_hat):
             if step != after or len(H0_hat) <= keep:
                 return None
-            moved = obs @ H0_hat[:, :3, :3].transpose(1, 2) + H0_hat[:, None, :3, 3]
-            cost = (nearest.nearest_points(moved) - moved).norm(dim=-1).clamp_max(0.3).mean(-1)
-            return torch.argsort(cost)[:keep]
+            by = self.inference.prune_by
+            orders = []
+            if by in ("distance", "both"):
+                moved = obs @ H0_hat[:, :3, :3].transpose(1, 2) + H0_hat[:, None, :3, 3]
+                cost = (model.nearest.nearest_points(moved) - moved).norm(dim=-1).clamp_max(0.3).mean(-1)
+                orders.append(torch.argsort(cost, stable=True).tolist())
+            if by in ("score", "both"):
+                T = pose_from_state(H0_hat.double().cpu().numpy(), mu, model.cloud)
+                s = score_poses(T, model.surface_t[::4], model.surface_normals_t[::4], view, model.diameter,
+                                self.score_config, coarse=True).score
+                orders.append(np.argsort(-s, kind="stable").tolist())
+            kept: list[int] = []  # the best of each ranking in turn
+            for rank in range(len(H0_hat)):
+                for order in orders:
+                    if order[rank] not in kept and len(kept) < keep:
+                        kept.append(order[rank])
+            return torch.as_tensor(sorted(kept), device=H0_hat.device)
 
         return prune
 
@@ -703,7 +724,12 @@ class ObjectPoseEstimator:
         return (T_icp[i], scores.row(i)) if scores.score[i] > best["score"] else (T_best, best)
 
     def _refine(self, model: PreparedModel, T_starts: np.ndarray, pts: np.ndarray) -> np.ndarray:
-        """ICP-refined poses (B, 4, 4) from starts (B, 4, 4) against observed points (N, 3)."""
+        """ICP-refined poses (B, 4, 4) from starts (B, 4, 4) against observed points (N, 3) (at most
+        ``icp_max_points`` of them, a seeded random subset: a close object in a 640x480 image
+        gives thousands of points and ICP's time grows with them, its accuracy hardly)."""
+        limit = int(self.inference.icp_max_points)
+        if 0 < limit < len(pts):
+            pts = pts[np.sort(np.random.default_rng(self.seed).choice(len(pts), limit, replace=False))]
         backend = self.inference.icp_backend
         if backend == "open3d" or (backend == "auto" and self.device.type != "cuda"):
             from dataclasses import replace
