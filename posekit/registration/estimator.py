@@ -82,6 +82,7 @@ class InferenceConfig:
     surface_samples: int = 8192  # model surface samples rendered by the depth score
     scene_seeds: int = 48  # scene search: crops ranked by the coarse fit ...
     scene_crops: int = 6  # ... and the best ones registered (3: 36 %, 6: 57 % on 14 quick LM-O targets)
+    scene_prune: bool = False  # scene search: early exit of the chains in each crop too
     scene_max_points: int = 30000  # scene search: depth pixels used at most (strided)
     max_observed_points: int = 50000  # larger observed clouds are randomly subsampled first
     max_scene_points: int = 300000  # larger scene clouds are randomly subsampled first
@@ -513,14 +514,15 @@ class ObjectPoseEstimator:
             crop_region[uv[inside, 1], uv[inside, 0]] = True
             view = view_from_depth(depth, K, crop_region, model.diameter, model.spacing, self.score_config,
                                    self.device, roi=None)
-            r = self._register(model, crop, None, view, return_hypotheses, retry=False)
+            r = self._register_once(model, crop, None, view, return_hypotheses, None,
+                                    prune=bool(self.inference.scene_prune))
             for stage, ms in r.stage_ms.items():
                 stages[stage] = stages.get(stage, 0.0) + ms
             if best is None or r.score > best.score:
                 best, best_view, best_crop = r, view, crop
         if best is None:
             return _failed("no crop of the scene holds enough points", time.perf_counter(), model.obj_id, len(pts))
-        if self._retry(best):  # the best crop once more with every chain (crops of other things score low anyway)
+        if self.inference.scene_prune and self._retry(best):  # the best crop once more with every chain
             full = self._register_once(model, best_crop, None, best_view, return_hypotheses, None, prune=False)
             for stage, ms in full.stage_ms.items():
                 stages[stage] = stages.get(stage, 0.0) + ms
@@ -615,13 +617,12 @@ class ObjectPoseEstimator:
             result.score < float(self.inference.retry_below)
 
     def _register(self, model: PreparedModel, pts: np.ndarray, normals: np.ndarray | None, view,
-                  return_hypotheses: bool, start_rotations: np.ndarray | None = None,
-                  retry: bool = True) -> ObjectPoseResult:
+                  return_hypotheses: bool, start_rotations: np.ndarray | None = None) -> ObjectPoseResult:
         """Register, with the chains' early exit; when the answer scores below ``retry_below``
         (a doubtful answer, as a detector mask's background can give), once more with every
         chain run to the end, and the better-scoring answer is kept."""
         result = self._register_once(model, pts, normals, view, return_hypotheses, start_rotations, prune=True)
-        if not retry or not self._retry(result):
+        if not self._retry(result):
             return result
         full = self._register_once(model, pts, normals, view, return_hypotheses, start_rotations, prune=False)
         better = full if full.score > result.score else result
