@@ -4,13 +4,20 @@ import pytest
 import torch
 
 
-@pytest.fixture
-def device() -> str:
-    """The torch device under test: POSEKIT_TEST_DEVICE (default cpu); cuda is skipped where absent."""
+@pytest.fixture(scope="session")
+def test_device() -> str:
+    """The torch device under test: POSEKIT_TEST_DEVICE (default cpu); cuda is skipped where absent.
+    Session-wide, so module-scoped engine fixtures can take it too."""
     name = os.environ.get("POSEKIT_TEST_DEVICE", "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         pytest.skip("POSEKIT_TEST_DEVICE asks for cuda but none is available")
     return name
+
+
+@pytest.fixture
+def device(test_device) -> str:
+    """:func:`test_device` for function-scoped tests."""
+    return test_device
 
 
 def pytest_terminal_summary(terminalreporter):

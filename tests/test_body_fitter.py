@@ -139,8 +139,8 @@ def test_make_model_cli_and_fitting_with_another_model_file(tmp_path, sample):
 
 @pytest.mark.slow
 def test_benchmark_json_has_the_issue_keys():
+    from posekit.bench.body import format_table, run_body_benchmark
     from posekit.body.optimization import OptimizationSettings
-    from posekit.eval.benchmarks.body import format_table, run_body_benchmark
 
     tiny = OptimizationSettings(iterations=3, n_inits=2, keep=1, sweeps=0)
     result = json.loads(json.dumps(run_body_benchmark(samples=1, quick=True, optimization=tiny, refine=tiny,

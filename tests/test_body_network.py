@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from posekit.body.groups import rotation_group
 from posekit.body.network import BodyNet, BodyNetConfig, decode_body, global_to_local
 from posekit.body.skeleton import N_PARTS, PART_JOINTS
+from posekit.geometry.rotation_groups import rotation_group
 
 TINY = {"n_points": 256, "centres1": 48, "centres2": 12, "neighbours1": 8, "neighbours2": 6, "channels1": 16,
         "channels2": 24, "part_channels": 16, "heads": 2}

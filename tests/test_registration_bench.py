@@ -1,4 +1,4 @@
-"""Registration benchmark (posekit.eval.benchmarks.registration), BOP prediction
+"""Registration benchmark (posekit.bench.registration), BOP prediction
 (posekit.registration.bop_predict) and their CLI adapters, with stand-in methods."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from posekit.bench import registration as bench
 from posekit.errors import BadInputError
-from posekit.eval.benchmarks import registration as bench
 from posekit.geometry.rigid_np import make_pose, rotation_about_axis
 from posekit.registration import baselines
 
@@ -318,3 +318,11 @@ def test_cli_bench_writes_json(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert list(result["methods"]) == ["open3d_icp"] and result["settings"]["width"] == 320
     assert "open3d_icp" in capsys.readouterr().out
+
+
+def test_the_diffusion_ablation_is_a_benchmark_method():
+    """The benchmark reports posekit+icp without the reverse diffusion beside it (issue 11)."""
+    methods = bench.default_methods(names=["posekit+icp", "ablation_no_diffusion"])
+    full, ablation = methods["posekit+icp"].estimator, methods["ablation_no_diffusion"].estimator
+    assert full.schedule is not None and full.refine_icp
+    assert ablation.schedule is None and ablation.refine_icp

@@ -148,6 +148,36 @@ def test_denoiser_features_are_invariant_and_its_answer_equivariant():
     torch.testing.assert_close(dH_g, dH, atol=1e-3, rtol=0)
 
 
+def test_match_step_is_soft_assignment_then_weighted_kabsch():
+    """One matching iteration, written out from its definition (softmax over model points and a
+    slack entry of -alpha |f_i - g_j|^2 - beta |x_i - y_j|^2, targets the weighted mean, Kabsch
+    weighted by the matched mass) must equal what the denoiser's expanded form computes."""
+    from posekit.geometry.alignment import weighted_kabsch
+    from posekit.geometry.neighbours import squared_distances
+
+    torch.manual_seed(1)
+    net = RegistrationDenoiser(DenoiserConfig(match_observed=64, match_model=96)).eval()
+    g = torch.Generator().manual_seed(6)
+    obs, obs_n = cloud_with_normals(64, g)
+    model, model_n = cloud_with_normals(96, g)
+    H = random_transform(3, g, trans=0.1, dtype=torch.float32)
+    s = torch.full((3,), 0.6)
+    with torch.no_grad():
+        f, fm = net(obs[None], obs_n[None], model[None], model_n[None])
+        dH = net.match(obs.expand(3, -1, -1), f.expand(3, -1, -1), model.expand(3, -1, -1), fm.expand(3, -1, -1),
+                       H, s, iters=1)
+        alpha, beta, slack = net.annealing(s)
+        moved = transform_points(H, obs.expand(3, -1, -1))
+        logits = (-alpha.view(-1, 1, 1) * net.feature_distances(f, fm)
+                  - beta.view(-1, 1, 1) * squared_distances(moved, model.expand(3, -1, -1)))
+        full = torch.cat([logits, slack.view(3, 1, 1).expand(3, 64, 1)], dim=2)
+        P = torch.softmax(full, dim=2)[..., :96]
+        mass = P.sum(2)
+        target = (P @ model) / mass.clamp_min(1e-6).unsqueeze(-1)
+        expected = weighted_kabsch(moved, target, mass + 1e-6)
+    torch.testing.assert_close(dH, expected, atol=2e-4, rtol=0)
+
+
 def test_symmetric_l1_takes_the_best_symmetry():
     g = torch.Generator().manual_seed(5)
     obs = torch.randn(1, 50, 3, generator=g)
@@ -218,3 +248,42 @@ def test_each_reverse_step_is_the_closed_form_posterior_mean():
     # and the posterior really mixes: an intermediate state is neither the start nor the guess
     assert not np.allclose(traj[1].numpy(), guesses[0].numpy(), atol=1e-3)
     assert not np.allclose(traj[1].numpy(), H_T.numpy(), atol=1e-3)
+
+
+def test_pruned_chains_continue_exactly_as_without_pruning():
+    """Early exit: after the pruned step only the chosen chains are denoised, and each of them ends
+    where it would have ended without pruning (noise off)."""
+    g = torch.Generator().manual_seed(8)
+    H_T = random_transform(5, g, trans=0.3)
+    target = random_transform(1, g, trans=0.2)[0]
+    sizes = []
+
+    def denoiser(H, s):  # pulls every chain towards one pose, chain by chain different distances
+        sizes.append(len(H))
+        return target @ se3_inverse(H) if len(sizes) % 2 else se3_inverse(H) @ H  # alternately: guess, stay
+
+    schedule = DiffusionSchedule(4)
+    full = sample(denoiser, 5, schedule, dtype=torch.float64, noise_scale=0.0, H_init=H_T)
+    seen = []
+
+    def prune(step, H0_hat):
+        seen.append((step, len(H0_hat)))
+        return torch.tensor([3, 1]) if step == 2 else None
+
+    sizes.clear()
+    pruned = sample(denoiser, 5, schedule, dtype=torch.float64, noise_scale=0.0, H_init=H_T, prune=prune)
+    assert seen == [(1, 5), (2, 5), (3, 2)]  # asked after every step but the last
+    assert sizes == [5, 5, 2, 2]  # chains 0, 2 and 4 stopped after step 2
+    torch.testing.assert_close(pruned, full[[3, 1]])
+
+
+def test_features_of_the_first_points_only_equal_the_full_computation():
+    net = RegistrationDenoiser(DenoiserConfig()).eval()
+    g = torch.Generator().manual_seed(9)
+    pts, nrm = cloud_with_normals(300, g)
+    with torch.no_grad():
+        full = net.features(pts[None], nrm[None])
+        for q in (1, 50, 77, 300, 1000):
+            part = net.features(pts[None], nrm[None], n_queries=q)
+            assert part.shape == (1, min(q, 300), full.shape[-1])
+            torch.testing.assert_close(part, full[:, : min(q, 300)], atol=1e-5, rtol=0)

@@ -23,8 +23,8 @@ K = default_intrinsics(W, H)
 
 
 @pytest.fixture(scope="module")
-def estimator():
-    return ObjectPoseEstimator.from_pretrained("registration-procedural")
+def estimator(test_device):
+    return ObjectPoseEstimator.from_pretrained("registration-procedural", device=test_device)
 
 
 def adds_error(T_est, T_gt, pts):
@@ -192,7 +192,8 @@ _DIFFUSION_VIEWS = (3, 8, 14, 15)
 def test_the_reverse_diffusion_is_what_makes_noisy_views_right(estimator):
     from posekit.data.sensor import DepthSensorModel
 
-    ablation = ObjectPoseEstimator.from_pretrained("registration-procedural", sample_steps=0)
+    ablation = ObjectPoseEstimator.from_pretrained("registration-procedural", sample_steps=0,
+                                                   device=estimator.device.type)
     results = {"diffusion": [], "ablation": []}
     for seed in _DIFFUSION_VIEWS:
         mesh, info = procedural_mesh(900_000 + seed, diameter_range=(0.10, 0.18))

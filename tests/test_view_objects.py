@@ -22,17 +22,11 @@ from posekit.data.view_crops import (
     render_view_crop,
 )
 from posekit.errors import BadInputError, PosekitError
+from posekit.geometry.crop import bbox_from_mask, crop_camera, rotation_to_ray, warp_crop
 from posekit.geometry.rigid_np import make_pose, random_rotation_np, rotation_about_axis
 from posekit.geometry.so3_grid import geodesic_angle_np, quarter_turn_permutation, so3_healpix_grid
 from posekit.io.bop import write_camera
 from posekit.io.weights import save_weights
-from posekit.view.crop import (
-    bbox_from_mask,
-    crop_camera,
-    rotate_distribution_coefficients,
-    rotation_to_ray,
-    warp_crop,
-)
 from posekit.view.distribution import SO3GridDistribution
 from posekit.view.estimator import ViewPoseEstimator
 from posekit.view.network import ViewNet, ViewNetConfig
@@ -45,7 +39,7 @@ from posekit.view.object_training import (
     train_object_view,
 )
 from posekit.view.seeding import start_rotations_from_image, start_rotations_from_view
-from posekit.view.so3_fourier import wigner_d_all
+from posekit.view.so3_fourier import rotate_distribution_coefficients, wigner_d_all
 from posekit.view.training import build_model
 
 TINY = {"image_size": 32, "encoder_channels": [4, 6], "lmax": 3, "s2_channels": 4, "so3_channels": 3,
@@ -383,7 +377,7 @@ def test_bench_view_models_compares_both_heads_on_held_out_renders(tmp_path, cap
     assert res["methods"]["induced"]["parameters"] > res["methods"]["i2s"]["parameters"]
     assert set(res["real_crop_statistics"]) == {"brightness", "contrast", "saturation", "sharpness", "noise"}
     with pytest.raises(PosekitError):  # a SYMSOL model is not an object model
-        from posekit.eval.benchmarks.view import run_object_view_benchmark
+        from posekit.bench.view import run_object_view_benchmark
 
         run_object_view_benchmark(str(models), "view-symsol", "view-symsol-i2s", quick=True, per_object=1, level=1)
 

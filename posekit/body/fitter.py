@@ -25,7 +25,9 @@ import torch
 from posekit.body.model import BodyModel, load_body_model
 from posekit.body.network import BodyNet, BodyNetConfig, decode_body
 from posekit.body.skeleton import JOINT_NAMES, PARENTS, PART_JOINTS
+from posekit.device import resolve_device
 from posekit.errors import BadInputError
+from posekit.io.weights import fit_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +145,7 @@ class BodyFitter:
 
     def __init__(self, net: BodyNet, body: BodyModel, device: str = "cpu", metadata: dict | None = None,
                  seed: int = 0):
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         self.body = body.to(self.device)
         self.metadata = dict(metadata or {})
@@ -161,8 +163,7 @@ class BodyFitter:
         """
         from posekit import pretrained
 
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise BadInputError("device='cuda' requested but torch sees no CUDA GPU; use device='cpu'")
+        device = resolve_device(device)
         weights = pretrained.load(name_or_path, engine="body", map_location="cpu")
         cfg = weights.config
         net_cfg = BodyNetConfig(**cfg.get("network", {}))
@@ -175,10 +176,7 @@ class BodyFitter:
                 path = None
             body = load_body_model(path, device="cpu", allow_pickle=allow_pickle, n_betas=net_cfg.n_betas)
         net = BodyNet(net_cfg)
-        missing, unexpected = net.load_state_dict(weights.state_dict, strict=False)
-        if missing or unexpected:
-            raise BadInputError(f"{weights.path}: weights do not match the body network "
-                                f"(missing {missing[:4]}, unexpected {unexpected[:4]})")
+        fit_state_dict(net, weights.state_dict, weights.path)
         return cls(net, body, device=device, metadata=weights.metadata)
 
     def _prepare(self, points, rng: np.random.Generator) -> tuple[np.ndarray, int, torch.Tensor]:
@@ -420,8 +418,7 @@ def draw_body_overlay(points: np.ndarray, fit: BodyFit, path: str | Path, title:
     from posekit.io.atomic import atomic_path
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:  # creates the folder (OutputPathError)
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path

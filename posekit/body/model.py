@@ -302,8 +302,7 @@ def save_body_arrays(arrays: dict, path: str | Path) -> Path:
     out["kintree_table"] = np.asarray(arrays.get("kintree_table", kintree_table()))
     out.update({k: np.asarray(v) for k, v in arrays.items() if k not in out and k != "parents"
                 and np.asarray(v).dtype != object})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # creates the folder (OutputPathError)
         np.savez_compressed(fh, **out)
     return path
 

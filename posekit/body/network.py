@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from posekit.body.groups import rotation_group
 from posekit.body.skeleton import (
     MERGED_JOINTS,
     N_JOINTS,
@@ -39,6 +38,8 @@ from posekit.body.skeleton import (
     PART_JOINTS,
     part_parents,
 )
+from posekit.geometry.neighbours import knn_indices
+from posekit.geometry.rotation_groups import rotation_group
 
 
 @dataclass
@@ -81,12 +82,6 @@ def gather_points(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     B = x.shape[0]
     batch = torch.arange(B, device=x.device).view(B, *([1] * (idx.dim() - 1)))
     return x[batch, idx]
-
-
-def knn_indices(query: torch.Tensor, ref: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices (B,M,k) of the k nearest ref points (B,N,3) to each query (B,M,3)."""
-    k = min(k, ref.shape[1])
-    return torch.cdist(query, ref).topk(k, dim=-1, largest=False).indices
 
 
 class GroupConv(nn.Module):
@@ -146,21 +141,21 @@ class BodyNet(nn.Module):
         x = points - centroid[:, None]
         idx1 = farthest_point_indices(x, c.centres1)
         p1 = gather_points(x, idx1)  # (B,M1,3)
-        nb = knn_indices(p1, x, c.neighbours1)
+        nb = knn_indices(x, p1, c.neighbours1)
         offsets = gather_points(x, nb) - p1[:, :, None]  # (B,M1,K,3)
         local = torch.einsum("gji,bmkj->bmkgi", A, offsets) * 10.0  # g^T d, decimetres
         f1 = self.lift(local).amax(dim=2)  # (B,M1,G,C1)
         f1 = torch.relu(f1 + self.gconv1(torch.relu(f1)))
         idx2 = farthest_point_indices(p1, c.centres2)
         p2 = gather_points(p1, idx2)
-        nb2 = knn_indices(p2, p1, c.neighbours2)
+        nb2 = knn_indices(p1, p2, c.neighbours2)
         off2 = gather_points(p1, nb2) - p2[:, :, None]  # (B,M2,K2,3)
         local2 = torch.einsum("gji,bmkj->bmkgi", A, off2) * 5.0
         feat2 = torch.cat([local2, gather_points(f1, nb2)], dim=-1)  # (B,M2,K2,G,3+C1)
         f2 = self.stage2(feat2).amax(dim=2)  # (B,M2,G,C2)
         f2 = torch.relu(f2 + self.gconv2(torch.relu(f2)))
         glob = f2.amax(dim=1)  # (B,G,C2)
-        up = knn_indices(p1, p2, 1)[..., 0]  # nearest stage-2 centre of each stage-1 centre
+        up = knn_indices(p2, p1, 1)[..., 0]  # nearest stage-2 centre of each stage-1 centre
         h = torch.relu(self.proj1(f1) + gather_points(self.proj2(f2), up) + self.proj_global(glob)[:, None])
         invariant = h.amax(dim=2)  # (B,M1,Cp)
         centre_logits = self.seg(invariant)
@@ -184,7 +179,7 @@ class BodyNet(nn.Module):
         votes = torch.einsum("gij,bgj->bgi", A, out[:, 0, :, 4:7]) * 0.1  # pelvis part's votes, metres
         pelvis = centroid + (weights[:, 0, :, None] * votes).sum(dim=1)
         betas = self.shape(part.amax(dim=2).flatten(1))
-        nearest = knn_indices(x, p1, 1)[..., 0]
+        nearest = knn_indices(p1, x, 1)[..., 0]
         return {
             "centroid": centroid, "centre_index": idx1, "centre_logits": centre_logits,
             "point_logits": gather_points(centre_logits, nearest), "part_rotations": part_rotations,
@@ -228,4 +223,4 @@ def decode_body(outputs: dict, body) -> tuple[torch.Tensor, torch.Tensor, torch.
 
 
 __all__ = ["BodyNet", "BodyNetConfig", "GroupConv", "config_to_dict", "decode_body", "farthest_point_indices",
-           "global_to_local", "knn_indices", "part_to_joint_rotations"]
+           "global_to_local", "part_to_joint_rotations"]

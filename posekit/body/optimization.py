@@ -307,7 +307,7 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
     rng = np.random.default_rng(s.seed)
     energy = BodyEnergy(body, points.to(dev, dtype), s.energy, viewpoint=viewpoint, seed=s.seed)
     if init is None:
-        from posekit.body.groups import rotation_group
+        from posekit.geometry.rotation_groups import rotation_group
 
         roots = torch.as_tensor(rotation_group("octahedral").elements[: s.n_inits], device=dev, dtype=dtype)
         if up is not None and s.upright_headings > 0:  # what a user who knows the floor would add
@@ -390,7 +390,7 @@ def check_orientation(body: BodyModel, points: torch.Tensor, local: torch.Tensor
     dev, dtype = body.device, body.v_template.dtype
     energy = BodyEnergy(body, points.to(dev, dtype), s.energy, viewpoint=viewpoint, seed=seed)
     torso = BodyEnergy(body, points.to(dev, dtype), s.energy, viewpoint=viewpoint, seed=seed, joints=TORSO_JOINTS)
-    from posekit.body.groups import rotation_group
+    from posekit.geometry.rotation_groups import rotation_group
 
     # The octahedral group holds the identity and the three flips; its 24 turns of the network's
     # root leave no orientation more than 63 deg from a start.

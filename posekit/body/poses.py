@@ -80,20 +80,12 @@ def joint_limits(kind: str = "full") -> tuple[np.ndarray, np.ndarray]:
 
 
 def euler_to_matrix(angles: np.ndarray) -> np.ndarray:
-    """``R = Rz(c) Ry(b) Rx(a)`` (...,3,3) from angles (...,3) = (a, b, c) radians."""
-    a, b, c = angles[..., 0], angles[..., 1], angles[..., 2]
-    ca, sa, cb, sb, cc, sc = np.cos(a), np.sin(a), np.cos(b), np.sin(b), np.cos(c), np.sin(c)
-    R = np.empty(angles.shape[:-1] + (3, 3))
-    R[..., 0, 0] = cc * cb
-    R[..., 0, 1] = cc * sb * sa - sc * ca
-    R[..., 0, 2] = cc * sb * ca + sc * sa
-    R[..., 1, 0] = sc * cb
-    R[..., 1, 1] = sc * sb * sa + cc * ca
-    R[..., 1, 2] = sc * sb * ca - cc * sa
-    R[..., 2, 0] = -sb
-    R[..., 2, 1] = cb * sa
-    R[..., 2, 2] = cb * ca
-    return R
+    """``R = Rz(c) Ry(b) Rx(a)`` (...,3,3) from angles (...,3) = (a, b, c) radians (scipy's
+    extrinsic ``"xyz"``)."""
+    from scipy.spatial.transform import Rotation
+
+    angles = np.asarray(angles, dtype=np.float64)
+    return Rotation.from_euler("xyz", angles.reshape(-1, 3)).as_matrix().reshape(*angles.shape[:-1], 3, 3)
 
 
 def matrix_to_rotvec(R: np.ndarray) -> np.ndarray:

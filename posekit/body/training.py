@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from posekit.body.network import BodyNet, BodyNetConfig, decode_body
+from posekit.io.weights import fit_state_dict
 from posekit.training import TrainResult, TrainSettings, train
 
 logger = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def train_body(config: BodyTrainConfig, out_dir: str | Path, body_model: str | P
     torch.manual_seed(config.train.seed)
     net = BodyNet(config.network)
     if start is not None:
-        net.load_state_dict(start.state_dict)
+        fit_state_dict(net, start.state_dict, start.path)
         logger.info("starting from %s", start.path)
     d = config.data
 

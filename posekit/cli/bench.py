@@ -1,7 +1,7 @@
 """``posekit bench ...``: benchmarks against real data and naive peers.
 
 ``posekit bench sensor`` compares the simulated depth sensor with real frames. Adapter only:
-parse arguments, call :mod:`posekit.eval.benchmarks`, print a table, write JSON and a PNG.
+parse arguments, call :mod:`posekit.bench`, print a table, write JSON and a PNG.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_sensor(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from posekit.eval.benchmarks.sensor import format_table, run_sensor_benchmark, write_figure
+    from posekit.bench.sensor import format_table, run_sensor_benchmark, write_figure
     from posekit.io.atomic import atomic_write_text
 
     K_real = np.array([[args.fx, 0.0, args.cx], [0.0, args.fx, args.cy], [0.0, 0.0, 1.0]])

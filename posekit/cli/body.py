@@ -164,7 +164,7 @@ def _vector(text: str | None, name: str):
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from posekit.eval.benchmarks.body import format_table, run_body_benchmark
+    from posekit.bench.body import format_table, run_body_benchmark
     from posekit.io.atomic import atomic_write_text
 
     result = run_body_benchmark(args.weights, body_model=args.body_model, samples=args.samples,

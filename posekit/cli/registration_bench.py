@@ -1,6 +1,6 @@
 """``posekit bench registration`` and ``posekit predict bop``: adapters of the object engine.
 
-Parse arguments, call :func:`posekit.eval.benchmarks.registration.run_registration_benchmark`
+Parse arguments, call :func:`posekit.bench.registration.run_registration_benchmark`
 or :func:`posekit.registration.bop_predict.predict_bop`, print a table, write files.
 ``posekit/cli/registration.py`` calls :func:`register_bench` and :func:`register_predict`
 from its hooks of the same names.
@@ -37,8 +37,8 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--scenes", type=int, default=None, help="number of scenes (default 2 quick, 6 full)")
     bench.add_argument("--images", type=int, default=None, help="images per scene (default 3 quick, 5 full)")
     bench.add_argument("--methods", nargs="+", default=None, metavar="NAME",
-                       help="run only these methods (posekit, posekit+icp, open3d_fpfh_ransac_icp, open3d_icp, "
-                            "small_gicp)")
+                       help="run only these methods (posekit, posekit+icp, ablation_no_diffusion, "
+                            "open3d_fpfh_ransac_icp, open3d_icp, small_gicp)")
     bench.add_argument("--noise", nargs="+", default=["kinect", "kinect_x2"], metavar="LEVEL",
                        help="depth-noise levels: kinect (calibrated sensor), kinect_x2 (axial noise doubled), clean")
     bench.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the results to this JSON file")
@@ -58,7 +58,7 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from posekit.eval.benchmarks.registration import format_table, run_registration_benchmark
+    from posekit.bench.registration import format_table, run_registration_benchmark
     from posekit.io.atomic import atomic_write_text
 
     result = run_registration_benchmark(

@@ -2,7 +2,7 @@
 ``posekit synth symsol``, ``posekit synth views`` and ``posekit bench view``.
 
 Parse arguments, call :mod:`posekit.view` / :mod:`posekit.data.symsol` /
-:mod:`posekit.eval.benchmarks.view`, print a table, write files.
+:mod:`posekit.bench.view`, print a table, write files.
 """
 
 from __future__ import annotations
@@ -224,11 +224,11 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from posekit.eval.benchmarks.view import format_table, run_view_benchmark
+    from posekit.bench.view import format_table, run_view_benchmark
     from posekit.io.atomic import atomic_write_text
 
     if args.models is not None:
-        from posekit.eval.benchmarks.view import format_object_table, run_object_view_benchmark
+        from posekit.bench.view import format_object_table, run_object_view_benchmark
 
         result = run_object_view_benchmark(args.models, args.induced or "view-lmo", args.i2s or "view-lmo-i2s",
                                            per_object=args.per_object, level=args.level, quick=args.quick,

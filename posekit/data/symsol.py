@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posekit.errors import BadInputError, ComputationError
+from posekit.errors import BadInputError
 
 SYMSOL_I = ("tet", "cube", "icosa", "cone", "cyl")
 SYMSOL_II = ("tetX", "cylO", "sphX")
@@ -52,30 +52,6 @@ def _check_shape(shape: str) -> str:
     if shape not in SHAPES:
         raise BadInputError(f"unknown SYMSOL shape {shape!r}; choose one of {', '.join(SHAPES)}")
     return shape
-
-
-def _axis_angle(axis, angle: float) -> np.ndarray:
-    from posekit.geometry.rigid_np import rotation_about_axis
-
-    return rotation_about_axis(axis, angle)
-
-
-def _close_group(generators: list[np.ndarray], expected: int) -> np.ndarray:
-    """All products of the generators (a finite rotation group of ``expected`` elements)."""
-    group = [np.eye(3)]
-    frontier = [np.eye(3)]
-    while frontier:
-        new = []
-        for a in frontier:
-            for g in generators:
-                c = g @ a
-                if not any(np.abs(c - b).max() < 1e-6 for b in group):
-                    group.append(c)
-                    new.append(c)
-        frontier = new
-    if len(group) != expected:
-        raise ComputationError(f"symmetry group closed to {len(group)} elements, expected {expected}")
-    return np.stack(group)
 
 
 def _tet_normals() -> np.ndarray:
@@ -119,22 +95,20 @@ def symmetry_group(shape: str) -> np.ndarray:
     base shape (a sphere) has all of SO(3): a level-2 HEALPix grid plus the identity stands in.
     """
     _check_shape(shape)
-    if shape in ("tet", "tetX"):
-        g = [_axis_angle([1, 1, 1], 2 * np.pi / 3), _axis_angle([1, 0, 0], np.pi)]
-        return _close_group(g, 12)
-    if shape == "cube":
-        return _close_group([_axis_angle([1, 0, 0], np.pi / 2), _axis_angle([0, 1, 0], np.pi / 2)], 24)
-    if shape == "icosa":
-        v = _icosa_vertices()
-        g = [_axis_angle(v[0], 2 * np.pi / 5), _axis_angle([1, 1, 1], 2 * np.pi / 3)]
-        return _close_group(g, 60)
+    polyhedral = {"tet": "tetrahedral", "tetX": "tetrahedral", "cube": "octahedral", "icosa": "icosahedral"}
+    if shape in polyhedral:  # the shapes are built in the groups' standard orientation
+        from posekit.geometry.rotation_groups import rotation_group
+
+        return rotation_group(polyhedral[shape]).elements.copy()
     from posekit.geometry.so3_grid import rot_z
 
     angles = np.deg2rad(np.arange(0.0, 360.0, CONTINUOUS_STEP_DEG))
     if shape == "cone":
         return rot_z(angles)
     if shape in ("cyl", "cylO"):
-        flip = _axis_angle([1, 0, 0], np.pi)
+        from posekit.geometry.rigid_np import rotation_about_axis
+
+        flip = rotation_about_axis([1, 0, 0], np.pi)
         return np.concatenate([rot_z(angles), flip @ rot_z(angles)])
     from posekit.geometry.so3_grid import so3_healpix_grid
 

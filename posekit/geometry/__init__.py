@@ -5,7 +5,11 @@ The batched, differentiable torch functions live in :mod:`~posekit.geometry.so3`
 :mod:`~posekit.geometry.alignment` (see :mod:`posekit.geometry.se3` for the conventions
 shared by all engines); their numpy counterparts for I/O, data and metrics code live in
 :mod:`~posekit.geometry.rigid_np`; HEALPix grids on SO(3) (the view engine's output grid, also
-used to render SYMSOL data) in :mod:`~posekit.geometry.so3_grid`. Importing this package loads numpy only: the torch
+used to render SYMSOL data) in :mod:`~posekit.geometry.so3_grid`; the finite rotation groups
+(tetrahedral, octahedral, icosahedral) in :mod:`~posekit.geometry.rotation_groups`; crop cameras
+(a box of an image seen as a second pinhole camera) in :mod:`~posekit.geometry.crop`; cloud
+normals in :mod:`~posekit.geometry.normals` and batched k-NN in
+:mod:`~posekit.geometry.neighbours`. Importing this package loads numpy only: the torch
 functions are imported on first use, so numpy-only code does not pay for importing torch.
 """
 

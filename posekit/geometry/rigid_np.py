@@ -12,8 +12,6 @@ Results are float64 unless stated otherwise. This module imports numpy only.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from posekit.errors import BadInputError
@@ -22,18 +20,18 @@ from posekit.validation import as_float_array, check_intrinsics
 
 def rotation_about_axis(axis, angle: float) -> np.ndarray:
     """Rotation ``(3, 3)`` by ``angle`` radians about ``axis (3,)`` (any non-zero length),
-    right-handed; Rodrigues' formula ``I + sin(a) [k]_x + (1 - cos(a)) [k]_x^2``.
+    right-handed (scipy's ``Rotation.from_rotvec``, the validated numpy entry point).
 
     The numpy counterpart of ``so3_exp(axis / |axis| * angle)``.
     """
+    from scipy.spatial.transform import Rotation
+
     a = as_float_array(axis, "rotation axis", (3,), finite=False)
     angle = float(as_float_array(angle, "rotation angle", ()))
     norm = np.linalg.norm(a)
     if not np.isfinite(norm) or norm == 0:
         raise BadInputError(f"rotation axis must be a finite non-zero 3-vector, got {a.tolist()}")
-    a = a / norm
-    k = np.array([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]])
-    return np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)
+    return Rotation.from_rotvec(a / norm * angle).as_matrix()
 
 
 def random_rotation_np(rng: np.random.Generator) -> np.ndarray:

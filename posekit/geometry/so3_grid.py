@@ -23,25 +23,21 @@ def grid_size(level: int) -> int:
     return 72 * 8 ** int(level)
 
 
-def rot_z(angle) -> np.ndarray:
-    """Rotations about z, ``(..., 3, 3)`` for ``angle (...)`` radians."""
+def _about(axis: str, angle) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
     a = np.asarray(angle, dtype=np.float64)
-    c, s = np.cos(a), np.sin(a)
-    o, i = np.zeros_like(a), np.ones_like(a)
-    return np.stack([c, -s, o, s, c, o, o, o, i], axis=-1).reshape(*a.shape, 3, 3)
+    return Rotation.from_euler(axis, a.reshape(-1, 1)).as_matrix().reshape(*a.shape, 3, 3)
+
+
+def rot_z(angle) -> np.ndarray:
+    """Rotations about z, ``(..., 3, 3)`` for ``angle (...)`` radians (scipy's ``from_euler``)."""
+    return _about("z", angle)
 
 
 def rot_y(angle) -> np.ndarray:
-    """Rotations about y, ``(..., 3, 3)`` for ``angle (...)`` radians."""
-    a = np.asarray(angle, dtype=np.float64)
-    c, s = np.cos(a), np.sin(a)
-    o, i = np.zeros_like(a), np.ones_like(a)
-    return np.stack([c, o, s, o, i, o, -s, o, c], axis=-1).reshape(*a.shape, 3, 3)
-
-
-def euler_zyz_to_matrix(alpha, beta, gamma) -> np.ndarray:
-    """``Rz(alpha) Ry(beta) Rz(gamma)`` as ``(..., 3, 3)`` float64."""
-    return rot_z(alpha) @ rot_y(beta) @ rot_z(gamma)
+    """Rotations about y, ``(..., 3, 3)`` for ``angle (...)`` radians (scipy's ``from_euler``)."""
+    return _about("y", angle)
 
 
 def _check_level(level: int) -> int:
@@ -67,7 +63,9 @@ def _grid_cached(level: int) -> np.ndarray:
     a = np.repeat(alpha, gamma.size)
     b = np.repeat(beta, gamma.size)
     g = np.tile(gamma, alpha.size)
-    R = euler_zyz_to_matrix(a, b, g)
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.from_euler("ZYZ", np.stack([a, b, g], axis=-1)).as_matrix()  # Rz(a) Ry(b) Rz(g)
     R.setflags(write=False)
     return R
 

@@ -147,18 +147,14 @@ def _cloud(points: np.ndarray, normals: np.ndarray | None = None):
 
 
 def _estimate_normals(pcd, radius: float, towards_camera: bool) -> None:
-    """Normals from local PCA; observed ones point at the camera (origin), model ones away
-    from the cloud's centroid (outward for convex-ish shapes)."""
+    """Normals from local PCA over open3d's hybrid search (at most 30 neighbours in ``radius``);
+    observed ones point at the camera (origin), model ones away from the cloud's centroid."""
     import open3d as o3d
 
-    pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=radius, max_nn=30))
-    if towards_camera:
-        pcd.orient_normals_towards_camera_location(np.zeros(3))
-        return
-    pts, nrm = np.asarray(pcd.points), np.asarray(pcd.normals)
-    flip = ((pts - pts.mean(0)) * nrm).sum(1) < 0
-    nrm[flip] *= -1
-    pcd.normals = o3d.utility.Vector3dVector(nrm)
+    from posekit.geometry.normals import estimate_normals
+
+    towards = "camera" if towards_camera else "outward"
+    pcd.normals = o3d.utility.Vector3dVector(estimate_normals(np.asarray(pcd.points), towards, k=30, radius=radius))
 
 
 def _model_cloud(model: np.ndarray, normals: np.ndarray | None, diameter: float):

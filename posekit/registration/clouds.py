@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from posekit.errors import BadInputError
+from posekit.geometry.normals import estimate_normals
 from posekit.io.mesh import Mesh
 
 
@@ -98,29 +99,6 @@ def _symmetries_or_identity(symmetries) -> np.ndarray:
     if not np.isfinite(S).all():
         raise BadInputError("symmetries contain NaN or inf")
     return S
-
-
-def estimate_normals(points: np.ndarray, towards: str | np.ndarray = "camera", k: int = 16) -> np.ndarray:
-    """Unit normals (N, 3) by local PCA (open3d), turned towards ``towards``: "camera" (the
-    origin: observed clouds), a point (3,), or "outward" (away from the centroid: models)."""
-    import open3d as o3d
-
-    pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, dtype=np.float64)))
-    pc.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=int(k)))
-    normals = np.asarray(pc.normals).copy()
-    outward = isinstance(towards, str) and towards == "outward"
-    if outward:
-        anchor = np.asarray(points).mean(0)
-    elif isinstance(towards, str):
-        anchor = np.zeros(3)
-    else:
-        anchor = np.asarray(towards, dtype=np.float64)
-    to_anchor = anchor[None] - np.asarray(points)
-    flip = (normals * to_anchor).sum(1) < 0
-    if outward:
-        flip = ~flip  # outward: away from the centroid
-    normals[flip] *= -1
-    return normals
 
 
 def observed_cloud(points: np.ndarray, normals: np.ndarray | None, n: int,

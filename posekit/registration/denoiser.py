@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from posekit.geometry.alignment import weighted_kabsch
+from posekit.geometry.neighbours import knn_indices
 from posekit.geometry.se3 import transform_points
 
 
@@ -50,18 +51,6 @@ class DenoiserConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """|a_i - b_j|^2 (...xNxM) for a (...xNx3), b (...xMx3), by one matrix product (far faster
-    than torch.cdist for small batched clouds on a CPU)."""
-    return ((a * a).sum(-1, keepdim=True) + (b * b).sum(-1).unsqueeze(-2) - 2.0 * a @ b.transpose(-1, -2)).clamp_min(0)
-
-
-def knn_indices(points: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices (BxQxk) of the k nearest ``points (BxNx3)`` of each of ``queries (BxQx3)``."""
-    k = min(k, points.shape[1])
-    return squared_distances(queries, points).topk(k, dim=-1, largest=False).indices
 
 
 def gather_neighbours(values: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -105,18 +94,28 @@ class InvariantPointFeatures(nn.Module):
         self.coarse = _mlp([4 + h, h, h])
         self.head = _mlp([2 * h, h, cfg.feature_dim], last_activation=False)
 
-    def forward(self, points: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+    def forward(self, points: torch.Tensor, normals: torch.Tensor, n_queries: int | None = None) -> torch.Tensor:
+        """Features (B x N x C) of every point, or (B x n_queries x C) of the first ``n_queries``
+        only (the same values; the matching uses no others, and the rest is not computed)."""
         cfg = self.cfg
-        idx = knn_indices(points, points, cfg.k_local + 1)[..., 1:]  # without the point itself
-        ppf = point_pair_features(points, normals, gather_neighbours(points, idx), gather_neighbours(normals, idx))
-        f_local = self.local(ppf).max(dim=2).values  # (B, N, h)
-        # Second scale: neighbours among a strided subsample (points are in random order).
-        sub = slice(None, None, cfg.coarse_stride)
-        ps, ns, fs = points[:, sub], normals[:, sub], f_local[:, sub]
-        idx2 = knn_indices(ps, points, cfg.k_coarse)
-        ppf2 = point_pair_features(points, normals, gather_neighbours(ps, idx2), gather_neighbours(ns, idx2))
+        N = points.shape[1]
+        q = N if n_queries is None else max(1, min(int(n_queries), N))
+        sub_idx = torch.arange(0, N, cfg.coarse_stride, device=points.device)  # points are in random order
+        # the fine scale is needed at the queries and at the strided subsample (the coarse scale's inputs)
+        need = torch.arange(N, device=points.device) if q == N else \
+            torch.unique(torch.cat([torch.arange(q, device=points.device), sub_idx]))
+        pn, nn_ = points[:, need], normals[:, need]
+        idx = knn_indices(points, pn, cfg.k_local + 1)[..., 1:]  # without the point itself
+        ppf = point_pair_features(pn, nn_, gather_neighbours(points, idx), gather_neighbours(normals, idx))
+        f_local = self.local(ppf).max(dim=2).values  # (B, len(need), h); need is sorted, queries first
+        # Second scale: neighbours among the strided subsample.
+        sub_pos = torch.searchsorted(need, sub_idx)
+        ps, ns, fs = points[:, sub_idx], normals[:, sub_idx], f_local[:, sub_pos]
+        pq, nq = points[:, :q], normals[:, :q]
+        idx2 = knn_indices(ps, pq, cfg.k_coarse)
+        ppf2 = point_pair_features(pq, nq, gather_neighbours(ps, idx2), gather_neighbours(ns, idx2))
         f_coarse = self.coarse(torch.cat([ppf2, gather_neighbours(fs, idx2)], dim=-1)).max(dim=2).values
-        f = self.head(torch.cat([f_local, f_coarse], dim=-1))
+        f = self.head(torch.cat([f_local[:, :q], f_coarse], dim=-1))
         return nn.functional.normalize(f, dim=-1)
 
 
@@ -195,11 +194,16 @@ class RegistrationDenoiser(nn.Module):
         alpha, beta, slack = self.annealing(s)
         if feat_d2 is None:
             feat_d2 = self.feature_distances(f_obs, f_model)
-        feat_term = alpha.view(-1, 1, 1) * feat_d2
+        beta = beta.view(-1, 1, 1)
+        # logits = -alpha |f_i - g_j|^2 - beta |x_i - y_j|^2, expanded so that the (BxNxM) work is
+        # one broadcast sum and one batched matrix product: -(alpha F + beta |x_i|^2 + beta |y_j|^2)
+        # + 2 beta x_i . y_j (the model's part is the same at every iteration).
+        model_term = alpha.view(-1, 1, 1) * feat_d2 + beta * (model * model).sum(-1).unsqueeze(-2)
         dH = torch.eye(4, dtype=H.dtype, device=H.device).expand_as(H)
         for _ in range(max(1, iters or self.cfg.match_iters)):
             moved = transform_points(dH @ H, obs)
-            logits = -feat_term - beta.view(-1, 1, 1) * squared_distances(moved, model)
+            logits = torch.baddbmm(-(model_term + beta * (moved * moved).sum(-1, keepdim=True)), 2.0 * beta * moved,
+                                   model.transpose(-1, -2))
             P = log_sinkhorn(logits, slack, self.cfg.sinkhorn_iters)
             mass = P.sum(dim=2)
             target = (P @ model) / mass.clamp_min(1e-6).unsqueeze(-1)

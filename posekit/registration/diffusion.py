@@ -93,13 +93,15 @@ def anchor_rotations(n: int = 24, dtype=torch.float32, device="cpu") -> torch.Te
     octahedron (24) or icosahedron (60); any other n gives n fixed pseudo-random rotations."""
     from scipy.spatial.transform import Rotation
 
-    groups = {12: "T", 24: "O", 60: "I"}
+    from posekit.geometry.rotation_groups import GROUP_ORDERS, rotation_group
+
+    groups = {order: name for name, order in GROUP_ORDERS.items()}
     if n < 1:
         raise BadInputError(f"need at least one anchor rotation, got {n}")
     if n == 1:
         mats = Rotation.identity().as_matrix()[None]
     elif n in groups:
-        mats = Rotation.create_group(groups[n]).as_matrix()
+        mats = rotation_group(groups[n]).elements.copy()
     else:
         mats = Rotation.random(n, random_state=0).as_matrix()
     return torch.as_tensor(mats, dtype=dtype, device=device)
@@ -127,15 +129,23 @@ def q_sample(H0: torch.Tensor, abar_t: torch.Tensor, schedule: DiffusionSchedule
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+# After a step, ``prune(step, H0_hat)`` may return the indices of the chains worth continuing.
+Pruner = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+
+
 def sample(denoiser: Denoiser, n: int, schedule: DiffusionSchedule, dtype=torch.float32, device="cpu",
            generator: torch.Generator | None = None, noise_scale: float = 1.0,
-           H_init: torch.Tensor | None = None, return_trajectory: bool = False):
+           H_init: torch.Tensor | None = None, return_trajectory: bool = False, prune: Pruner | None = None):
     """Run the reverse process from the identity (or the end points ``H_init (nx4x4)``) for ``n``
     chains in parallel.
 
-    Returns ``H_0 (nx4x4)`` (and the list of states after every step with
+    Returns ``H_0 (n'x4x4)`` (and the list of states after every step with
     ``return_trajectory``). ``noise_scale`` multiplies the posterior noise (0: deterministic).
     The posterior update runs on ``K = H @ H_T^-1``, which starts at the identity.
+    ``prune``: called after every step but the last with the step number (1 first) and the
+    chains' current guesses ``H0_hat``; indices it returns select the chains that go on (the
+    others stop there: early exit of chains in a wrong basin), None keeps all. ``n'`` is the
+    number of chains left; the denoiser then gets that many states.
     """
     abar = schedule.abar(device=device, dtype=dtype)
     H_T = (torch.eye(4, dtype=dtype, device=device).expand(n, 4, 4).clone() if H_init is None
@@ -150,6 +160,10 @@ def sample(denoiser: Denoiser, n: int, schedule: DiffusionSchedule, dtype=torch.
         if t == 1:
             H = H0_hat
         else:
+            keep = prune(schedule.steps - t + 1, H0_hat) if prune is not None else None
+            if keep is not None:
+                H, H0_hat, H_T, H_T_inv = H[keep], H0_hat[keep], H_T[keep], H_T_inv[keep]
+                n = len(H)
             gamma0, gamma1, std = schedule.posterior_coefficients(t)
             K = se3_exp(gamma0 * se3_log(H0_hat @ H_T_inv) + gamma1 * se3_log(H @ H_T_inv))
             if noise_scale > 0 and std > 0:

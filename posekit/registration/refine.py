@@ -38,7 +38,7 @@ def refine_poses(T_cam_model: torch.Tensor, model_points: torch.Tensor, model_no
     (N, 3)`` camera frame, metres, all on one device. A hypothesis without any correspondence
     within reach keeps its start.
     """
-    from posekit.registration.denoiser import squared_distances
+    from posekit.geometry.neighbours import squared_distances
 
     s = settings or TorchIcpSettings()
     dtype = torch.float32  # distances in float32; the pose update accumulates in float64 below

@@ -180,6 +180,20 @@ def score_poses(T_cam_model, points: torch.Tensor, normals: torch.Tensor, view: 
     ``cfg.coarse_sigma`` x diameter, so that a near miss (10-20 degrees off, which ICP fixes)
     still ranks above a wrong pose: used to pick the hypotheses worth refining.
     """
+    return _score(T_cam_model, points, normals, view, diameter, cfg, sensor, (coarse,))[0]
+
+
+def score_poses_fine_and_coarse(T_cam_model, points: torch.Tensor, normals: torch.Tensor, view: DepthView,
+                                diameter: float, cfg: ScoreConfig | None = None,
+                                sensor=None) -> tuple[PoseScores, PoseScores]:
+    """:func:`score_poses` with and without ``coarse``, from one rendering (half the cost of two calls)."""
+    fine, coarse = _score(T_cam_model, points, normals, view, diameter, cfg, sensor, (False, True))
+    return fine, coarse
+
+
+def _score(T_cam_model, points, normals, view: DepthView, diameter: float, cfg: ScoreConfig | None, sensor,
+           coarse: tuple[bool, ...]) -> list[PoseScores]:
+    """The poses rendered once, then scored once per entry of ``coarse`` (see :func:`score_poses`)."""
     from posekit.data.sensor import DepthSensorModel
 
     cfg = cfg or ScoreConfig()
@@ -212,8 +226,16 @@ def score_poses(T_cam_model, points: torch.Tensor, normals: torch.Tensor, view: 
     has = visible & (m > 0)
     noise = sensor.sigma_base + sensor.sigma_quadratic * (m.clamp_min(0.4) - 0.4) ** 2
     sigma = torch.sqrt(noise ** 2 + (0.5 * view.fine * z / f) ** 2 + (cfg.sigma_size * diameter) ** 2)
-    if coarse:
-        sigma = sigma.clamp_min(cfg.coarse_sigma * diameter)
+    out = []
+    for is_coarse in coarse:
+        out.append(_agreement(z, m, has, cell, sigma.clamp_min(cfg.coarse_sigma * diameter) if is_coarse else sigma,
+                              view, cfg, B, Hc, Wc))
+    return out
+
+
+def _agreement(z, m, has, cell, sigma, view: DepthView, cfg: ScoreConfig, B: int, Hc: int, Wc: int) -> PoseScores:
+    """Coverage, support and violations of rendered samples (depth ``z``) against the measured
+    ``m`` at their pixels, with tolerance ``sigma`` (see module doc)."""
     dz = z - m
     w = torch.exp(-0.5 * (dz / sigma) ** 2) * has
     occluded = has & (dz > cfg.violation_sigmas * sigma)

@@ -18,7 +18,7 @@ import numpy as np
 from posekit.data.meshes import procedural_mesh
 from posekit.data.render import render_scene
 from posekit.data.sensor import DepthSensorModel
-from posekit.errors import BadInputError
+from posekit.errors import BadInputError, ComputationError
 from posekit.geometry.rigid_np import make_pose, random_rotation_np
 from posekit.io.bop import symmetry_transformations
 from posekit.io.depth import normals_from_depth
@@ -126,7 +126,7 @@ class ViewSampler:
             ex = self._try_example(rng, model_index)
             if ex is not None:
                 return ex
-        raise RuntimeError("could not render a usable training view in 20 tries; check ViewDataConfig")
+        raise ComputationError("could not render a usable training view in 20 tries; check ViewDataConfig")
 
     def batch(self, rng: np.random.Generator, batch_size: int) -> list[ViewExample]:
         """batch_size examples, ``reuse`` different point subsets of each rendered view."""

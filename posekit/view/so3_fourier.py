@@ -180,3 +180,11 @@ def grid_function_values(coeffs: torch.Tensor, level: int, lmax: int) -> torch.T
         start += d * d
     N = torch.cat(parts, dim=-1)  # (B, G, K)
     return (N @ pixels.T).transpose(1, 2).reshape(coeffs.shape[0], -1)
+
+
+def rotate_distribution_coefficients(coeffs, R_cam_crop: np.ndarray, lmax: int):
+    """SO(3) Fourier coefficients ``(B, sum (2l+1)^2)`` of ``f(R_crop_obj)`` -> those of
+    ``f(R_cam_crop^T R_cam_obj)``, a function of ``R_cam_obj``: ``F_l -> D^l(R_cam_crop) F_l``
+    (left translation, see the module docstring). Exact: no grid resampling."""
+    M = block_diag_wigner(np.asarray(R_cam_crop, dtype=np.float64), lmax, flatten_so3=True)
+    return coeffs @ M.to(coeffs.device, coeffs.dtype).T

@@ -9,7 +9,8 @@ padded box fills the crop). Its pixels are a homography of the image,
 
 An orientation seen in the crop is allocentric (Kundu et al., 3D-RCNN, CVPR 2018):
 ``R_crop_obj = R_cam_crop^T R_cam_obj``. The view network predicts ``R_crop_obj``; the camera
-frame rotation is ``R_cam_obj = R_cam_crop R_crop_obj``. Training renders directly in the crop
+frame rotation is ``R_cam_obj = R_cam_crop R_crop_obj`` (for a whole distribution:
+:func:`posekit.view.so3_fourier.rotate_distribution_coefficients`). Training renders directly in the crop
 camera built by the same :func:`crop_camera` from a jittered box, so training and prediction
 crops agree by construction.
 
@@ -151,12 +152,3 @@ def warp_crop(image: np.ndarray, camera: CropCamera, K) -> np.ndarray:
         out = cv2.resize(out, (camera.size, camera.size), interpolation=cv2.INTER_AREA)
     return out
 
-
-def rotate_distribution_coefficients(coeffs, R_cam_crop: np.ndarray, lmax: int):
-    """SO(3) Fourier coefficients ``(B, sum (2l+1)^2)`` of ``f(R_crop_obj)`` -> those of
-    ``f(R_cam_crop^T R_cam_obj)``, a function of ``R_cam_obj``: ``F_l -> D^l(R_cam_crop) F_l``
-    (left translation, see :mod:`posekit.view.so3_fourier`). Exact: no grid resampling."""
-    from posekit.view.so3_fourier import block_diag_wigner
-
-    M = block_diag_wigner(np.asarray(R_cam_crop, dtype=np.float64), lmax, flatten_so3=True)
-    return coeffs @ M.to(coeffs.device, coeffs.dtype).T

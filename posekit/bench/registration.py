@@ -162,18 +162,19 @@ class EstimatorMethod:
 
 
 def estimator_methods(weights: str = DEFAULT_WEIGHTS, device: str = "cpu", **kwargs) -> dict[str, EstimatorMethod]:
-    """``{"posekit": ..., "posekit+icp": ...}`` from shipped or given weights."""
+    """``{"posekit": ..., "posekit+icp": ..., "ablation_no_diffusion": ...}`` from shipped or given
+    weights. The ablation is posekit+icp without the reverse diffusion (``sample_steps=0``: the
+    coarse search's starts go straight to scoring, ICP and half turns): what the diffusion adds."""
     from posekit.registration.estimator import ObjectPoseEstimator
 
-    return {
-        "posekit": EstimatorMethod(ObjectPoseEstimator.from_pretrained(weights, device=device, refine_icp=False,
-                                                                       **kwargs)),
-        "posekit+icp": EstimatorMethod(ObjectPoseEstimator.from_pretrained(weights, device=device, refine_icp=True,
-                                                                           **kwargs)),
-    }
+    def build(**settings):
+        return EstimatorMethod(ObjectPoseEstimator.from_pretrained(weights, device=device, **settings, **kwargs))
+
+    return {"posekit": build(refine_icp=False), "posekit+icp": build(refine_icp=True),
+            "ablation_no_diffusion": build(refine_icp=True, sample_steps=0)}
 
 
-ESTIMATOR_METHODS = ("posekit", "posekit+icp")
+ESTIMATOR_METHODS = ("posekit", "posekit+icp", "ablation_no_diffusion")
 PEER_METHODS = ("open3d_fpfh_ransac_icp", "open3d_icp", "small_gicp")
 
 
