@@ -54,7 +54,6 @@ class InferenceConfig:
     anchors: int = 24  # reverse diffusion chains (hypotheses) per object
     sample_steps: int = 5  # paper: T = 5 at test time; 0: no diffusion (ablation)
     match_iters: int = 2
-    first_step_iters: int = 0  # matching iterations of the first reverse step (every chain; 0: match_iters)
     match_observed: int = 128  # points matched per chain step (192/384: 86.0 % at 542 ms; 128/256: 88.4 % at 328 ms
     match_model: int = 256  # on the quick LM-O gt bench, same run conditions)
     refine_icp: bool = True  # +8 points ADD(-S) on held-out procedural views (docs/models.md)
@@ -659,13 +658,9 @@ class ObjectPoseEstimator:
             mk, fm = model.points_t.expand(k, -1, -1), model.features_t.expand(k, -1, -1)
             feat_d2 = self.net.feature_distances(f_obs, model.features_t).expand(k, -1, -1)
 
-            calls = []
-
             def denoise(H, s):  # the chains share their clouds: as many as there are states
                 b = len(H)
-                first = int(self.inference.first_step_iters) if not calls else 0
-                calls.append(b)
-                return self.net.match(ok[:b], fo[:b], mk[:b], fm[:b], H, s, iters=first or self.match_iters,
+                return self.net.match(ok[:b], fo[:b], mk[:b], fm[:b], H, s, iters=self.match_iters,
                                       feat_d2=feat_d2[:b])
 
             if start_rotations is not None:  # a prior: R_model_cam = R_cam_obj^T, shifts from the coarse step
