@@ -308,6 +308,64 @@ def test_train_a_few_steps_export_and_predict(tmp_path, objects):
 
 
 @pytest.mark.slow
+def test_resume_from_exported_weights_starts_both_heads_from_them(tmp_path, objects):
+    """--resume-from: both networks start from the exported files (lr 0 keeps them), with the
+    files' network config; a missing baseline or other objects are refused."""
+    from posekit.errors import MissingFileError
+    from posekit.io.weights import load_weights
+
+    def config(**train):
+        cfg = ObjectViewTrainConfig(model=ViewNetConfig(**TINY),
+                                    data=ObjectViewDataConfig(models="procedural", procedural_objects=3,
+                                                              procedural_seed=1, crop=ViewCropConfig(**CROP),
+                                                              val_per_object=1, eval_grid_level=1))
+        cfg.train.steps, cfg.train.batch_size, cfg.train.num_threads = 2, 2, 1
+        for k, v in train.items():
+            setattr(cfg.train, k, v)
+        return cfg
+
+    first = train_object_view(config(), out_dir=tmp_path / "a", progress=False)
+    files = export_paired_weights(first.weights_path, tmp_path / "export", "view-x")
+    cfg = config(lr=0.0, seed=1)
+    cfg.model = ViewNetConfig(**{**TINY, "s2_channels": 2})  # replaced by the files' config
+    cfg.resume_from = str(files["induced"])
+    second = train_object_view(cfg, out_dir=tmp_path / "b", progress=False)
+    state = load_weights(second.weights_path)
+    for head, path in files.items():
+        for k, v in load_weights(path).items():
+            torch.testing.assert_close(state[f"nets.{head}.{k}"], v, msg=k)
+    assert cfg.model.s2_channels == TINY["s2_channels"]
+    files["i2s"].unlink()
+    with pytest.raises(MissingFileError, match="baseline"):
+        train_object_view(_with(config(), resume_from=str(files["induced"])), out_dir=tmp_path / "c", progress=False)
+    other = config()
+    other.data.procedural_objects, other.resume_from = 2, str(files["induced"])
+    with pytest.raises(BadInputError, match="objects"):
+        train_object_view(other, out_dir=tmp_path / "d", progress=False)
+
+
+def _with(cfg, **fields):
+    for k, v in fields.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def test_budget_minutes_lets_the_budget_end_the_run():
+    from argparse import Namespace
+
+    from posekit.cli.view import _apply_budget
+
+    cfg = ObjectViewTrainConfig()
+    _apply_budget(cfg, Namespace(budget_minutes=30.0, overrides=[]))
+    assert cfg.train.budget_minutes == 30.0 and cfg.train.steps >= 10**6
+    cfg = ObjectViewTrainConfig()
+    _apply_budget(cfg, Namespace(budget_minutes=5.0, overrides=["train.steps=40"]))
+    assert cfg.train.budget_minutes == 5.0 and cfg.train.steps == ObjectViewTrainConfig().train.steps
+    with pytest.raises(BadInputError, match="budget"):
+        _apply_budget(cfg, Namespace(budget_minutes=0.0, overrides=[]))
+
+
+@pytest.mark.slow
 def test_cli_train_and_predict_view_on_files(tmp_path, capsys):
     models = write_bop_models(tmp_path / "models", procedural_models(2, seed=3))
     rc = main(["train", "view", "--models", str(models), "--out", str(tmp_path / "run"), "--quiet",

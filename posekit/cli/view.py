@@ -118,6 +118,12 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="override a config key, e.g. --set model.head=i2s (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="output folder (config key out_dir)")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("--resume-from", default=None, metavar="NAME_OR_PATH",
+                   help="with --models: continue exported weights (e.g. view-lmo; the baseline from view-lmo-i2s) "
+                        "with a fresh schedule (config key resume_from)")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="stop after this much wall-clock time (the learning-rate schedule follows it; "
+                        "without --set train.steps=N the budget alone ends the run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
 
@@ -133,6 +139,9 @@ def run_train(args: argparse.Namespace) -> int:
         )
 
         cfg = load_config(ObjectViewTrainConfig, args.config, args.overrides)
+        _apply_budget(cfg, args)
+        if getattr(args, "resume_from", None):
+            cfg.resume_from = str(args.resume_from)
         cfg.data.models = str(args.models)
         if args.backgrounds is not None:
             cfg.data.backgrounds = [str(b) for b in args.backgrounds]
@@ -144,12 +153,30 @@ def run_train(args: argparse.Namespace) -> int:
         from posekit.view.training import ViewTrainConfig, train_view
 
         cfg = load_config(ViewTrainConfig, args.config, args.overrides)
+        if getattr(args, "resume_from", None):
+            from posekit.errors import BadInputError
+
+            raise BadInputError("--resume-from needs --models (object view models)")
+        _apply_budget(cfg, args)
         result = train_view(cfg, out_dir=args.out, resume=not args.no_resume, progress=not args.quiet)
     if result.weights_path is not None:
         print(f"trained {result.steps} steps in {result.seconds:.0f} s; weights: {result.weights_path}")
         for k, v in sorted(result.metrics.items()):
             print(f"  {k}: {v:.4f}")
     return 0
+
+
+def _apply_budget(cfg, args: argparse.Namespace) -> None:
+    budget = getattr(args, "budget_minutes", None)
+    if budget is None:
+        return
+    if not budget > 0:
+        from posekit.errors import BadInputError
+
+        raise BadInputError(f"--budget-minutes must be > 0, got {budget}")
+    cfg.train.budget_minutes = float(budget)
+    if not any(o.startswith("train.steps=") for o in args.overrides):
+        cfg.train.steps = 10**7  # the budget ends the run
 
 
 def register_synth(sub: argparse._SubParsersAction) -> None:
