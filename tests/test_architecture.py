@@ -81,8 +81,9 @@ def test_bench_ros_is_reachable_from_the_cli():
     assert callable(bench.run_ros_benchmark) and callable(bench.format_table)
 
 
-# Packages being rewritten by their owners (issue 14); their raises are reported, not checked here.
-OWNED_ELSEWHERE = ("registration", "body", "view")
+# Packages being rewritten by their owners (issue 14); their raises are reported, not checked here
+# (the view engine is checked: issue 14, item 7).
+OWNED_ELSEWHERE = ("registration", "body")
 BUILTIN_ERRORS = {"ValueError", "RuntimeError", "TypeError", "KeyError", "IndexError", "OSError",
                   "Exception", "AssertionError", "FileNotFoundError", "IOError"}
 

@@ -200,8 +200,10 @@ def test_object_conditioned_network_is_equivariant_and_uses_the_object():
     perm = quarter_turn_permutation(1)
     assert (p_turned[:, perm] - p).abs().max() < 1e-4
     assert (p_other - p).abs().max() > 1e-4
-    with pytest.raises(ValueError, match="obj_index"):
+    with pytest.raises(BadInputError, match="obj_index"):
         net(ims)
+    with pytest.raises(BadInputError, match="obj_index"):
+        net(ims, obj_index=torch.tensor([0, 3]))
 
 
 # ----------------------------------------------------------------------------- estimator
@@ -250,10 +252,25 @@ def test_predict_bad_input_raises_posekit_errors(objects, tiny_object_model):
              {"obj_id": oid, "bbox": (10, 10, 20, 20), "mask": np.ones((240, 320)), "K": K},  # both
              {"bbox": (10, 10, 20, 20), "K": K},                           # no obj_id
              {"obj_id": 999, "bbox": (10, 10, 20, 20), "K": K},               # unknown object
-             {"obj_id": oid, "bbox": (10, 10, 20, 20), "K": np.eye(3) * -1}]  # bad K
+             {"obj_id": oid, "bbox": (10, 10, 20, 20), "K": np.eye(3) * -1},  # bad K
+             {"obj_id": float(oid) + 0.5, "bbox": (10, 10, 20, 20), "K": K},  # would be truncated to oid
+             {"obj_id": True, "bbox": (10, 10, 20, 20), "K": K},           # a bool is no object id
+             {"obj_id": str(oid), "bbox": (10, 10, 20, 20), "K": K},       # text
+             {"obj_id": oid, "mask": np.full((240, 320), np.nan), "K": K},  # NaN mask: not the whole image
+             {"obj_id": oid, "mask": np.full((240, 320), "a"), "K": K},     # text mask
+             {"obj_id": oid, "bbox": (10, 10, 20, 20), "K": K, "level": 2.5},  # would be truncated
+             {"obj_id": oid, "bbox": (10, 10, 20, 20), "K": K, "level": 9}]    # 9.6e9 rotations
     for kw in cases:
         with pytest.raises(BadInputError):
             est.predict(img, **kw)
+    for image in (np.array([["a"]]), None, b"abc"):
+        with pytest.raises(BadInputError, match="image"):
+            est.predict(image, obj_id=oid)
+    with pytest.raises(BadInputError, match="non-empty"):
+        est.predict_batch([], obj_id=oid)
+    for kw in ({"device": "x"}, {"grid_level": "2"}, {"grid_level": 7}):
+        with pytest.raises(BadInputError):
+            ViewPoseEstimator.from_pretrained(tiny_object_model, **kw)
 
 
 def test_start_rotations_from_view_orders_distinct_modes():

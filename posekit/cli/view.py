@@ -48,20 +48,15 @@ def run_predict_view(args: argparse.Namespace) -> int:
     mask = load_image(args.mask) if args.mask is not None else None
     K = parse_intrinsics(args.K) if args.K is not None else None
     dist = est.predict(image, obj_id=args.obj_id, bbox=args.bbox, mask=mask, K=K)
-    modes = dist.top_modes(args.top)
+    summary = dist.to_dict(top=args.top)
     frame = "camera frame, converted from the crop" if est.last_crop_camera is not None else "image as the crop"
-    print(f"{args.image}: {dist.probs.size} grid rotations (level {dist.level}, {frame}); top {len(modes)} modes:")
+    print(f"{args.image}: {dist.probs.size} grid rotations (level {dist.level}, {frame}); top {len(summary['modes'])} modes:")
     print(f"{'#':>2} {'prob (20 deg)':>13}  {'rotation vector (rad)':>30}  R_cam_obj rows")
-    from scipy.spatial.transform import Rotation
-
-    rows = []
-    for i, (R, mass) in enumerate(modes):
-        rv = Rotation.from_matrix(R).as_rotvec()
-        print(f"{i:>2} {mass:>13.3f}  {np.array2string(rv, precision=3):>30}  "
-              + " ".join(np.array2string(r, precision=2) for r in R))
-        rows.append({"R_cam_obj": R.tolist(), "probability_mass": mass, "rotvec": rv.tolist()})
+    for i, row in enumerate(summary["modes"]):
+        print(f"{i:>2} {row['probability_mass']:>13.3f}  {np.array2string(np.array(row['rotvec']), precision=3):>30}  "
+              + " ".join(np.array2string(np.array(r), precision=2) for r in row["R_cam_obj"]))
     if args.json:
-        doc = {"image": str(args.image), "model": est.name, "obj_id": args.obj_id, "modes": rows}
+        doc = {"image": str(args.image), "model": est.name, "obj_id": args.obj_id, **summary}
         if est.last_crop_camera is not None:
             doc["R_cam_crop"] = est.last_crop_camera.R_cam_crop.tolist()
             doc["bbox"] = est.last_crop_camera.bbox.tolist()
