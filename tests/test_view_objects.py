@@ -22,17 +22,12 @@ from posekit.data.view_crops import (
     render_view_crop,
 )
 from posekit.errors import BadInputError, PosekitError
+from posekit.geometry.crop_camera import bbox_from_mask, crop_camera, rotation_to_ray
 from posekit.geometry.rigid_np import make_pose, random_rotation_np, rotation_about_axis
 from posekit.geometry.so3_grid import geodesic_angle_np, quarter_turn_permutation, so3_healpix_grid
 from posekit.io.bop import write_camera
 from posekit.io.weights import save_weights
-from posekit.view.crop import (
-    bbox_from_mask,
-    crop_camera,
-    rotate_distribution_coefficients,
-    rotation_to_ray,
-    warp_crop,
-)
+from posekit.view.crop import rotate_distribution_coefficients, warp_crop
 from posekit.view.distribution import SO3GridDistribution
 from posekit.view.estimator import ViewPoseEstimator
 from posekit.view.network import ViewNet, ViewNetConfig
@@ -474,3 +469,20 @@ def test_view_lmo_config_loads_and_is_consistent():
     with pytest.raises(BadInputError, match="image_size"):
         bad = ObjectViewTrainConfig(data=ObjectViewDataConfig(models="procedural", crop=ViewCropConfig(image_size=48)))
         train_object_view(bad, out_dir="/nonexistent-never-written")
+
+
+def test_synthetic_data_does_not_import_the_view_engine():
+    """data <-> view would be a cycle (view trains on data): the crop camera training renders
+    with lives in posekit.geometry, not posekit.view (issue 14, hidden cycles)."""
+    import ast
+    from pathlib import Path
+
+    import posekit
+
+    found = []
+    for path in sorted((Path(posekit.__file__).parent / "data").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.name}:{node.lineno} {n}" for n in names if n.startswith("posekit.view")]
+    assert found == []

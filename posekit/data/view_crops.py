@@ -7,7 +7,7 @@ One sample (:func:`render_view_crop`):
    Haar-random rotation ``R_cam_obj``, a distance of ``distance_diameters`` object diameters
    and a random image position;
 2. the object's projected box is jittered like a detector's (centre, scale, aspect) and turned
-   into a crop camera by :func:`posekit.view.crop.crop_camera`, the very function prediction
+   into a crop camera by :func:`posekit.geometry.crop_camera.crop_camera`, the very function prediction
    uses; the label is the allocentric ``R_crop_obj = R_cam_crop^T R_cam_obj``;
 3. the object, occluders in front of it and distractors behind it (other models) are
    ray-cast directly in the crop camera at ``supersample`` x the crop size (exact, no
@@ -253,8 +253,8 @@ def render_view_crop(objects: ViewObjects, obj_index: int, rng: np.random.Genera
     import cv2
 
     from posekit.data.render import render_scene
+    from posekit.geometry.crop_camera import crop_camera
     from posekit.geometry.rigid_np import make_pose, random_rotation_np
-    from posekit.view.crop import crop_camera
 
     K = camera_matrix(cfg)
     diam = objects.diameters[obj_index]

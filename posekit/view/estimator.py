@@ -11,7 +11,7 @@ a full camera image, the object's id and its box or mask, and the intrinsics:
 >>> dist = est.predict(image, obj_id=5, bbox=(x, y, w, h), K=K)   # or mask=(H, W) bool
 >>> R_cam_obj = dist.mode()
 
-The crop is the view of a virtual camera turned towards the box (:mod:`posekit.view.crop`), as
+The crop is the view of a virtual camera turned towards the box (:mod:`posekit.geometry.crop_camera`), as
 in training; the network's allocentric distribution over ``R_crop_obj`` is turned into one over
 ``R_cam_obj`` exactly, in the Fourier domain (``F_l -> D^l(R_cam_crop) F_l``). Without a box or
 mask the image itself is the crop and no conversion is made (centred objects).
@@ -110,7 +110,7 @@ class ViewPoseEstimator:
         self.grid_level = check_grid_level(grid_level if grid_level is not None
                                            else config.get("data", {}).get("eval_grid_level", 3))
         self.last_input_image: np.ndarray | None = None
-        self.last_crop_camera = None  # posekit.view.crop.CropCamera of the last predict() with a box/mask
+        self.last_crop_camera = None  # posekit.geometry.crop_camera.CropCamera of the last predict() with a box/mask
         data = config.get("data", {}) or {}
         self.obj_ids: list[int] = [int(i) for i in data.get("obj_ids", [])] if model.cfg.num_objects > 0 else []
         self.padding = float((data.get("crop") or {}).get("padding", 1.2))
@@ -182,9 +182,10 @@ class ViewPoseEstimator:
 
     def crop(self, image, bbox=None, mask=None, K=None):
         """The network's input crop ``(S, S, 3)`` uint8 of a full image and its
-        :class:`~posekit.view.crop.CropCamera` (see :func:`posekit.view.crop.crop_camera`)."""
+        :class:`~posekit.geometry.crop_camera.CropCamera` (see :func:`posekit.geometry.crop_camera.crop_camera`)."""
+        from posekit.geometry.crop_camera import bbox_from_mask, check_bbox, crop_camera
         from posekit.validation import check_intrinsics
-        from posekit.view.crop import bbox_from_mask, check_bbox, crop_camera, warp_crop
+        from posekit.view.crop import warp_crop
 
         img = as_rgb_uint8(image)
         H, W = img.shape[:2]

@@ -143,7 +143,8 @@ def real_frame_crops(frames: list[np.ndarray], K: np.ndarray, n: int, size: int,
                      rng: np.random.Generator) -> np.ndarray:
     """``n`` crops of real frames through the prediction crop pipeline (random square boxes of
     10-45 % of the shorter image side: 48-216 px on a 640x480 frame)."""
-    from posekit.view.crop import crop_camera, warp_crop
+    from posekit.geometry.crop_camera import crop_camera
+    from posekit.view.crop import warp_crop
 
     out = []
     for i in range(n):
