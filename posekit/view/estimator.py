@@ -25,17 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from posekit.errors import BadInputError, CorruptFileError
+from posekit.geometry.so3_grid import check_grid_level
 from posekit.view.distribution import SO3GridDistribution
-
-
-def check_grid_level(level) -> int:
-    """An SO(3) grid level: an integer in 0..6 (72 * 8**level rotations; 6 is 18.9M)."""
-    from posekit.validation import check_count
-
-    level = check_count(level, "SO(3) grid level", minimum=0)
-    if level > 6:
-        raise BadInputError(f"SO(3) grid level must be in 0..6 (72 * 8**level rotations), got {level}")
-    return level
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -238,7 +229,7 @@ class ViewPoseEstimator:
 
     def predict_batch(self, images, level: int | None = None, obj_id=None) -> list[SO3GridDistribution]:
         """Distributions for centred-object images (no box, no conversion); one ``obj_id`` for all."""
-        if isinstance(images, (str, bytes)) or len(images) == 0:
+        if isinstance(images, (str, bytes)) or not hasattr(images, "__len__") or len(images) == 0:
             raise BadInputError("predict_batch takes a non-empty list of images (or a (B, H, W, 3) array)")
         imgs = np.stack([prepare_image(im, self.image_size) for im in images])
         lvl = self.grid_level if level is None else check_grid_level(level)
