@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from posekit.errors import BadInputError
-from posekit.geometry.so3_grid import geodesic_angle_np, nearest_index, so3_healpix_grid
+from posekit.geometry.so3_grid import (
+    check_grid_level,
+    geodesic_angle_np,
+    grid_size,
+    nearest_index,
+    so3_healpix_grid,
+)
 from posekit.validation import STORED_ROTATION_ATOL, as_float_array, check_count
 
 HAAR_VOLUME = np.pi ** 2  # volume of SO(3) in the Implicit-PDF normalisation
@@ -52,8 +58,9 @@ class SO3GridDistribution:
     level: int
 
     def __post_init__(self):
-        p = np.asarray(self.probs, dtype=np.float64).ravel()
-        n = so3_healpix_grid(self.level).shape[0]
+        self.level = check_grid_level(self.level)
+        p = as_float_array(self.probs, "probabilities", finite=False).ravel()
+        n = grid_size(self.level)
         if p.size != n:
             raise BadInputError(f"a level-{self.level} grid has {n} rotations, got {p.size} probabilities")
         if not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
@@ -62,7 +69,10 @@ class SO3GridDistribution:
 
     @classmethod
     def from_logits(cls, logits, level: int) -> SO3GridDistribution:
-        z = np.asarray(logits, dtype=np.float64).ravel()
+        """The softmax of ``logits (N,)`` (finite) on the level-``level`` grid."""
+        z = as_float_array(logits, "logits").ravel()
+        if z.size == 0:
+            raise BadInputError("logits are empty")
         z = np.exp(z - z.max())
         return cls(z, level)
 
