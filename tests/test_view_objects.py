@@ -375,6 +375,10 @@ def test_budget_minutes_lets_the_budget_end_the_run():
     assert cfg.train.budget_minutes == 5.0 and cfg.train.steps == ObjectViewTrainConfig().train.steps
     with pytest.raises(BadInputError, match="budget"):
         _apply_budget(cfg, Namespace(budget_minutes=0.0, overrides=[]))
+    from posekit.cli.view import run_train
+
+    with pytest.raises(BadInputError, match="--models"):  # SYMSOL models have no object weights to continue
+        run_train(Namespace(models=None, config=None, overrides=[], resume_from="view-lmo", budget_minutes=None))
 
 
 @pytest.mark.slow
