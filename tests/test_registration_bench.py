@@ -375,6 +375,9 @@ def test_rgb_view_prior_needs_a_posekit_method_and_a_mask(tiny_bop):
     with pytest.raises(BadInputError, match="view"):
         bench.run_registration_benchmark(dataset=root, methods={"posekit": bench.EstimatorMethod(_OracleEstimator(dataset))},
                                          view=42, progress=False)
+    with pytest.raises(BadInputError, match="view_starts"):
+        bench.run_registration_benchmark(dataset=root, methods={"posekit": bench.EstimatorMethod(_OracleEstimator(dataset))},
+                                         view=_StandInView(), view_starts=0, progress=False)
 
 
 @pytest.mark.slow

@@ -398,7 +398,6 @@ def _as_methods(methods, weights: str, device: str, seed: int, notes: list[str])
     return default_methods(weights, device, seed, notes, names=methods)
 
 
-DEFAULT_VIEW_WEIGHTS = "view-lmo"
 VIEW_SUFFIX = "+view"
 
 
@@ -536,6 +535,9 @@ def run_registration_benchmark(
         raise BadInputError("no methods to run")
     view_name = None
     if view is not None:
+        from posekit.validation import check_count
+
+        view_starts = check_count(view_starts, "view_starts (chains seeded by the view prior)")
         view_name = str(view) if isinstance(view, (str, Path)) else type(view).__name__
         methods = add_view_methods(methods, _load_view(view, device), view_starts)
     for note in notes:
