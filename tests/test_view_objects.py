@@ -347,6 +347,8 @@ def test_resume_from_exported_weights_starts_both_heads_from_them(tmp_path, obje
         for k, v in load_weights(path).items():
             torch.testing.assert_close(state[f"nets.{head}.{k}"], v, msg=k)
     assert cfg.model.s2_channels == TINY["s2_channels"]
+    again = export_paired_weights(second.weights_path, tmp_path / "export2", "view-y")
+    assert ViewPoseEstimator.from_pretrained(again["induced"]).config["train"]["steps"] == 4  # 2 before + 2 here
     files["i2s"].unlink()
     with pytest.raises(MissingFileError, match="baseline"):
         train_object_view(_with(config(), resume_from=str(files["induced"])), out_dir=tmp_path / "c", progress=False)

@@ -51,6 +51,7 @@ class ObjectViewTrainConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
     baseline_head: str = "i2s"  # also train this head on the same batches ('' for none)
     resume_from: str = ""  # start from exported weights (name or path of the model.head file; see start_weights)
+    resumed_steps: int = 0  # steps the resume_from weights had already been trained (set by start_weights)
     out_dir: str = "runs/view_lmo"
 
 
@@ -113,6 +114,7 @@ def start_weights(cfg: ObjectViewTrainConfig, obj_ids: list[int]) -> dict:
         raise BadInputError(f"{main.path} knows objects {known}, the models folder has {list(obj_ids)}: "
                             "resume only with the same objects")
     cfg.model = ViewNetConfig(**model_cfg)
+    cfg.resumed_steps = int((main.config.get("train") or {}).get("steps", 0))
     states = {cfg.model.head: main.state_dict}
     if cfg.baseline_head and cfg.baseline_head != cfg.model.head:
         name = baseline_weights_name(cfg.resume_from, cfg.baseline_head)
@@ -325,6 +327,8 @@ def export_paired_weights(weights_pt: str | Path, out_dir: str | Path, name: str
         sub_cfg = copy.deepcopy(cfg)
         sub_cfg["model"]["head"] = head
         sub_cfg["baseline_head"] = ""
+        # the steps the weights have seen in all (a budget run's train.steps is only its cap)
+        sub_cfg.setdefault("train", {})["steps"] = int(metadata.get("steps") or 0) + int(cfg.get("resumed_steps") or 0)
         keep = {k for k, _ in build_model(dict(sub_cfg["model"])).named_parameters()}
         sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix):] in keep}
         metrics = {k[len(head) + 1:]: v for k, v in (metadata.get("metrics") or {}).items()
