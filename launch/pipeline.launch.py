@@ -22,7 +22,8 @@ ARGUMENTS = [
     ("body_params_file", str(CONFIG_DIR / "body_node.yaml"), "body node parameters"),
     ("person_points", "/person/points", "point cloud of one person, for the body node"),
     ("view_params_file", str(CONFIG_DIR / "view_pose_node.yaml"), "view orientation node parameters"),
-    ("image", "/object_crop/image", "colour crop centred on one object, for the view node"),
+    ("image", "/object_crop/image", "colour crop centred on one object (or the full image), for the view node"),
+    ("color_camera_info", "/camera/color/camera_info", "colour camera model, for the view node (crop: detections)"),
 ]
 OBJECT_INPUTS = ["points", "depth", "camera_info", "mask", "detections_2d"]
 
@@ -55,6 +56,8 @@ def generate_launch_description():
             name="view_pose_node",
             output="screen",
             parameters=[LaunchConfiguration("view_params_file")],
-            remappings=[("image", LaunchConfiguration("image"))],
+            remappings=[("image", LaunchConfiguration("image")),
+                        ("camera_info", LaunchConfiguration("color_camera_info")),
+                        ("detections_2d", LaunchConfiguration("detections_2d"))],
         ),
     ])

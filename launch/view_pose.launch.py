@@ -12,7 +12,10 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "ros"
 
 ARGUMENTS = [
     ("params_file", str(CONFIG_DIR / "view_pose_node.yaml"), "ROS parameters file of the node"),
-    ("image", "/object_crop/image", "colour crop centred on one object"),
+    ("image", "/object_crop/image",
+     "colour crop centred on one object (crop: image) or the full colour image (crop: detections)"),
+    ("camera_info", "/camera/color/camera_info", "colour camera model (crop: detections)"),
+    ("detections_2d", "/detections_2d", "2D detections (crop: detections)"),
 ]
 
 
@@ -30,6 +33,6 @@ def generate_launch_description():
             name="view_pose_node",
             output="screen",
             parameters=[LaunchConfiguration("params_file")],
-            remappings=[("image", LaunchConfiguration("image"))],
+            remappings=[(name, LaunchConfiguration(name)) for name in ("image", "camera_info", "detections_2d")],
         ),
     ])

@@ -88,6 +88,19 @@ def check_positive(value: Any, name: str) -> float:
     return x
 
 
+def check_count(value: Any, name: str, minimum: int = 1) -> int:
+    """An integer ``>= minimum`` (a count: modes, samples, chains) as int.
+
+    Python and numpy integers only: bools, floats (``2.5`` would be truncated silently) and
+    strings are refused.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise BadInputError(f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise BadInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def check_intrinsics(K: Any, name: str = "intrinsics K") -> np.ndarray:
     """Validate a pinhole camera matrix; return it as (3, 3) float64.
 

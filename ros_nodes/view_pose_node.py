@@ -5,7 +5,9 @@ crop centred on one object). Outputs: ``orientation`` (geometry_msgs/PoseWithCov
 the most likely R_cam_obj; rotation covariance from the distribution's spread about it,
 position unknown), ``modes`` (geometry_msgs/PoseArray, the top modes) and, with
 ``publish_plot``, ``distribution_image`` (sensor_msgs/Image rgb8 for rviz). Outputs carry the
-input's stamp and frame id.
+input's stamp and frame id. With ``crop: detections``: ``image`` is the full camera image,
+with ``camera_info`` (sensor_msgs/CameraInfo) and ``detections_2d``
+(vision_msgs/Detection2DArray); the box of ``obj_id`` is cropped as in training.
 
     python -m ros_nodes.view_pose_node --ros-args --params-file configs/ros/view_pose_node.yaml
 """
@@ -16,7 +18,8 @@ import sys
 from typing import Any
 
 from geometry_msgs.msg import PoseArray, PoseWithCovarianceStamped
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
+from vision_msgs.msg import Detection2DArray
 
 from ros_nodes.node_base import PosekitNode, reliability_qos, run_node
 from ros_nodes.view_processing import (
@@ -25,7 +28,10 @@ from ros_nodes.view_processing import (
     ViewFrameAssembler,
     ViewPosePipeline,
     check_settings,
+    node_inputs,
 )
+
+INPUT_TYPES = {"image": Image, "camera_info": CameraInfo, "detections_2d": Detection2DArray}
 
 
 class ViewPoseNode(PosekitNode):
@@ -49,10 +55,20 @@ class ViewPoseNode(PosekitNode):
         self.add_publisher("modes", PoseArray, "modes")
         self.add_publisher("distribution_image", Image, "distribution_image")
         qos = reliability_qos(params["input_reliability"], params["input_queue_depth"])
-        self.add_subscription(Image, "image", self.guarded("image", self.on_image), qos)
+        for name in node_inputs(params):
+            self.add_subscription(INPUT_TYPES[name], name, self.guarded(name, self._callback(name)),
+                                  10 if name == "camera_info" else qos)
 
-    def on_image(self, msg: Image) -> None:
-        self.submit(self.assembler.on_image(msg))
+    def _callback(self, name: str):
+        """Decode with the frame assembler (shared with replay); a complete frame goes to the worker."""
+        decode = getattr(self.assembler, f"on_{name}")
+
+        def callback(msg: Any) -> None:
+            frame = decode(msg)
+            if frame is not None:
+                self.submit(frame)
+
+        return callback
 
     def process(self, frame) -> dict[str, Any]:
         return self.pipeline.messages(self.factory, self.pipeline.estimate(frame))

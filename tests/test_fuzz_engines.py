@@ -2,8 +2,8 @@
 
 posekit/registration, posekit/body and posekit/view are being rewritten by their owners
 (issue 14); their findings are listed here and in the fuzz report, not fixed. Each test is
-xfail(strict=False) while it has findings (object, view): it passes once the owner's fixes
-land, and never blocks the suite; the body engine's probes pass today and are a plain test.
+xfail(strict=False) while it has findings (object): it passes once the owner's fixes land,
+and never blocks the suite; the body and view engines' probes pass and are plain tests.
 Expected outcomes: a posekit error, or a result that is sane (finite pose, success=False for
 unusable input, no mode count beyond what was asked).
 """
@@ -77,8 +77,7 @@ def test_fuzz_object_engine():
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(strict=False, reason="owner: view engine helper, issue 14")
-def test_fuzz_view_engine():
+def test_fuzz_view_engine():  # no xfail: guards the view engine
     import posekit
 
     kind = "engine view"
@@ -97,8 +96,26 @@ def test_fuzz_view_engine():
               if isinstance(k, int) and k <= 0 and len(modes) else None)
     for n in (0, -1, 2.5):
         probe(kind, f"sample({n!r})", lambda n=n: dist.sample(n))
-    for value in (None, np.eye(4), np.full((3, 3), np.nan), "x", np.zeros((0, 3, 3))):
+    for value in (None, np.eye(4), np.full((3, 3), np.nan), "x", np.zeros((0, 3, 3)), np.zeros((3, 3))):
         probe(kind, f"log_likelihood({type(value).__name__})", lambda v=value: dist.log_likelihood(v))
+    for level in (-1, 9, 2.5, "2"):
+        probe(kind, f"predict level={level!r}", lambda lv=level: est.predict(np.zeros((64, 64, 3), np.uint8), level=lv))
+    probe(kind, "predict_batch []", lambda: est.predict_batch([]))
+    for kw in ({"device": "x"}, {"grid_level": "x"}, {"grid_level": 99}):
+        probe(kind, f"from_pretrained {kw}", lambda kw=kw: posekit.ViewPoseEstimator.from_pretrained("view-symsol", **kw))
+    lmo = posekit.ViewPoseEstimator.from_pretrained("view-lmo")
+    frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    K = np.array([[100.0, 0, 80], [0, 100, 60], [0, 0, 1]])
+    for bbox in ([-5, -5, -1, -1], [np.nan, 0, 10, 10], [0, 0, np.inf, 10], [0, 0, 10], "abc", [200, 200, 300, 300],
+                 [[1, 2], [3, 4]], np.array(["1", "2", "3", "4"])):
+        probe(kind, f"view-lmo bbox {bbox!r}", lambda b=bbox: lmo.predict(frame, obj_id=1, bbox=b, K=K))
+    for obj_id in (None, 2, "1", 1.5, True):
+        probe(kind, f"view-lmo obj_id {obj_id!r}", lambda o=obj_id: lmo.predict(frame, obj_id=o, bbox=[10, 10, 40, 40], K=K))
+    for K_bad in (None, np.zeros((3, 3)), "K", np.full((3, 3), np.nan), np.eye(4)):
+        probe(kind, f"view-lmo K {K_bad!r}", lambda k=K_bad: lmo.predict(frame, obj_id=1, bbox=[10, 10, 40, 40], K=k))
+    for label, mask in {"empty": np.zeros((120, 160), bool), "other size": np.ones((10, 10), bool),
+                        "NaN": np.full((120, 160), np.nan), "text": "mask"}.items():
+        probe(kind, f"view-lmo mask {label}", lambda m=mask: lmo.predict(frame, obj_id=1, mask=m, K=K))
     _finish(kind)
 
 

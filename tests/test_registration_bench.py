@@ -326,3 +326,97 @@ def test_the_diffusion_ablation_is_a_benchmark_method():
     full, ablation = methods["posekit+icp"].estimator, methods["ablation_no_diffusion"].estimator
     assert full.schedule is not None and full.refine_icp
     assert ablation.schedule is None and ablation.refine_icp
+class _RecordingEstimator(_OracleEstimator):
+    """The oracle, recording the RGB prior it is given (the +view methods must pass it)."""
+
+    num_hypotheses = 24
+
+    def __init__(self, dataset):
+        super().__init__(dataset)
+        self.calls: list[dict] = []
+
+    def estimate(self, model, points=None, *, depth=None, K=None, mask=None, bbox=None, rgb=None, view=None,
+                 view_starts=None):
+        self.calls.append({"rgb": rgb, "view": view, "view_starts": view_starts})
+        return super().estimate(model, points, depth=depth, K=K, mask=mask, bbox=bbox)
+
+
+class _StandInView:
+    def predict(self, *args, **kwargs):  # never called by the recording estimator
+        raise AssertionError
+
+
+def test_rgb_view_prior_runs_each_posekit_method_with_and_without_it(tiny_bop):
+    root, dataset = tiny_bop
+    est = _RecordingEstimator(dataset)
+    view = _StandInView()
+    result = bench.run_registration_benchmark(dataset=root, methods={"posekit": bench.EstimatorMethod(est)},
+                                              view=view, view_starts=6, progress=False)
+    assert list(result["methods"]) == ["posekit", "posekit+view"]
+    with_view = [c for c in est.calls if c["view"] is not None]
+    without = [c for c in est.calls if c["view"] is None]
+    assert len(with_view) == len(without) == result["methods"]["posekit"]["n_targets"] > 0
+    for call in with_view:
+        assert call["view"] is view and call["view_starts"] == 6
+        assert call["rgb"].dtype == np.uint8 and call["rgb"].shape == (120, 160, 3)
+    assert all(c["rgb"] is None for c in without)
+    row = result["view_prior"]["posekit"]
+    assert row["depth_only"] == "posekit" and row["with_view"] == "posekit+view"
+    assert row["chains"] == [24, 6] and row["chain_ratio"] == pytest.approx(0.25)
+    assert row["add_s_recall"] == [1.0, 1.0] and len(row["latency_ms_median"]) == 2
+    assert result["settings"]["view_prior"]["view_starts"] == 6
+    table = bench.format_table(result)
+    assert "RGB view prior" in table and "24/6" in table
+    json.dumps(result)
+
+
+def test_rgb_view_prior_needs_a_posekit_method_and_a_mask(tiny_bop):
+    root, dataset = tiny_bop
+    with pytest.raises(BadInputError, match="posekit"):
+        bench.run_registration_benchmark(dataset=root, methods={"wrong": _above_the_object}, view=_StandInView(),
+                                         progress=False)
+    with pytest.raises(BadInputError, match="masks"):
+        bench.run_registration_benchmark(dataset=root, methods={"posekit": bench.EstimatorMethod(_OracleEstimator(dataset))},
+                                         view=_StandInView(), masks="none", progress=False)
+    with pytest.raises(BadInputError, match="view"):
+        bench.run_registration_benchmark(dataset=root, methods={"posekit": bench.EstimatorMethod(_OracleEstimator(dataset))},
+                                         view=42, progress=False)
+    with pytest.raises(BadInputError, match="view_starts"):
+        bench.run_registration_benchmark(dataset=root, methods={"posekit": bench.EstimatorMethod(_OracleEstimator(dataset))},
+                                         view=_StandInView(), view_starts=0, progress=False)
+
+
+@pytest.mark.slow
+def test_rgb_view_prior_with_the_real_estimators(tiny_bop, tmp_path):
+    """The shipped object engine with an (untrained) object view model of the dataset's ids: the
+    +view method runs the estimator's RGB path end to end, with fewer chains."""
+    from dataclasses import asdict
+
+    from posekit.io.weights import save_weights
+    from posekit.view.network import ViewNetConfig
+    from posekit.view.object_training import ObjectViewDataConfig, ObjectViewTrainConfig
+    from posekit.view.training import build_model
+
+    root, dataset = tiny_bop
+    tiny = {"image_size": 32, "encoder_channels": [4, 6], "lmax": 3, "s2_channels": 4, "so3_channels": 3,
+            "nonlinearity_grid_level": 1, "train_grid_level": 1, "num_objects": len(dataset.obj_ids)}
+    cfg = ObjectViewTrainConfig(model=ViewNetConfig(**tiny),
+                                data=ObjectViewDataConfig(models="procedural", obj_ids=list(dataset.obj_ids),
+                                                          eval_grid_level=1))
+    cfg.data.crop.image_size = 32
+    weights = save_weights(build_model(cfg.model).state_dict(), tmp_path / "view.pt",
+                           metadata={"engine": "view", "config": asdict(cfg)})
+    result = bench.run_registration_benchmark(dataset=root, methods=["posekit"], view=str(weights), view_starts=4,
+                                              progress=False)
+    assert list(result["methods"]) == ["posekit", "posekit+view"]
+    assert result["methods"]["posekit+view"]["n_failed"] == 0
+    assert result["view_prior"]["posekit"]["chains"][1] == 4
+    assert result["methods"]["posekit+view"]["stage_ms"]["coarse_search"] >= 0
+
+
+def test_cli_rgb_flag_names_the_view_model():
+    args = _parser().parse_args(["bench", "registration", "--quick", "--rgb"])
+    assert args.rgb == "view-lmo" and args.view_starts == 8
+    args = _parser().parse_args(["bench", "registration", "--rgb", "my.pt", "--view-starts", "4"])
+    assert args.rgb == "my.pt" and args.view_starts == 4
+    assert _parser().parse_args(["bench", "registration"]).rgb is None

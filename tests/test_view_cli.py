@@ -38,14 +38,17 @@ def test_predict_view_prints_modes_and_writes_plot(tiny_models, tmp_path, capsys
     img = tmp_path / "cube.png"
     Image.fromarray(render_symsol("cube", np.eye(3), 32)).save(img)
     rc = main(["predict-view", str(img), "--model", str(tiny_models["induced"]), "--png", str(tmp_path / "d.png"),
-               "--json", str(tmp_path / "m.json"), "--top", "3"])
+               "--json", str(tmp_path / "m.json"), "--top", "3", "--level", "3"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "top 3 modes" in out and "wrote" in out
     assert (tmp_path / "d.png").stat().st_size > 2000
-    modes = json.loads((tmp_path / "m.json").read_text())["modes"]
+    doc = json.loads((tmp_path / "m.json").read_text())
+    modes = doc["modes"]
     R = np.array(modes[0]["R_cam_obj"])
     np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-9)
+    # the JSON is the distribution's to_dict (one result vocabulary) plus the inputs
+    assert doc["level"] == 3 and np.array(doc["rotation_covariance"]).shape == (3, 3) and len(modes) == 3
 
 
 def test_bad_images_are_converted_or_refused(tiny_models, tmp_path, capsys):

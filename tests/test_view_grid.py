@@ -139,3 +139,56 @@ def test_rotation_covariance_is_a_statistic_of_the_distribution():
     assert np.abs(cov - np.diag(np.diag(cov))).max() < 0.05
     sharp = SO3GridDistribution.from_logits(50.0 * np.einsum("ij,nij->n", np.eye(3), uniform.rotations), 2)
     assert np.trace(sharp.rotation_covariance()) < 0.05 * np.trace(cov)
+
+
+def _two_peaks():
+    R = so3_healpix_grid(1)
+    probs = np.full(R.shape[0], 1e-6)
+    probs[10], probs[400] = 0.6, 0.3
+    return SO3GridDistribution(probs, 1), R
+
+
+def test_distribution_to_dict_is_json_ready_and_matches_the_accessors():
+    import json
+
+    d, R = _two_peaks()
+    doc = json.loads(json.dumps(d.to_dict(top=2)))
+    assert doc["level"] == 1 and doc["num_rotations"] == R.shape[0] == 576
+    np.testing.assert_allclose(doc["mode"], R[10])
+    assert len(doc["modes"]) == 2
+    for row, (Rm, mass) in zip(doc["modes"], d.top_modes(2)):
+        np.testing.assert_allclose(row["R_cam_obj"], Rm)
+        assert row["probability_mass"] == pytest.approx(mass)
+        np.testing.assert_allclose(rotation_about_axis(np.array(row["rotvec"]) / np.linalg.norm(row["rotvec"]),
+                                                       np.linalg.norm(row["rotvec"])), Rm, atol=1e-9)
+    np.testing.assert_allclose(doc["rotation_covariance"], d.rotation_covariance())
+    assert "probabilities" not in doc
+    full = d.to_dict(top=1, probabilities=True)
+    assert len(full["probabilities"]) == 576 and sum(full["probabilities"]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("call", [
+    lambda d: d.top_modes(0), lambda d: d.top_modes(-1), lambda d: d.top_modes("3"), lambda d: d.top_modes(2.5),
+    lambda d: d.top_modes(True), lambda d: d.top_modes(3, float("nan")), lambda d: d.top_modes(3, -5.0),
+    lambda d: d.sample(-1), lambda d: d.sample(2.5), lambda d: d.sample("3"), lambda d: d.sample(3, rng="x"),
+    lambda d: d.log_likelihood("x"), lambda d: d.log_likelihood(None), lambda d: d.log_likelihood(np.eye(4)),
+    lambda d: d.log_likelihood(np.zeros((0, 3, 3))), lambda d: d.log_likelihood(np.full((3, 3), np.nan)),
+    lambda d: d.log_likelihood(np.zeros((3, 3))), lambda d: d.log_likelihood(-np.eye(3)),
+    lambda d: d.spread("x"), lambda d: d.mode_error(np.ones((2, 3, 3))), lambda d: d.to_dict(top=0),
+], ids=["top0", "top-1", "top'3'", "top2.5", "topTrue", "sep nan", "sep<0", "sample-1", "sample2.5", "sample'3'",
+        "rng str", "ll str", "ll None", "ll 4x4", "ll empty", "ll nan", "ll zeros", "ll reflection", "spread str",
+        "mode_error ones", "to_dict top0"])
+def test_distribution_bad_arguments_raise_bad_input_errors(call):
+    from posekit.errors import BadInputError
+
+    d, _ = _two_peaks()
+    with pytest.raises(BadInputError):
+        call(d)
+
+
+def test_distribution_counts_accept_numpy_integers_and_zero_samples():
+    d, R = _two_peaks()
+    assert len(d.top_modes(np.int64(2))) == 2
+    assert d.sample(0).shape == (0, 3, 3)
+    np.testing.assert_array_equal(d.sample(5, rng=3), d.sample(5, rng=np.random.default_rng(3)))
+    assert d.log_likelihood(R[10].astype(np.float32)) > 0  # float32 rounding is still a rotation

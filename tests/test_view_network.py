@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from posekit.data.symsol import render_symsol
+from posekit.errors import BadInputError
 from posekit.geometry.rigid_np import random_rotation_np
 from posekit.geometry.so3_grid import quarter_turn_permutation, rot_z
 from posekit.view.network import ViewNet, ViewNetConfig
@@ -60,5 +61,5 @@ def test_network_output_shapes_and_grid_levels():
         # the finer grid interpolates the same band-limited function: coarse logits are a subset
         z1, z2 = net(x, level=1), net(x, level=0)
     assert z2.shape == (2, 72) and torch.isfinite(z1).all()
-    with pytest.raises(ValueError, match="head"):
+    with pytest.raises(BadInputError, match="head"):
         ViewNet(ViewNetConfig(head="resnet", **SMALL))

@@ -194,8 +194,10 @@ def test_object_conditioned_network_is_equivariant_and_uses_the_object():
     perm = quarter_turn_permutation(1)
     assert (p_turned[:, perm] - p).abs().max() < 1e-4
     assert (p_other - p).abs().max() > 1e-4
-    with pytest.raises(ValueError, match="obj_index"):
+    with pytest.raises(BadInputError, match="obj_index"):
         net(ims)
+    with pytest.raises(BadInputError, match="obj_index"):
+        net(ims, obj_index=torch.tensor([0, 3]))
 
 
 # ----------------------------------------------------------------------------- estimator
@@ -244,10 +246,25 @@ def test_predict_bad_input_raises_posekit_errors(objects, tiny_object_model):
              {"obj_id": oid, "bbox": (10, 10, 20, 20), "mask": np.ones((240, 320)), "K": K},  # both
              {"bbox": (10, 10, 20, 20), "K": K},                           # no obj_id
              {"obj_id": 999, "bbox": (10, 10, 20, 20), "K": K},               # unknown object
-             {"obj_id": oid, "bbox": (10, 10, 20, 20), "K": np.eye(3) * -1}]  # bad K
+             {"obj_id": oid, "bbox": (10, 10, 20, 20), "K": np.eye(3) * -1},  # bad K
+             {"obj_id": float(oid) + 0.5, "bbox": (10, 10, 20, 20), "K": K},  # would be truncated to oid
+             {"obj_id": True, "bbox": (10, 10, 20, 20), "K": K},           # a bool is no object id
+             {"obj_id": str(oid), "bbox": (10, 10, 20, 20), "K": K},       # text
+             {"obj_id": oid, "mask": np.full((240, 320), np.nan), "K": K},  # NaN mask: not the whole image
+             {"obj_id": oid, "mask": np.full((240, 320), "a"), "K": K},     # text mask
+             {"obj_id": oid, "bbox": (10, 10, 20, 20), "K": K, "level": 2.5},  # would be truncated
+             {"obj_id": oid, "bbox": (10, 10, 20, 20), "K": K, "level": 9}]    # 9.6e9 rotations
     for kw in cases:
         with pytest.raises(BadInputError):
             est.predict(img, **kw)
+    for image in (np.array([["a"]]), None, b"abc"):
+        with pytest.raises(BadInputError, match="image"):
+            est.predict(image, obj_id=oid)
+    with pytest.raises(BadInputError, match="non-empty"):
+        est.predict_batch([], obj_id=oid)
+    for kw in ({"device": "x"}, {"grid_level": "2"}, {"grid_level": 7}):
+        with pytest.raises(BadInputError):
+            ViewPoseEstimator.from_pretrained(tiny_object_model, **kw)
 
 
 def test_start_rotations_from_view_orders_distinct_modes():
@@ -299,6 +316,70 @@ def test_train_a_few_steps_export_and_predict(tmp_path, objects):
         assert est.model.cfg.head == head and est.obj_ids == list(objects.ids)
         crop = render_view_crop(objects, 1, np.random.default_rng(0), cfg.data.crop).image
         assert est.predict(crop, obj_id=objects.ids[1]).probs.shape == (72 * 8,)
+
+
+@pytest.mark.slow
+def test_resume_from_exported_weights_starts_both_heads_from_them(tmp_path, objects):
+    """--resume-from: both networks start from the exported files (lr 0 keeps them), with the
+    files' network config; a missing baseline or other objects are refused."""
+    from posekit.errors import MissingFileError
+    from posekit.io.weights import load_weights
+
+    def config(**train):
+        cfg = ObjectViewTrainConfig(model=ViewNetConfig(**TINY),
+                                    data=ObjectViewDataConfig(models="procedural", procedural_objects=3,
+                                                              procedural_seed=1, crop=ViewCropConfig(**CROP),
+                                                              val_per_object=1, eval_grid_level=1))
+        cfg.train.steps, cfg.train.batch_size, cfg.train.num_threads = 2, 2, 1
+        for k, v in train.items():
+            setattr(cfg.train, k, v)
+        return cfg
+
+    first = train_object_view(config(), out_dir=tmp_path / "a", progress=False)
+    files = export_paired_weights(first.weights_path, tmp_path / "export", "view-x")
+    cfg = config(lr=0.0, seed=1)
+    cfg.model = ViewNetConfig(**{**TINY, "s2_channels": 2})  # replaced by the files' config
+    cfg.resume_from = str(files["induced"])
+    second = train_object_view(cfg, out_dir=tmp_path / "b", progress=False)
+    state = load_weights(second.weights_path)
+    for head, path in files.items():
+        for k, v in load_weights(path).items():
+            torch.testing.assert_close(state[f"nets.{head}.{k}"], v, msg=k)
+    assert cfg.model.s2_channels == TINY["s2_channels"]
+    again = export_paired_weights(second.weights_path, tmp_path / "export2", "view-y")
+    assert ViewPoseEstimator.from_pretrained(again["induced"]).config["train"]["steps"] == 4  # 2 before + 2 here
+    files["i2s"].unlink()
+    with pytest.raises(MissingFileError, match="baseline"):
+        train_object_view(_with(config(), resume_from=str(files["induced"])), out_dir=tmp_path / "c", progress=False)
+    other = config()
+    other.data.procedural_objects, other.resume_from = 2, str(files["induced"])
+    with pytest.raises(BadInputError, match="objects"):
+        train_object_view(other, out_dir=tmp_path / "d", progress=False)
+
+
+def _with(cfg, **fields):
+    for k, v in fields.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def test_budget_minutes_lets_the_budget_end_the_run():
+    from argparse import Namespace
+
+    from posekit.cli.view import _apply_budget
+
+    cfg = ObjectViewTrainConfig()
+    _apply_budget(cfg, Namespace(budget_minutes=30.0, overrides=[]))
+    assert cfg.train.budget_minutes == 30.0 and cfg.train.steps >= 10**6
+    cfg = ObjectViewTrainConfig()
+    _apply_budget(cfg, Namespace(budget_minutes=5.0, overrides=["train.steps=40"]))
+    assert cfg.train.budget_minutes == 5.0 and cfg.train.steps == ObjectViewTrainConfig().train.steps
+    with pytest.raises(BadInputError, match="budget"):
+        _apply_budget(cfg, Namespace(budget_minutes=0.0, overrides=[]))
+    from posekit.cli.view import run_train
+
+    with pytest.raises(BadInputError, match="--models"):  # SYMSOL models have no object weights to continue
+        run_train(Namespace(models=None, config=None, overrides=[], resume_from="view-lmo", budget_minutes=None))
 
 
 @pytest.mark.slow
@@ -393,3 +474,20 @@ def test_view_lmo_config_loads_and_is_consistent():
     with pytest.raises(BadInputError, match="image_size"):
         bad = ObjectViewTrainConfig(data=ObjectViewDataConfig(models="procedural", crop=ViewCropConfig(image_size=48)))
         train_object_view(bad, out_dir="/nonexistent-never-written")
+
+
+def test_synthetic_data_does_not_import_the_view_engine():
+    """data <-> view would be a cycle (view trains on data): the crop camera training renders
+    with lives in posekit.geometry, not posekit.view (issue 14, hidden cycles)."""
+    import ast
+    from pathlib import Path
+
+    import posekit
+
+    found = []
+    for path in sorted((Path(posekit.__file__).parent / "data").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.name}:{node.lineno} {n}" for n in names if n.startswith("posekit.view")]
+    assert found == []

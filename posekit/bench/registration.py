@@ -23,6 +23,13 @@ is below 1 cm. A method that fails (error raised or no answer) counts as wrong, 
 infinite errors. Latency is the wall time of one registration call, model preparation
 (features, caches) excluded for every method alike.
 
+With ``view`` (``posekit bench registration --rgb``; the renders carry RGB from the models'
+vertex colours) each posekit method also runs as ``<method>+view``: the same estimator, given
+the target's RGB image and a :class:`posekit.view.ViewPoseEstimator`, starts ``view_starts``
+chains (default 8, a third of the 24) from the view distribution's top modes instead of the
+coarse rotation search (:meth:`ObjectPoseEstimator.estimate` with ``rgb=``, ``view=``); its
+latency includes the view network. ``view_prior`` in the result sets the pairs side by side.
+
 Headline numbers use the targets at the calibrated Kinect noise level with a visible
 fraction >= 0.5; ``by_visible_fraction`` (bins 0.1-0.5, 0.5-0.7, 0.7-0.9, 0.9-1.0, Kinect
 noise) and ``by_noise`` (every level, visible fraction >= 0.5) break them down.
@@ -104,6 +111,7 @@ class BenchTarget:
     depth: np.ndarray | None = field(default=None, repr=False)
     K: np.ndarray | None = field(default=None, repr=False)
     mask: np.ndarray | None = field(default=None, repr=False)
+    rgb: np.ndarray | None = field(default=None, repr=False)  # (H, W, 3) uint8, when the benchmark loads RGB
 
 
 class PeerMethod:
@@ -152,6 +160,9 @@ class EstimatorMethod:
             res = self.estimator.estimate(model, depth=target.depth, K=target.K, mask=target.mask)
         else:
             res = self.estimator.estimate(model, target.points)
+        return self._result(res)
+
+    def _result(self, res) -> tuple[np.ndarray | None, float]:
         for stage, ms in (getattr(res, "stage_ms", None) or {}).items():
             self.stage_ms.setdefault(stage, []).append(ms)
         if not res.success:
@@ -159,6 +170,24 @@ class EstimatorMethod:
             self.failures[reason] = self.failures.get(reason, 0) + 1
             return None, np.nan
         return np.asarray(res.T_cam_model, dtype=np.float64), float(res.score)
+
+
+class ViewPriorMethod(EstimatorMethod):
+    """An :class:`EstimatorMethod` whose chains start from the image: ``estimate(..., rgb=target.rgb,
+    view=view, view_starts=view_starts)`` (the view network's top modes replace the coarse search)."""
+
+    def __init__(self, estimator, view, view_starts: int = 8):
+        super().__init__(estimator)
+        self.view = view
+        self.view_starts = int(view_starts)
+
+    def __call__(self, obj: BenchObject, target: BenchTarget) -> tuple[np.ndarray | None, float]:
+        if target.rgb is None or target.depth is None:
+            raise BadInputError("the view prior needs the target's RGB image and depth (run with rgb loaded)")
+        self.prepare(obj)
+        res = self.estimator.estimate(self._models[obj.obj_id], depth=target.depth, K=target.K, mask=target.mask,
+                                      rgb=target.rgb, view=self.view, view_starts=self.view_starts)
+        return self._result(res)
 
 
 def estimator_methods(weights: str = DEFAULT_WEIGHTS, device: str = "cpu", **kwargs) -> dict[str, EstimatorMethod]:
@@ -288,14 +317,15 @@ def load_objects(dataset, n_points: int = 2048, n_eval_points: int = 1000, seed:
 
 
 def collect_targets(dataset, noise: str, visible_fraction_min: float = 0.1, masks: str = "gt",
-                    detections: Sequence | None = None, max_scene_points: int = 30000) -> list[BenchTarget]:
+                    detections: Sequence | None = None, max_scene_points: int = 30000,
+                    rgb: bool = False) -> list[BenchTarget]:
     """Every usable GT instance with visib_fract >= visible_fraction_min, as the methods see it.
 
     masks "gt": the oracle visible mask; "detections": the best-matching of the top-scoring
     ``detections`` of the object's category in the image (a :class:`Detection` list, e.g.
     :func:`posekit.data.detections.simulate_detections`; an instance no detection covers gets
     an empty mask and fails); "none": no mask, the points are the whole scene (strided to
-    ``max_scene_points``).
+    ``max_scene_points``). ``rgb``: also load each image's RGB (``BenchTarget.rgb``).
     """
     from posekit.io.depth import depth_to_points
 
@@ -307,7 +337,7 @@ def collect_targets(dataset, noise: str, visible_fraction_min: float = 0.1, mask
     targets = []
     for scene_id in dataset.scene_ids:
         for im_id in dataset.image_ids(scene_id):
-            image = dataset.load_image(scene_id, im_id, rgb=False, depth=True)
+            image = dataset.load_image(scene_id, im_id, rgb=rgb, depth=True)
             scene = None
             counts: dict[int, int] = {}
             for gt in image.gt:
@@ -338,7 +368,7 @@ def collect_targets(dataset, noise: str, visible_fraction_min: float = 0.1, mask
                     points = depth_to_points(image.depth, image.K, mask=mask)
                 targets.append(BenchTarget(noise, scene_id, im_id, gt_id, int(gt.obj_id), visib,
                                            np.asarray(gt.T_cam_model, dtype=np.float64), points,
-                                           image.depth, image.K, mask))
+                                           image.depth, image.K, mask, image.rgb if rgb else None))
     return targets
 
 
@@ -369,6 +399,66 @@ def _as_methods(methods, weights: str, device: str, seed: int, notes: list[str])
     return default_methods(weights, device, seed, notes, names=methods)
 
 
+VIEW_SUFFIX = "+view"
+
+
+def _load_view(view, device: str):
+    """A ViewPoseEstimator from a name or path (an estimator-shaped object is used as it is)."""
+    if isinstance(view, (str, Path)):
+        from posekit.view.estimator import ViewPoseEstimator
+
+        return ViewPoseEstimator.from_pretrained(view, device=device)
+    if not callable(getattr(view, "predict", None)):
+        raise BadInputError(f"view must be a view model name, a weights path or a ViewPoseEstimator, got {view!r}")
+    return view
+
+
+def add_view_methods(methods: dict[str, Callable], view, view_starts: int) -> dict[str, Callable]:
+    """``methods`` with ``<name>+view`` (:class:`ViewPriorMethod`, same estimator) right after each
+    :class:`EstimatorMethod`; BadInputError when there is none."""
+    out: dict[str, Callable] = {}
+    for name, method in methods.items():
+        out[name] = method
+        if isinstance(method, EstimatorMethod) and not isinstance(method, ViewPriorMethod):
+            out[name + VIEW_SUFFIX] = ViewPriorMethod(method.estimator, view, view_starts)
+    if len(out) == len(methods):
+        raise BadInputError("--rgb compares posekit with and without the view prior: run posekit or posekit+icp "
+                            f"(methods given: {list(methods)})")
+    return out
+
+
+def _chains(method) -> int | None:
+    if isinstance(method, ViewPriorMethod):
+        return method.view_starts
+    n = getattr(getattr(method, "estimator", None), "num_hypotheses", None)
+    return int(n) if isinstance(n, (int, np.integer)) else None
+
+
+def view_prior_comparison(out_methods: dict, methods: Mapping[str, Callable]) -> dict:
+    """Depth only vs with the view prior, per posekit method: ADD(-S) recall, median latency,
+    chains, and their ratios (the issue-13 target: ADD(-S) at least as high, at most a third of
+    the chains, at most half the latency)."""
+    rows = {}
+    for name, method in methods.items():
+        if not isinstance(method, ViewPriorMethod):
+            continue
+        base = name[: -len(VIEW_SUFFIX)]
+        a, b = out_methods[base], out_methods[name]
+        lat_ratio = (b["latency_ms_median"] / a["latency_ms_median"]
+                     if a.get("latency_ms_median") and b.get("latency_ms_median") is not None else None)
+        chains = [_chains(methods[base]), _chains(method)]
+        rows[base] = {
+            "depth_only": base, "with_view": name,
+            "add_s_recall": [a["add_s_recall"], b["add_s_recall"]],
+            "rot_recall_5deg": [a["rot_recall_5deg"], b["rot_recall_5deg"]],
+            "latency_ms_median": [a["latency_ms_median"], b["latency_ms_median"]],
+            "chains": chains, "latency_ratio": lat_ratio,
+            "chain_ratio": chains[1] / chains[0] if None not in chains and chains[0] else None,
+            "n_targets": a["n_targets"],
+        }
+    return rows
+
+
 def run_registration_benchmark(
     models: str | Path = "procedural",
     quick: bool = False,
@@ -390,8 +480,15 @@ def run_registration_benchmark(
     masks: str = "gt",
     dataset: str | Path | None = None,
     split: str = "test",
+    view=None,
+    view_starts: int = 8,
 ) -> dict:
-    """Run the benchmark; returns ``{"benchmark": "registration", "settings", "methods"}``.
+    """Run the benchmark; returns ``{"benchmark": "registration", "settings", "methods"}``
+    (and ``"view_prior"`` with ``view``).
+
+    view: a view model (name, path or ViewPoseEstimator) knowing the dataset's object ids:
+    RGB is loaded and every :class:`EstimatorMethod` also runs as ``<name>+view`` with
+    ``view_starts`` chains seeded by the image (:func:`view_prior_comparison`).
 
     masks: "gt" (oracle visible masks), "detections" (simulated detector masks, seeded:
     :func:`posekit.data.detections.simulate_detections`) or "none" (the whole depth image;
@@ -432,9 +529,18 @@ def run_registration_benchmark(
         raise BadInputError(f"--models must be 'procedural' or a BOP models folder with models_info.json, got {models}")
     data_seed = HELD_OUT_SEED_OFFSET + int(seed) if procedural else int(seed)
     notes: list[str] = []
+    if view is not None and masks == "none":
+        raise BadInputError("the view prior crops the image around the object: use --masks gt or detections with --rgb")
     methods = _as_methods(methods, weights, device, seed, notes)
     if not methods:
         raise BadInputError("no methods to run")
+    view_name = None
+    if view is not None:
+        from posekit.validation import check_count
+
+        view_starts = check_count(view_starts, "view_starts (chains seeded by the view prior)")
+        view_name = str(view) if isinstance(view, (str, Path)) else type(view).__name__
+        methods = add_view_methods(methods, _load_view(view, device), view_starts)
     for note in notes:
         print(f"note: {note}")
 
@@ -457,7 +563,7 @@ def run_registration_benchmark(
                 from posekit.data.detections import simulate_detections
 
                 detections = simulate_detections(ds, seed=seed)
-            targets += collect_targets(ds, noise, masks=masks, detections=detections)
+            targets += collect_targets(ds, noise, masks=masks, detections=detections, rgb=view is not None)
 
     for name, method in methods.items():
         prepare = getattr(method, "prepare", None)
@@ -545,10 +651,14 @@ def run_registration_benchmark(
         "median_points_per_target": float(statistics.median([len(t.points) for t in targets])) if targets else 0.0,
         "weights": weights, "device": device,
         "methods_run": list(methods), "notes": notes,
+        "view_prior": None if view is None else {"view_weights": view_name, "view_starts": int(view_starts)},
         "render_s": round(render_s, 2), "registration_s": round(registration_s, 2),
         "cpu_threads": _cpu_threads(),
     }
-    return {"benchmark": "registration", "settings": settings, "methods": out_methods}
+    result = {"benchmark": "registration", "settings": settings, "methods": out_methods}
+    if view is not None:
+        result["view_prior"] = view_prior_comparison(out_methods, methods)
+    return result
 
 
 def _sensor_dict(sensor: DepthSensorModel) -> dict:
@@ -609,4 +719,21 @@ def format_table(result: dict) -> str:
                 b = m[group][k]
                 cells.append("-" if not b["n_targets"] else f"{_fmt(b['add_s_recall'], 100)} ({b['n_targets']})")
             lines.append(name.ljust(w) + "".join(f"{c:>14}" for c in cells))
+    lines += format_view_prior(result)
     return "\n".join(lines)
+
+
+def format_view_prior(result: dict) -> list[str]:
+    """Lines of the depth-only vs view-prior table (none without ``view_prior``)."""
+    rows = result.get("view_prior") or {}
+    if not rows:
+        return []
+    lines = ["", "RGB view prior (headline targets): depth only vs with the view prior",
+             (f"{'method':<14}{'ADD(-S)% depth':>16}{'ADD(-S)% +view':>16}{'lat ms depth':>14}"
+              f"{'lat ms +view':>14}{'lat ratio':>11}{'chains':>10}{'n':>6}")]
+    for base, r in rows.items():
+        chains = "/".join("-" if c is None else str(c) for c in r["chains"])
+        lines.append(f"{base:<14}{_fmt(r['add_s_recall'][0], 100):>16}{_fmt(r['add_s_recall'][1], 100):>16}"
+                     f"{_fmt(r['latency_ms_median'][0], 1, 0):>14}{_fmt(r['latency_ms_median'][1], 1, 0):>14}"
+                     f"{_fmt(r['latency_ratio'], 1, 2):>11}{chains:>10}{r['n_targets']:>6}")
+    return lines

@@ -53,6 +53,12 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--dataset", type=Path, default=None, metavar="DIR",
                        help="bench on this BOP dataset (real or synthetic) instead of rendering one")
     bench.add_argument("--split", default="test", help="split of --dataset (default: test)")
+    bench.add_argument("--rgb", nargs="?", const="view-lmo", default=None, metavar="VIEW_WEIGHTS",
+                       help="also run each posekit method with the RGB view prior (<method>+view: chains seeded "
+                            "from the image by this view model, default view-lmo; it must know the objects' ids, "
+                            "e.g. --models ../shared/data/lmo/models) and print both side by side")
+    bench.add_argument("--view-starts", type=int, default=8, metavar="K",
+                       help="chains of the +view methods (default 8, a third of the depth-only 24)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(func=run_bench)
 
@@ -64,7 +70,8 @@ def run_bench(args: argparse.Namespace) -> int:
     result = run_registration_benchmark(
         args.models, quick=args.quick, seed=args.seed, methods=args.methods, weights=args.weights,
         device=args.device, noise_levels=args.noise, n_scenes=args.scenes, n_images=args.images,
-        work_dir=args.keep, progress=not args.quiet, masks=args.masks, dataset=args.dataset, split=args.split)
+        work_dir=args.keep, progress=not args.quiet, masks=args.masks, dataset=args.dataset, split=args.split,
+        view=args.rgb, view_starts=args.view_starts)
     s = result["settings"]
     print(f"Registration benchmark: models {s['models']}, {s['n_scenes']} scenes x {s['n_images']} images "
           f"at {s['width']}x{s['height']}, {s['n_objects']} objects, masks {args.masks}, "

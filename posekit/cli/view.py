@@ -48,20 +48,15 @@ def run_predict_view(args: argparse.Namespace) -> int:
     mask = load_image(args.mask) if args.mask is not None else None
     K = parse_intrinsics(args.K) if args.K is not None else None
     dist = est.predict(image, obj_id=args.obj_id, bbox=args.bbox, mask=mask, K=K)
-    modes = dist.top_modes(args.top)
+    summary = dist.to_dict(top=args.top)
     frame = "camera frame, converted from the crop" if est.last_crop_camera is not None else "image as the crop"
-    print(f"{args.image}: {dist.probs.size} grid rotations (level {dist.level}, {frame}); top {len(modes)} modes:")
+    print(f"{args.image}: {dist.probs.size} grid rotations (level {dist.level}, {frame}); top {len(summary['modes'])} modes:")
     print(f"{'#':>2} {'prob (20 deg)':>13}  {'rotation vector (rad)':>30}  R_cam_obj rows")
-    from scipy.spatial.transform import Rotation
-
-    rows = []
-    for i, (R, mass) in enumerate(modes):
-        rv = Rotation.from_matrix(R).as_rotvec()
-        print(f"{i:>2} {mass:>13.3f}  {np.array2string(rv, precision=3):>30}  "
-              + " ".join(np.array2string(r, precision=2) for r in R))
-        rows.append({"R_cam_obj": R.tolist(), "probability_mass": mass, "rotvec": rv.tolist()})
+    for i, row in enumerate(summary["modes"]):
+        print(f"{i:>2} {row['probability_mass']:>13.3f}  {np.array2string(np.array(row['rotvec']), precision=3):>30}  "
+              + " ".join(np.array2string(np.array(r), precision=2) for r in row["R_cam_obj"]))
     if args.json:
-        doc = {"image": str(args.image), "model": est.name, "obj_id": args.obj_id, "modes": rows}
+        doc = {"image": str(args.image), "model": est.name, "obj_id": args.obj_id, **summary}
         if est.last_crop_camera is not None:
             doc["R_cam_crop"] = est.last_crop_camera.R_cam_crop.tolist()
             doc["bbox"] = est.last_crop_camera.bbox.tolist()
@@ -118,6 +113,12 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="override a config key, e.g. --set model.head=i2s (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="output folder (config key out_dir)")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("--resume-from", default=None, metavar="NAME_OR_PATH",
+                   help="with --models: continue exported weights (e.g. view-lmo; the baseline from view-lmo-i2s) "
+                        "with a fresh schedule (config key resume_from)")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="stop after this much wall-clock time (the learning-rate schedule follows it; "
+                        "without --set train.steps=N the budget alone ends the run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
 
@@ -133,6 +134,9 @@ def run_train(args: argparse.Namespace) -> int:
         )
 
         cfg = load_config(ObjectViewTrainConfig, args.config, args.overrides)
+        _apply_budget(cfg, args)
+        if getattr(args, "resume_from", None):
+            cfg.resume_from = str(args.resume_from)
         cfg.data.models = str(args.models)
         if args.backgrounds is not None:
             cfg.data.backgrounds = [str(b) for b in args.backgrounds]
@@ -144,12 +148,30 @@ def run_train(args: argparse.Namespace) -> int:
         from posekit.view.training import ViewTrainConfig, train_view
 
         cfg = load_config(ViewTrainConfig, args.config, args.overrides)
+        if getattr(args, "resume_from", None):
+            from posekit.errors import BadInputError
+
+            raise BadInputError("--resume-from needs --models (object view models)")
+        _apply_budget(cfg, args)
         result = train_view(cfg, out_dir=args.out, resume=not args.no_resume, progress=not args.quiet)
     if result.weights_path is not None:
         print(f"trained {result.steps} steps in {result.seconds:.0f} s; weights: {result.weights_path}")
         for k, v in sorted(result.metrics.items()):
             print(f"  {k}: {v:.4f}")
     return 0
+
+
+def _apply_budget(cfg, args: argparse.Namespace) -> None:
+    budget = getattr(args, "budget_minutes", None)
+    if budget is None:
+        return
+    if not budget > 0:
+        from posekit.errors import BadInputError
+
+        raise BadInputError(f"--budget-minutes must be > 0, got {budget}")
+    cfg.train.budget_minutes = float(budget)
+    if not any(o.startswith("train.steps=") for o in args.overrides):
+        cfg.train.steps = 10**7  # the budget ends the run
 
 
 def register_synth(sub: argparse._SubParsersAction) -> None:

@@ -92,12 +92,17 @@ def check_bbox(bbox, width: int | None = None, height: int | None = None) -> np.
 
 
 def bbox_from_mask(mask) -> np.ndarray:
-    """``(x, y, w, h)`` float64 of the non-zero pixels of ``mask (H, W)``; BadInputError if empty."""
+    """``(x, y, w, h)`` float64 of the non-zero pixels of ``mask (H, W)`` (bool or numbers, no
+    NaN); BadInputError if empty."""
     m = np.asarray(mask)
+    if m.dtype.kind not in "biuf":
+        raise BadInputError(f"mask must be a bool or numeric (H, W) array, got dtype {m.dtype}")
     if m.ndim == 3 and m.shape[-1] in (1, 3, 4):
         m = m[..., 0]
     if m.ndim != 2:
         raise BadInputError(f"mask must be (H, W), got shape {m.shape}")
+    if m.dtype.kind == "f" and not np.isfinite(m).all():
+        raise BadInputError("mask contains NaN or inf; pass a bool mask (True on the object)")
     rows, cols = np.nonzero(m)
     if rows.size == 0:
         raise BadInputError("mask is empty (no non-zero pixel); pass the object's mask or a bbox")

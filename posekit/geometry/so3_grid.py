@@ -40,10 +40,15 @@ def rot_y(angle) -> np.ndarray:
     return _about("y", angle)
 
 
-def _check_level(level: int) -> int:
-    if int(level) != level or not 0 <= int(level) <= 6:
-        raise BadInputError(f"SO(3) grid level must be an integer in 0..6, got {level!r}")
-    return int(level)
+def check_grid_level(level: int) -> int:
+    """A grid level: an integer in 0..6 (72 * 8**level rotations; 6 is 18.9M). Bools, floats
+    and strings are refused (BadInputError), as are levels whose grid would not fit in memory."""
+    from posekit.validation import check_count
+
+    level = check_count(level, "SO(3) grid level", minimum=0)
+    if level > 6:
+        raise BadInputError(f"SO(3) grid level must be an integer in 0..6 (72 * 8**level rotations), got {level}")
+    return level
 
 
 def so3_healpix_angles(level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -51,7 +56,7 @@ def so3_healpix_angles(level: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ``gamma (G,)``; grid rotation ``p * G + g`` is ``Rz(alpha[p]) Ry(beta[p]) Rz(gamma[g])``."""
     import healpy
 
-    nside = 2 ** _check_level(level)
+    nside = 2 ** check_grid_level(level)
     beta, alpha = healpy.pix2ang(nside, np.arange(12 * nside * nside), nest=True)
     gamma = np.linspace(0.0, 2.0 * np.pi, 6 * nside, endpoint=False)
     return alpha, beta, gamma
@@ -72,7 +77,7 @@ def _grid_cached(level: int) -> np.ndarray:
 
 def so3_healpix_grid(level: int) -> np.ndarray:
     """Grid rotations ``(72 * 8**level, 3, 3)`` float64 (read-only), ordered (pixel, in-plane angle)."""
-    return _grid_cached(_check_level(level))
+    return _grid_cached(check_grid_level(level))
 
 
 def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:

@@ -192,7 +192,7 @@ def camera_info_to_dict(msg) -> dict[str, Any]:
     d = getattr(msg, "d", None)
     if d is None:
         d = getattr(msg, "D", ())
-    K = check_intrinsics(np.asarray(k, dtype=np.float64).reshape(3, 3))
+    K = check_intrinsics(k, "CameraInfo k")  # 9 values row by row (a fixed float64[9] in ROS 2)
     return {
         "K": K,
         "D": np.asarray(d, dtype=np.float64).reshape(-1),

@@ -14,19 +14,36 @@ from dataclasses import dataclass
 import numpy as np
 
 from posekit.errors import BadInputError
-from posekit.geometry.so3_grid import geodesic_angle_np, nearest_index, so3_healpix_grid
+from posekit.geometry.so3_grid import (
+    check_grid_level,
+    geodesic_angle_np,
+    grid_size,
+    nearest_index,
+    so3_healpix_grid,
+)
+from posekit.validation import STORED_ROTATION_ATOL, as_float_array, check_count
 
 HAAR_VOLUME = np.pi ** 2  # volume of SO(3) in the Implicit-PDF normalisation
 
 
 def _check_rotations(R, name: str = "rotations") -> np.ndarray:
-    R = np.asarray(R, dtype=np.float64)
+    """``(K, 3, 3)`` float64 rotations from one ``(3, 3)`` or a stack; BadInputError for text,
+    other shapes, NaN/inf and matrices that are not rotations (beyond dataset rounding)."""
+    R = as_float_array(R, name, finite=False)
     if R.ndim == 2:
         R = R[None]
     if R.ndim != 3 or R.shape[-2:] != (3, 3) or R.shape[0] == 0:
         raise BadInputError(f"{name} must be (3, 3) or (K, 3, 3) rotation matrices, got shape {R.shape}")
     if not np.isfinite(R).all():
         raise BadInputError(f"{name} contain NaN or inf")
+    with np.errstate(over="ignore", invalid="ignore"):
+        err = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max(axis=(-2, -1))
+        det = np.linalg.det(R)
+    bad = ~(err <= STORED_ROTATION_ATOL) | ~(det > 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BadInputError(f"{name}[{i}] is not a rotation matrix (|R^T R - I| = {err[i]:.3g}, det = {det[i]:.3g}); "
+                            "pass orthonormal matrices with determinant +1")
     return R
 
 
@@ -41,8 +58,9 @@ class SO3GridDistribution:
     level: int
 
     def __post_init__(self):
-        p = np.asarray(self.probs, dtype=np.float64).ravel()
-        n = so3_healpix_grid(self.level).shape[0]
+        self.level = check_grid_level(self.level)
+        p = as_float_array(self.probs, "probabilities", finite=False).ravel()
+        n = grid_size(self.level)
         if p.size != n:
             raise BadInputError(f"a level-{self.level} grid has {n} rotations, got {p.size} probabilities")
         if not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
@@ -51,7 +69,10 @@ class SO3GridDistribution:
 
     @classmethod
     def from_logits(cls, logits, level: int) -> SO3GridDistribution:
-        z = np.asarray(logits, dtype=np.float64).ravel()
+        """The softmax of ``logits (N,)`` (finite) on the level-``level`` grid."""
+        z = as_float_array(logits, "logits").ravel()
+        if z.size == 0:
+            raise BadInputError("logits are empty")
         z = np.exp(z - z.max())
         return cls(z, level)
 
@@ -84,10 +105,15 @@ class SO3GridDistribution:
 
     def top_modes(self, k: int = 5, min_separation_deg: float = 20.0) -> list[tuple[np.ndarray, float]]:
         """Up to ``k`` local maxima ``(R (3, 3), probability mass within min_separation)``,
-        greedily picked in decreasing probability, at least ``min_separation_deg`` apart."""
+        greedily picked in decreasing probability, at least ``min_separation_deg`` apart.
+        ``k`` is an integer >= 1, ``min_separation_deg`` a finite angle in [0, 180]."""
+        k = check_count(k, "top_modes k")
+        sep_deg = float(as_float_array(min_separation_deg, "min_separation_deg", ()))
+        if not 0.0 <= sep_deg <= 180.0:
+            raise BadInputError(f"min_separation_deg must be in [0, 180] degrees, got {min_separation_deg!r}")
         R = self.rotations
         order = np.argsort(-self.probs)
-        sep = np.deg2rad(min_separation_deg)
+        sep = np.deg2rad(sep_deg)
         picked: list[int] = []
         for i in order[: max(2000, 50 * k)]:
             if all(geodesic_angle_np(R[i], R[j]) >= sep for j in picked):
@@ -100,10 +126,15 @@ class SO3GridDistribution:
             out.append((np.array(R[i]), float(self.probs[near].sum())))
         return out
 
-    def sample(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
-        """``n`` grid rotations ``(n, 3, 3)`` drawn with their probabilities."""
-        rng = rng or np.random.default_rng()
-        idx = rng.choice(self.probs.size, size=int(n), p=self.probs)
+    def sample(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
+        """``n >= 0`` grid rotations ``(n, 3, 3)`` drawn with their probabilities (``rng``: a
+        numpy Generator, an integer seed, or None for fresh entropy)."""
+        n = check_count(n, "number of samples n", minimum=0)
+        if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+            rng = np.random.default_rng(rng)
+        elif not isinstance(rng, np.random.Generator):
+            raise BadInputError(f"rng must be a numpy Generator, an integer seed or None, got {type(rng).__name__}")
+        idx = rng.choice(self.probs.size, size=n, p=self.probs)
         return np.array(self.rotations[idx])
 
     def density(self, R) -> np.ndarray:
@@ -133,6 +164,22 @@ class SO3GridDistribution:
         """Angle (radians) from the mode to the nearest equivalent ground-truth rotation."""
         G = _check_rotations(equivalent_rotations, "equivalent rotations")
         return float(geodesic_angle_np(self.mode()[None], G).min())
+
+    def to_dict(self, top: int = 5, min_separation_deg: float = 20.0, probabilities: bool = False) -> dict:
+        """A JSON-ready summary, as every engine's result has one: grid level and size, the mode
+        ``R_cam_obj``, the ``top`` modes (rotation, probability mass within half the separation,
+        rotation vector in radians), the rotation covariance about the mode (rad^2, camera
+        frame) and, with ``probabilities``, the whole grid's probabilities (N floats)."""
+        from scipy.spatial.transform import Rotation
+
+        modes = [{"R_cam_obj": R.tolist(), "probability_mass": mass, "rotvec": Rotation.from_matrix(R).as_rotvec().tolist()}
+                 for R, mass in self.top_modes(top, min_separation_deg)]
+        out = {"level": int(self.level), "num_rotations": int(self.probs.size), "mode": self.mode().tolist(),
+               "modes": modes, "min_separation_deg": float(min_separation_deg),
+               "rotation_covariance": self.rotation_covariance().tolist()}
+        if probabilities:
+            out["probabilities"] = self.probs.tolist()
+        return out
 
     def plot(self, path, gt_rotations=None, title: str = "", top: int = 2000):
         """Write the standard Mollweide-style plot (Implicit-PDF, Fig. 2) as a PNG.

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from posekit.errors import BadInputError, CorruptFileError
+from posekit.geometry.so3_grid import check_grid_level
 from posekit.view.distribution import SO3GridDistribution
 
 
@@ -55,7 +56,12 @@ def prepare_image(image, size: int) -> np.ndarray:
 
 def as_rgb_uint8(image) -> np.ndarray:
     """Any usual image as ``(H, W, 3)`` uint8 RGB (grey replicated, RGBA on black, floats in [0, 1])."""
+    if image is None or isinstance(image, (str, bytes)):
+        raise BadInputError(f"image must be an (H, W, 3) uint8 RGB array (or a file path to predict()), "
+                            f"got {type(image).__name__}")
     a = np.asarray(image)
+    if a.dtype.kind not in "biuf":
+        raise BadInputError(f"image must hold numbers (uint8 RGB, or floats in [0, 1]), got dtype {a.dtype}")
     if a.size == 0:
         raise BadInputError(f"image is empty (shape {a.shape}); pass an (H, W, 3) uint8 RGB image")
     if a.ndim == 3 and a.shape[-1] == 1:
@@ -85,13 +91,15 @@ class ViewPoseEstimator:
 
     def __init__(self, model, config: dict, device: str = "cpu", grid_level: int | None = None,
                  name: str = ""):
-        self.model = model.eval()
+        from posekit.device import resolve_device
+
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
         self.config = config
-        self.device = device
         self.name = name
         self.image_size = int(model.cfg.image_size)
-        self.grid_level = int(grid_level if grid_level is not None
-                              else config.get("data", {}).get("eval_grid_level", 3))
+        self.grid_level = check_grid_level(grid_level if grid_level is not None
+                                           else config.get("data", {}).get("eval_grid_level", 3))
         self.last_input_image: np.ndarray | None = None
         self.last_crop_camera = None  # posekit.geometry.crop.CropCamera of the last predict() with a box/mask
         data = config.get("data", {}) or {}
@@ -109,39 +117,37 @@ class ViewPoseEstimator:
             return None
         if obj_id is None:
             raise BadInputError(f"this view model knows objects {self.obj_ids}: pass obj_id=")
-        try:
-            return self.obj_ids.index(int(obj_id))
-        except (ValueError, TypeError):
-            raise BadInputError(f"obj_id {obj_id!r} is not one of this model's objects {self.obj_ids}") from None
+        if isinstance(obj_id, (bool, np.bool_)) or not isinstance(obj_id, (int, np.integer)) \
+                or int(obj_id) not in self.obj_ids:
+            raise BadInputError(f"obj_id {obj_id!r} is not one of this model's objects {self.obj_ids} "
+                                "(pass the dataset's integer object id)")
+        return self.obj_ids.index(int(obj_id))
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "view-symsol", device: str = "cpu",
                         grid_level: int | None = None) -> ViewPoseEstimator:
         """Load shipped weights (``posekit/pretrained/view-*.pt``) or a training run's model.pt."""
-        import torch
-
         from posekit import pretrained
+        from posekit.device import resolve_device
+        from posekit.io.weights import fit_state_dict
         from posekit.view.training import build_model
 
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise BadInputError("device='cuda' requested but torch sees no CUDA GPU; use device='cpu'")
+        device = resolve_device(device)
+        if grid_level is not None:
+            check_grid_level(grid_level)
         weights = pretrained.load(name_or_path, engine="view")
         cfg = weights.config
-        if "model" not in cfg:
+        if not isinstance(cfg.get("model"), dict):
             raise CorruptFileError(f"{weights.path} has no model config in its metadata; not a view model")
-        model = build_model(dict(cfg["model"]))
         try:
-            missing, unexpected = model.load_state_dict(weights.state_dict, strict=False)
-        except RuntimeError as exc:
-            raise CorruptFileError(f"{weights.path}: weights do not fit the network in its config ({exc})") from exc
+            model = build_model(dict(cfg["model"]))
+        except (TypeError, ValueError) as exc:
+            raise CorruptFileError(f"{weights.path}: its model config does not build a view network ({exc})") from exc
         # shipped files hold the parameters only (see posekit.view.training.export_weights): the
         # buffers escnn samples at construction (kernel bases) are rebuilt from the config
-        parameters = {name for name, _ in model.named_parameters()}
-        lacking = [k for k in missing if k in parameters]
-        if lacking or unexpected:
-            raise CorruptFileError(f"{weights.path}: weights do not fit the network in its config "
-                                   f"(missing {lacking[:5]}, unexpected {list(unexpected)[:5]})")
-        return cls(model.to(device), cfg, device, grid_level, weights.name)
+        buffers = {k for k, _ in model.named_buffers(remove_duplicate=False)}
+        fit_state_dict(model, weights.state_dict, weights.path, optional=buffers)
+        return cls(model, cfg, device, grid_level, weights.name)
 
     def _obj_tensor(self, obj_index, n: int):
         import torch
@@ -206,7 +212,7 @@ class ViewPoseEstimator:
         if isinstance(image, (str, Path)):
             image = load_image(image)
         idx = self.object_index(obj_id)
-        lvl = self.grid_level if level is None else int(level)
+        lvl = self.grid_level if level is None else check_grid_level(level)
         if bbox is None and mask is None:
             img = prepare_image(image, self.image_size)
             self.last_input_image, self.last_crop_camera = img, None
@@ -222,7 +228,9 @@ class ViewPoseEstimator:
 
     def predict_batch(self, images, level: int | None = None, obj_id=None) -> list[SO3GridDistribution]:
         """Distributions for centred-object images (no box, no conversion); one ``obj_id`` for all."""
+        if isinstance(images, (str, bytes)) or not hasattr(images, "__len__") or len(images) == 0:
+            raise BadInputError("predict_batch takes a non-empty list of images (or a (B, H, W, 3) array)")
         imgs = np.stack([prepare_image(im, self.image_size) for im in images])
-        lvl = self.grid_level if level is None else int(level)
+        lvl = self.grid_level if level is None else check_grid_level(level)
         return [SO3GridDistribution.from_logits(z, lvl)
                 for z in self.predict_logits(imgs, lvl, self.object_index(obj_id))]

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn as tnn
 
+from posekit.errors import BadInputError
 from posekit.geometry.so3_grid import so3_healpix_grid
 from posekit.view.so3_fourier import (
     grid_function_values,
@@ -192,9 +193,10 @@ class ViewNet(tnn.Module):
     def __init__(self, cfg: ViewNetConfig):
         super().__init__()
         if cfg.head not in ("induced", "i2s"):
-            raise ValueError(f"model.head must be 'induced' or 'i2s', got {cfg.head!r}")
+            raise BadInputError(f"model.head must be 'induced' or 'i2s', got {cfg.head!r}")
         if cfg.image_size % 2 ** len(cfg.encoder_channels) or cfg.feature_size() < 1:
-            raise ValueError("model.image_size must be divisible by 2**len(encoder_channels)")
+            raise BadInputError(f"model.image_size ({cfg.image_size}) must be a positive multiple of "
+                                f"2**len(encoder_channels) = {2 ** len(cfg.encoder_channels)}")
         self.cfg = cfg
         self.encoder = SteerableEncoder(cfg)
         self.head = InducedHead(self.encoder.out_type, cfg) if cfg.head == "induced" else I2SHead(self.encoder.out_type, cfg)
@@ -209,8 +211,11 @@ class ViewNet(tnn.Module):
         n = self.cfg.num_objects
         if n > 0:
             if obj_index is None:
-                raise ValueError("this view network is object-conditioned: pass obj_index")
+                raise BadInputError("this view network is object-conditioned: pass obj_index")
             obj_index = torch.as_tensor(obj_index, device=x.device).long().view(-1)
+            if obj_index.numel() and (int(obj_index.min()) < 0 or int(obj_index.max()) >= n):
+                raise BadInputError(f"obj_index must be in 0..{n - 1} (the network's object indices), "
+                                    f"got {obj_index.tolist()[:8]}")
             onehot = torch.nn.functional.one_hot(obj_index, n).to(x.dtype)
             x = torch.cat([x, onehot[:, :, None, None].expand(-1, -1, *x.shape[-2:])], dim=1)
         return self.so3(self.head(self.encoder(x)), obj_index if n > 0 else None)

@@ -50,6 +50,8 @@ class ObjectViewTrainConfig:
     data: ObjectViewDataConfig = field(default_factory=ObjectViewDataConfig)
     train: TrainSettings = field(default_factory=TrainSettings)
     baseline_head: str = "i2s"  # also train this head on the same batches ('' for none)
+    resume_from: str = ""  # start from exported weights (name or path of the model.head file; see start_weights)
+    resumed_steps: int = 0  # steps the resume_from weights had already been trained (set by start_weights)
     out_dir: str = "runs/view_lmo"
 
 
@@ -81,6 +83,61 @@ def build_object_model(cfg: ObjectViewTrainConfig):
     base = copy.deepcopy(cfg.model)
     base.head = cfg.baseline_head
     return _paired_class()({cfg.model.head: build_model(cfg.model), cfg.baseline_head: build_model(base)})
+
+
+def baseline_weights_name(name_or_path: str, baseline: str) -> str:
+    """Where :func:`export_paired_weights` put the baseline next to ``name_or_path``: the shipped
+    name ``<name>-<baseline>``, or the sibling file ``<stem>-<baseline>.pt`` of a path."""
+    path = Path(str(name_or_path))
+    if path.suffix == ".pt":
+        return str(path.with_name(f"{path.stem}-{baseline}.pt"))
+    return f"{name_or_path}-{baseline}"
+
+
+def start_weights(cfg: ObjectViewTrainConfig, obj_ids: list[int]) -> dict:
+    """The exported weights ``cfg.resume_from`` (and its baseline) to continue: ``{head: state}``.
+
+    Adopts the network config stored with them (``cfg.model``); their object ids must be
+    ``obj_ids`` (BadInputError otherwise). With a baseline head its file must exist
+    (``<name>-<baseline>``), so that both heads continue from the same number of steps.
+    """
+    from posekit import pretrained
+    from posekit.errors import BadInputError, MissingFileError
+
+    main = pretrained.load(cfg.resume_from, engine="view")
+    model_cfg = dict(main.config.get("model") or {})
+    known = [int(i) for i in (main.config.get("data") or {}).get("obj_ids", [])]
+    if not model_cfg or int(model_cfg.get("num_objects", 0)) < 1:
+        raise BadInputError(f"{main.path}: not an object view model (no model.num_objects); "
+                            "--resume-from takes the weights of a `posekit train view --models` run")
+    if known != [int(i) for i in obj_ids]:
+        raise BadInputError(f"{main.path} knows objects {known}, the models folder has {list(obj_ids)}: "
+                            "resume only with the same objects")
+    cfg.model = ViewNetConfig(**model_cfg)
+    cfg.resumed_steps = int((main.config.get("train") or {}).get("steps", 0))
+    states = {cfg.model.head: main.state_dict}
+    if cfg.baseline_head and cfg.baseline_head != cfg.model.head:
+        name = baseline_weights_name(cfg.resume_from, cfg.baseline_head)
+        try:
+            base = pretrained.load(name, engine="view")
+        except MissingFileError as err:
+            raise MissingFileError(f"--resume-from {cfg.resume_from}: its {cfg.baseline_head} baseline {name!r} "
+                                   "is missing; pass it next to the weights or --set baseline_head= "
+                                   f"to train without a baseline ({err})") from err
+        if (base.config.get("model") or {}).get("head") != cfg.baseline_head:
+            raise BadInputError(f"{base.path} is not a {cfg.baseline_head} head")
+        states[cfg.baseline_head] = base.state_dict
+    return states
+
+
+def load_start_weights(model, states: dict, source: str) -> None:
+    """Load ``{head: state}`` into ``model`` (one network or a pair); escnn's rebuilt buffers are optional."""
+    from posekit.io.weights import fit_state_dict
+
+    nets = dict(model.nets) if hasattr(model, "nets") else {next(iter(states)): model}
+    for head, net in nets.items():
+        buffers = {k for k, _ in net.named_buffers(remove_duplicate=False)}
+        fit_state_dict(net, states[head], f"{source} ({head} head)", optional=buffers)
 
 
 def load_objects(data: ObjectViewDataConfig):
@@ -214,7 +271,9 @@ def train_object_view(cfg: ObjectViewTrainConfig, out_dir: str | Path | None = N
     """Train as configured; returns :class:`posekit.training.TrainResult` (model.pt in out_dir).
 
     The object ids and their count are written into the config (``data.obj_ids``,
-    ``model.num_objects``) so that the weights know which object each index is.
+    ``model.num_objects``) so that the weights know which object each index is. With
+    ``cfg.resume_from`` the networks start from those exported weights (:func:`start_weights`)
+    with a fresh optimiser and learning-rate schedule; use a new ``train.seed`` for new batches.
     """
     from posekit.data.view_crops import load_backgrounds
     from posekit.errors import BadInputError
@@ -227,9 +286,12 @@ def train_object_view(cfg: ObjectViewTrainConfig, out_dir: str | Path | None = N
                             f"({cfg.model.image_size})")
     objects = load_objects(cfg.data)
     backgrounds = load_backgrounds(cfg.data.backgrounds)
+    states = start_weights(cfg, list(objects.ids)) if cfg.resume_from else None
     cfg.data.obj_ids = list(objects.ids)
     cfg.model.num_objects = len(objects.ids)
     model = build_object_model(cfg)
+    if states is not None:
+        load_start_weights(model, states, cfg.resume_from)
     return train(model, make_batch_fn(cfg, objects, backgrounds), compute_loss, cfg.train, out_dir or cfg.out_dir,
                  config={**asdict(cfg), "kind": "objects"}, evaluate=make_evaluate_fn(cfg, objects, backgrounds),
                  resume=resume, engine="view", progress=progress)
@@ -265,6 +327,8 @@ def export_paired_weights(weights_pt: str | Path, out_dir: str | Path, name: str
         sub_cfg = copy.deepcopy(cfg)
         sub_cfg["model"]["head"] = head
         sub_cfg["baseline_head"] = ""
+        # the steps the weights have seen in all (a budget run's train.steps is only its cap)
+        sub_cfg.setdefault("train", {})["steps"] = int(metadata.get("steps") or 0) + int(cfg.get("resumed_steps") or 0)
         keep = {k for k, _ in build_model(dict(sub_cfg["model"])).named_parameters()}
         sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and k[len(prefix):] in keep}
         metrics = {k[len(head) + 1:]: v for k, v in (metadata.get("metrics") or {}).items()

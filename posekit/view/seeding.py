@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from posekit.errors import BadInputError
+from posekit.validation import check_count
 from posekit.view.distribution import SO3GridDistribution
 
 
@@ -26,15 +27,12 @@ def start_rotations_from_view(distribution: SO3GridDistribution, k: int, min_sep
     """
     if not isinstance(distribution, SO3GridDistribution):
         raise BadInputError(f"distribution must be an SO3GridDistribution, got {type(distribution).__name__}")
-    if int(k) != k or k < 1:
-        raise BadInputError(f"k must be a positive integer, got {k!r}")
-    if not min_separation_deg >= 0:
-        raise BadInputError(f"min_separation_deg must be >= 0, got {min_separation_deg!r}")
-    modes = [R for R, _ in distribution.top_modes(int(k), min_separation_deg)]
+    k = check_count(k, "number of start rotations k")
+    modes = [R for R, _ in distribution.top_modes(k, min_separation_deg)]
     if len(modes) < k:
-        rng = rng or np.random.default_rng(0)
-        modes += list(distribution.sample(int(k) - len(modes), rng))
-    return np.ascontiguousarray(np.stack(modes[: int(k)]).astype(np.float64))
+        rng = np.random.default_rng(0) if rng is None else rng
+        modes += list(distribution.sample(k - len(modes), rng))
+    return np.ascontiguousarray(np.stack(modes[:k]).astype(np.float64))
 
 
 def start_rotations_from_image(view_estimator, rgb, obj_id, K, *, bbox=None, mask=None, k: int = 8,

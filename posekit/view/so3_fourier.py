@@ -22,6 +22,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from posekit.errors import ComputationError
+
 
 def so3_coeff_size(lmax: int) -> int:
     """Number of SO(3) Fourier coefficients up to degree lmax: ``sum (2l+1)^2``."""
@@ -59,7 +61,8 @@ def _eigen(l: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     mz, Vz = np.linalg.eigh(1j * J[2])
     my, Vy = np.linalg.eigh(1j * J[1])
     if np.abs(mz - my).max() > 1e-8:
-        raise RuntimeError("generators of one irrep must share their spectrum")
+        raise ComputationError(f"the generators of irrep l={l} do not share their spectrum "
+                               f"(max difference {np.abs(mz - my).max():.2e}); the Lie algebra basis is broken")
     return (torch.from_numpy(Vz), torch.from_numpy(Vz.conj().T @ Vy), torch.from_numpy(mz.astype(np.complex128)))
 
 
