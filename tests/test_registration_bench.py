@@ -412,6 +412,8 @@ def test_rgb_view_prior_with_the_real_estimators(tiny_bop, tmp_path):
     assert result["methods"]["posekit+view"]["n_failed"] == 0
     assert result["view_prior"]["posekit"]["chains"][1] == 4
     assert result["methods"]["posekit+view"]["stage_ms"]["coarse_search"] >= 0
+    assert result["methods"]["posekit+view"]["stage_ms"]["view"] > 0  # the view network's time is a stage
+    assert "view" not in result["methods"]["posekit"]["stage_ms"]
 
 
 def test_cli_rgb_flag_names_the_view_model():
@@ -420,3 +422,30 @@ def test_cli_rgb_flag_names_the_view_model():
     args = _parser().parse_args(["bench", "registration", "--rgb", "my.pt", "--view-starts", "4"])
     assert args.rgb == "my.pt" and args.view_starts == 4
     assert _parser().parse_args(["bench", "registration"]).rgb is None
+
+
+def test_predict_bop_with_a_view_model_passes_each_image_rgb(tiny_bop):
+    """predict bop --view: every estimate gets the image's RGB, the view model and view_starts;
+    without masks there is nothing to crop and the prior is refused."""
+    from posekit.registration.bop_predict import predict_bop
+
+    root, dataset = tiny_bop
+    est = _RecordingEstimator(dataset)
+    view = _StandInView()
+    estimates = predict_bop(root, est, masks="gt", progress=False, view=view, view_starts=5)
+    assert estimates and len(est.calls) >= len(estimates)
+    for call in est.calls:
+        assert call["view"] is view and call["view_starts"] == 5
+        assert call["rgb"].dtype == np.uint8 and call["rgb"].ndim == 3
+    est.calls.clear()
+    predict_bop(root, est, masks="gt", progress=False)
+    assert est.calls and all(c["view"] is None and c["rgb"] is None for c in est.calls)
+    with pytest.raises(BadInputError, match="view prior"):
+        predict_bop(root, est, masks="none", progress=False, view=view)
+
+
+def test_cli_predict_bop_view_flags():
+    args = _parser().parse_args(["predict", "bop", "--dataset", "d", "--out", "o.csv", "--view", "view-lmo",
+                                 "--view-starts", "4"])
+    assert args.view == "view-lmo" and args.view_starts == 4
+    assert _parser().parse_args(["predict", "bop", "--dataset", "d", "--out", "o.csv"]).view is None

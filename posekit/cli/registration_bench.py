@@ -109,6 +109,11 @@ def register_predict(sub: argparse._SubParsersAction) -> None:
                           "segmentation RLE, time), e.g. a BOP challenge detector's output")
     bop.add_argument("--weights", default=DEFAULT_WEIGHTS, metavar="NAME|PATH",
                      help=f"shipped weights name or model.pt path (default {DEFAULT_WEIGHTS})")
+    bop.add_argument("--view", default=None, metavar="NAME|PATH",
+                     help="RGB-D: a view model of the dataset's objects (e.g. view-lmo) seeds the chains from "
+                          "each image's RGB")
+    bop.add_argument("--view-starts", type=int, default=8, metavar="K",
+                     help="with --view: chains seeded from the image per target (default 8)")
     bop.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
     bop.add_argument("--out", required=True, type=Path, metavar="CSV", help="results CSV to write")
     bop.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -147,10 +152,15 @@ def run_predict(args: argparse.Namespace) -> int:
     elif masks == "detections":
         raise BadInputError("--masks detections needs --detections FILE")
     estimator = ObjectPoseEstimator.from_pretrained(args.weights, device=device)
+    view = None
+    if args.view is not None:
+        from posekit.view.estimator import ViewPoseEstimator
+
+        view = ViewPoseEstimator.from_pretrained(args.view, device=device)
     summary: dict = {}
     estimates = predict_bop(args.dataset, estimator, split=args.split, targets_path=args.targets, masks=masks,
                             progress=not args.quiet and rank == 0, rank=rank, world_size=world_size,
-                            summary=summary, detections=detections)
+                            summary=summary, detections=detections, view=view, view_starts=args.view_starts)
     if world_size > 1:
         import torch.distributed as dist
 

@@ -70,6 +70,8 @@ def predict_bop(
     world_size: int = 1,
     summary: dict | None = None,
     detections: list | None = None,
+    view=None,
+    view_starts: int = 8,
 ) -> list:
     """Estimate the pose of every target of a BOP dataset; returns ``list[PoseEstimate]``
     (metres; ``time`` seconds per image).
@@ -80,6 +82,8 @@ def predict_bop(
     ``targets_path``: a test_targets JSON (default: the dataset's, or every GT object).
     ``summary``, if a dict, receives counts: images, targets, estimates, failures by reason.
     ``detections``: the :class:`posekit.io.detections.Detection` list for masks="detections".
+    ``view``: a :class:`posekit.view.ViewPoseEstimator` for the dataset's objects: each image's
+    RGB seeds ``view_starts`` chains per target (RGB-D; needs masks "gt" or "detections").
     """
     from tqdm import tqdm
 
@@ -96,6 +100,8 @@ def predict_bop(
         if d.time > 0:
             key = (d.scene_id, d.image_id)
             detection_time[key] = max(detection_time.get(key, 0.0), d.time)
+    if view is not None and masks == "none":
+        raise BadInputError("the RGB view prior needs where the object is: masks 'gt' or 'detections', not 'none'")
     if world_size < 1 or not 0 <= rank < world_size:
         raise BadInputError(f"rank {rank} is not within world_size {world_size}")
     dataset = BopDataset(dataset_dir, split=split)
@@ -115,7 +121,8 @@ def predict_bop(
     n_calls = 0
     for scene_id, im_id in tqdm(sorted(by_image), desc=f"predict bop{f' rank {rank}' if world_size > 1 else ''}",
                                 unit="img", disable=not progress):
-        image = dataset.load_image(scene_id, im_id, rgb=False, depth=True)
+        image = dataset.load_image(scene_id, im_id, rgb=view is not None, depth=True)
+        prior = {} if view is None else {"rgb": image.rgb, "view": view, "view_starts": int(view_starts)}
         image_estimates: list = []
         image_seconds = 0.0
         for target in sorted(by_image[(scene_id, im_id)], key=lambda t: t.obj_id):
@@ -158,7 +165,7 @@ def predict_bop(
                 n_calls += 1
                 start = time.perf_counter()
                 try:
-                    res = estimator.estimate(model, depth=image.depth, K=image.K, **extra)
+                    res = estimator.estimate(model, depth=image.depth, K=image.K, **extra, **prior)
                 except PosekitError as exc:
                     image_seconds += time.perf_counter() - start
                     failures[f"{type(exc).__name__}: {exc}"] += 1

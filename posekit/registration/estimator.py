@@ -344,8 +344,10 @@ class ObjectPoseEstimator:
             from posekit.view.seeding import start_rotations_from_image
 
             box = None if bbox is None else (bbox[0], bbox[1], bbox[2] - bbox[0], bbox[3] - bbox[1])
+            t_view = time.perf_counter()
             start_rotations, _ = start_rotations_from_image(view, rgb, obj_id, K, bbox=None if mask is not None
                                                             else box, mask=mask, k=int(view_starts))
+            view_ms = 1e3 * (time.perf_counter() - t_view)
         starts = None if start_rotations is None else self._check_start_rotations(start_rotations)
         if depth is not None:
             if not segmented:
@@ -363,6 +365,8 @@ class ObjectPoseEstimator:
             depth_view = view_from_depth(depth, K, region, model.diameter, model.spacing, self.score_config,
                                          self.device)
             result = self._register(model, pts, normals, depth_view, return_hypotheses, starts)
+            if view is not None:
+                result.stage_ms = {"view": view_ms, **result.stage_ms}  # the image's orientation prior
         else:
             pts, keep = self._observed_points(observed, return_mask=True)
             if observed_normals is not None:
