@@ -238,3 +238,15 @@ def test_weighted_kabsch_closed_form_equals_the_differentiable_route():
         slow = G.weighted_kabsch(src.clone().requires_grad_(True), dst, weights).detach()
         torch.testing.assert_close(fast, slow, atol=1e-9, rtol=0)
         assert torch.allclose(torch.linalg.det(fast[:, :3, :3]), torch.ones(5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("size", [[64], "64", float("nan"), float("inf"), True, 7, 2.5])
+def test_crop_camera_refuses_sizes_that_are_not_whole_numbers(size):
+    """A fuzz finding: a list as the crop size reached int() and raised a TypeError."""
+    from posekit.errors import BadInputError
+    from posekit.geometry.crop import crop_camera
+
+    K = np.array([[500.0, 0, 32], [0, 500.0, 24], [0, 0, 1]])
+    with pytest.raises(BadInputError, match="crop size"):
+        crop_camera([10, 8, 20, 16], K, size)
+    assert crop_camera([10, 8, 20, 16], K, 64.0).size == 64

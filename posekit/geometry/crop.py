@@ -118,7 +118,11 @@ def crop_camera(bbox, K, size: int, padding: float = DEFAULT_PADDING) -> CropCam
     """
     K = check_intrinsics(K)
     b = check_bbox(bbox)
-    if int(size) != size or size < 8:
+    try:
+        whole = not isinstance(size, (bool, np.bool_)) and int(size) == size and size >= 8
+    except (TypeError, ValueError, OverflowError):  # a list, text, NaN, inf
+        whole = False
+    if not whole:
         raise BadInputError(f"crop size must be an integer >= 8, got {size!r}")
     if not padding > 0:
         raise BadInputError(f"padding must be positive, got {padding!r}")
