@@ -359,6 +359,18 @@ class PosekitNode(LifecycleNode):
 
         return wrapped
 
+    def assembled(self, name: str):
+        """A subscription callback for input ``name``: the node's frame assembler (shared with
+        replay) decodes the message, and a complete frame goes to the worker."""
+        decode = getattr(self.assembler, f"on_{name}")
+
+        def callback(msg: Any) -> None:
+            frame = decode(msg)
+            if frame is not None:
+                self.submit(frame)
+
+        return callback
+
     def submit(self, frame: Any) -> None:
         """Hand a decoded frame to the worker (replacing a waiting one, which is dropped)."""
         self.received.tick()

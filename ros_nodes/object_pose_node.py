@@ -64,20 +64,8 @@ class ObjectPoseNode(PosekitNode):
         self.add_publisher("markers", MarkerArray, "markers")
         sensor_qos = reliability_qos(params["input_reliability"], params["input_queue_depth"])
         for name in node_inputs(params):
-            self.add_subscription(INPUT_TYPES[name], name, self.guarded(name, self._callback(name)),
+            self.add_subscription(INPUT_TYPES[name], name, self.guarded(name, self.assembled(name)),
                                   10 if name == "camera_info" else sensor_qos)
-
-    def _callback(self, name: str):
-        """Decode with the frame assembler (shared with replay); a complete frame goes to the
-        inference worker."""
-        decode = getattr(self.assembler, f"on_{name}")
-
-        def callback(msg: Any) -> None:
-            frame = decode(msg)
-            if frame is not None:
-                self.submit(frame)
-
-        return callback
 
     # -- worker ------------------------------------------------------------------------------
 

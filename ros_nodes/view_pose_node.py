@@ -56,19 +56,8 @@ class ViewPoseNode(PosekitNode):
         self.add_publisher("distribution_image", Image, "distribution_image")
         qos = reliability_qos(params["input_reliability"], params["input_queue_depth"])
         for name in node_inputs(params):
-            self.add_subscription(INPUT_TYPES[name], name, self.guarded(name, self._callback(name)),
+            self.add_subscription(INPUT_TYPES[name], name, self.guarded(name, self.assembled(name)),
                                   10 if name == "camera_info" else qos)
-
-    def _callback(self, name: str):
-        """Decode with the frame assembler (shared with replay); a complete frame goes to the worker."""
-        decode = getattr(self.assembler, f"on_{name}")
-
-        def callback(msg: Any) -> None:
-            frame = decode(msg)
-            if frame is not None:
-                self.submit(frame)
-
-        return callback
 
     def process(self, frame) -> dict[str, Any]:
         return self.pipeline.messages(self.factory, self.pipeline.estimate(frame))
