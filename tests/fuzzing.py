@@ -177,3 +177,29 @@ def check_image(image) -> str | None:
     if image.ndim == 3 and image.shape[2] not in (3, 4):
         return f"image with {image.shape[2]} channels"
     return None
+
+
+def tiny_view_estimator(prefix: str):
+    """An untrained, tiny object view estimator for ids 3 and 7 (32 px crops, level-1 grid),
+    saved to a temporary weights file and loaded as a user would."""
+    import tempfile
+    from dataclasses import asdict
+    from pathlib import Path
+
+    import torch
+
+    from posekit.io.weights import save_weights
+    from posekit.view.estimator import ViewPoseEstimator
+    from posekit.view.network import ViewNetConfig
+    from posekit.view.object_training import ObjectViewDataConfig, ObjectViewTrainConfig
+    from posekit.view.training import build_model
+
+    torch.manual_seed(0)
+    cfg = ObjectViewTrainConfig(
+        model=ViewNetConfig(image_size=32, encoder_channels=[4, 6], lmax=3, s2_channels=4, so3_channels=3,
+                            nonlinearity_grid_level=1, train_grid_level=1, num_objects=2),
+        data=ObjectViewDataConfig(models="procedural", obj_ids=[3, 7], eval_grid_level=1))
+    cfg.data.crop.image_size = 32
+    path = Path(tempfile.mkdtemp(prefix=prefix)) / "model.pt"
+    save_weights(build_model(cfg.model).state_dict(), path, metadata={"engine": "view", "config": asdict(cfg)})
+    return ViewPoseEstimator.from_pretrained(path)

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from body_helpers import turned_body
 
 from posekit.body.clouds import make_kinect_batch
 from posekit.body.model import load_body_model
@@ -19,16 +20,6 @@ def body():
 @pytest.fixture(scope="module")
 def kinect(body):
     return make_kinect_batch(body, np.random.default_rng(5), 1, 2048, "unseen")
-
-
-def _flipped(body, batch, i, flip):
-    """The true body of sample i turned by ``flip`` (3x3, body frame) about its pelvis."""
-    from posekit.body.optimization import set_root
-
-    L = batch.pose[i:i + 1].clone()
-    R = (L[0, 0] @ torch.as_tensor(flip, dtype=torch.float32) @ L[0, 0].T)[None]
-    pelvis = batch.joints[i, 0]
-    return set_root(body, L, batch.betas[i:i + 1], batch.transl[i:i + 1], R, pelvis - R[0] @ pelvis)
 
 
 def test_kinect_view_is_a_camera_frame_single_view_without_floor(body, kinect):
@@ -52,7 +43,7 @@ def test_free_space_term_penalises_a_flipped_body_that_the_points_do_not(body, k
     truth = energy.terms(kinect.vertices[:1], kinect.pose[:1], kinect.betas[:1])
     assert float(no_view.terms(kinect.vertices[:1])["free_space"][0]) == 0.0
     for flip in FLIPS:
-        L, t = _flipped(body, kinect, 0, flip)
+        L, t = turned_body(body, kinect, 0, flip)
         terms = energy.terms(body(L, kinect.betas[:1], t).vertices, L, kinect.betas[:1])
         assert float(terms["free_space"][0]) > float(truth["free_space"][0]) + 0.2
         assert float(terms["energy"][0]) > float(truth["energy"][0])
@@ -62,7 +53,7 @@ def test_free_space_term_penalises_a_flipped_body_that_the_points_do_not(body, k
 def test_orientation_check_turns_an_upside_down_body_back(body, kinect, flip_index):
     from posekit.body.optimization import FLIPS, check_orientation
 
-    L, t = _flipped(body, kinect, 0, FLIPS[flip_index])  # head down
+    L, t = turned_body(body, kinect, 0, FLIPS[flip_index])  # head down
     out = body(L, kinect.betas[:1], t)
     assert orientation_error_deg(out.joints[0].numpy(), kinect.joints[0].numpy()) > 150
     local, transl, info = check_orientation(body, kinect.points[0], L[0], kinect.betas[0], t[0],
@@ -78,7 +69,7 @@ def test_up_direction_rejects_head_down_candidates_without_a_camera(body, kinect
     from posekit.body.optimization import FLIPS, check_orientation
 
     full = make_body_batch(body, np.random.default_rng(3), 1, 1024, "common", rotate=False)
-    L, t = _flipped(body, full, 0, FLIPS[0])
+    L, t = turned_body(body, full, 0, FLIPS[0])
     local, transl, _ = check_orientation(body, full.points[0], L[0], full.betas[0], t[0], viewpoint=None,
                                          group="flips", up=np.array([0.0, 1.0, 0.0]))
     out = body(local[None], full.betas[:1], transl[None])

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from body_helpers import turned_body
 
 from posekit.body.clouds import make_body_batch, make_kinect_batch
 from posekit.body.model import load_body_model
@@ -22,16 +23,6 @@ def full(body):
 @pytest.fixture(scope="module")
 def kinect(body):
     return make_kinect_batch(body, np.random.default_rng(5), 1, 2048, "unseen")
-
-
-def _turned(body, batch, i, R_body):
-    """The true body of sample i turned by R_body (3x3, body frame) about its pelvis: local, transl."""
-    from posekit.body.optimization import set_root
-
-    L = batch.pose[i:i + 1].clone()
-    R = (L[0, 0] @ torch.as_tensor(R_body, dtype=torch.float32) @ L[0, 0].T)[None]
-    pelvis = batch.joints[i, 0]
-    return set_root(body, L, batch.betas[i:i + 1], batch.transl[i:i + 1], R, pelvis - R[0] @ pelvis)
 
 
 def test_part_icp_pulls_limbs_to_their_labelled_points(body, full):
@@ -88,7 +79,7 @@ def test_upright_headings_find_a_body_turned_a_quarter_about_up(body, kinect):
     from posekit.body.optimization import OptimizationSettings, fit_by_optimization
     from posekit.geometry.so3 import so3_exp
 
-    L, t = _turned(body, kinect, 0, so3_exp(torch.tensor([0.0, np.pi / 2, 0.0])).numpy())
+    L, t = turned_body(body, kinect, 0, so3_exp(torch.tensor([0.0, np.pi / 2, 0.0])).numpy())
     init = (L[0], kinect.betas[0], t[0])
     up = kinect.up[0].numpy()
     truth = kinect.joints[0].numpy()
@@ -105,7 +96,7 @@ def test_orientation_check_without_up_tries_the_long_axis_flip(body, full):
     """No ``up``, no camera: the torso's fit decides between the body and its front/back flip."""
     from posekit.body.optimization import FLIPS, check_orientation
 
-    L, t = _turned(body, full, 0, FLIPS[1])
+    L, t = turned_body(body, full, 0, FLIPS[1])
     truth = full.joints[0].numpy()
     for group, ok in (("identity", False), ("long_axis", True)):
         local, transl, info = check_orientation(body, full.points[0], L[0], full.betas[0], t[0], group=group)
@@ -117,7 +108,7 @@ def test_orientation_check_without_up_tries_the_long_axis_flip(body, full):
 def test_turning_the_start_over_must_win_by_the_turn_penalty(body, full):
     from posekit.body.optimization import FLIPS, OptimizationSettings, fit_by_optimization
 
-    L, t = _turned(body, full, 0, FLIPS[1])  # a start facing backwards; its flip is the truth
+    L, t = turned_body(body, full, 0, FLIPS[1])  # a start facing backwards; its flip is the truth
     truth = full.joints[0].numpy()
     errors = []
     for penalty in (0.0, 1.0):

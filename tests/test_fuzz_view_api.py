@@ -9,8 +9,6 @@ few hundred.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import fuzzing
 import numpy as np
 import pytest
@@ -48,26 +46,7 @@ def _distribution():
 
 def _estimator():
     if "est" not in STATE:
-        import tempfile
-        from pathlib import Path
-
-        import torch
-
-        from posekit.io.weights import save_weights
-        from posekit.view.estimator import ViewPoseEstimator
-        from posekit.view.network import ViewNetConfig
-        from posekit.view.object_training import ObjectViewDataConfig, ObjectViewTrainConfig
-        from posekit.view.training import build_model
-
-        torch.manual_seed(0)
-        cfg = ObjectViewTrainConfig(
-            model=ViewNetConfig(image_size=32, encoder_channels=[4, 6], lmax=3, s2_channels=4, so3_channels=3,
-                                nonlinearity_grid_level=1, train_grid_level=1, num_objects=2),
-            data=ObjectViewDataConfig(models="procedural", obj_ids=[3, 7], eval_grid_level=1))
-        cfg.data.crop.image_size = 32
-        path = Path(tempfile.mkdtemp(prefix="posekit_fuzz_view_")) / "model.pt"
-        save_weights(build_model(cfg.model).state_dict(), path, metadata={"engine": "view", "config": asdict(cfg)})
-        STATE["est"] = ViewPoseEstimator.from_pretrained(path)
+        STATE["est"] = fuzzing.tiny_view_estimator("posekit_fuzz_view_")
     return STATE["est"]
 
 

@@ -61,14 +61,12 @@ class InferenceConfig:
     coarse_points: int = 64  # observed points used by the coarse search (64 vs 128: same ADD(-S), -30 % time)
     coarse_grid: int = 48  # voxels per side of the model's nearest-point table (the coarse search's distances)
     prune_after: int = 1  # chains' early exit: after this reverse step (0: never) only the prune_keep chains
-    prune_by: str = "distance"  # ... the best by the model distance ("distance"), the coarse depth score ("score")
-    # or both in turn ("both")
     retry_below: float = 0.2  # an answer of the pruned chains scoring below this: all chains run once more and
     # the better answer is kept (136 held-out LM-O renders with detector masks: 77.9 % pruned, 82.4 % unpruned,
     # 83.8 % with this retry at 2.9x the FPFH peer's latency; 0.3: 85.3 % at 3.5x)
-    prune_truncation: float = 0.3  # model radii: farther observed points count as this far (background)
     prune_keep: int = 4  # closest to the model surface go on (24 -> 4: ADD(-S) 80.1 -> 86.8 %, chains 3x faster
-    # on 136 held-out LM-O renders, seed 7; keep 3: 85.3 %, 6: 83.8 %, 8: 80.9 %)
+    # on 136 held-out LM-O renders, seed 7; keep 3: 85.3 %, 6: 83.8 %, 8: 80.9 %; ranked by the coarse depth
+    # score instead: 77.2 %)
     icp_candidates: int = 2  # best distinct hypotheses refined by ICP when refine_icp
     icp_max_points: int = 800  # observed points ICP uses at most (0: all; full-size LM-O: same ADD(-S), ICP 40 %
     # faster)
@@ -78,7 +76,6 @@ class InferenceConfig:
     # open3d on the CPU
     flip_candidates: bool = True  # also refine the best start turned 180 deg about the observed and model axes
     flip_below_score: float = 0.45  # ... when the best score is below this (right poses score 0.5-0.8)
-    flip_refine: int = 0  # ... only this many of the 6 half turns, the best by the coarse score (0: all)
     surface_samples: int = 8192  # model surface samples rendered by the depth score
     scene_seeds: int = 48  # scene search: crops ranked by the coarse fit ...
     scene_crops: int = 6  # ... and the best ones registered (3: 36 %, 6: 57 % on 14 quick LM-O targets)
@@ -598,9 +595,7 @@ class ObjectPoseEstimator:
         for chunk in R.split(512):
             moved = torch.einsum("rij,cnj->crni", chunk, obs)  # (C, r, n, 3)
             shift = (nearest.nearest_points(moved) - moved).mean(2, keepdim=True)
-            moved = moved + shift
-            d = (nearest.nearest_points(moved) - moved).norm(dim=-1)
-            costs.append(d.clamp_max(0.3).mean(-1))
+            costs.append(_surface_cost(nearest, moved + shift))
             shifts.append(shift[:, :, 0])
         return torch.cat(costs, 1), torch.cat(shifts, 1)
 
@@ -639,7 +634,7 @@ class ObjectPoseEstimator:
         import torch
 
         from posekit.registration.diffusion import sample
-        from posekit.registration.scoring import score_poses, score_poses_fine_and_coarse
+        from posekit.registration.scoring import score_poses_fine_and_coarse
 
         clock = _StageClock()
         rng = np.random.default_rng(self.seed)
@@ -677,7 +672,7 @@ class ObjectPoseEstimator:
             else:
                 H_T = self._anchor_states(k)
             clock.lap("coarse_search")
-            prune = self._pruner(o[0, : self.net.cfg.match_observed], model, mu, view) if prune else None
+            prune = self._pruner(o[0, : self.net.cfg.match_observed], model.nearest) if prune else None
             H = sample(denoise, len(H_T), self.schedule, device=self.device, generator=g, H_init=H_T, prune=prune) \
                 if self.schedule is not None else H_T
         T = pose_from_state(H.double().cpu().numpy(), mu, model.cloud)
@@ -695,13 +690,9 @@ class ObjectPoseEstimator:
             T_best, best = self._refine_if_better(model, np.stack([T[i] for i in picked]), pts, view, T_best, best)
             clock.lap("refinement")
             if self.inference.flip_candidates and best["score"] < self.inference.flip_below_score:
-                # a low score: maybe a half turn of a nearly symmetric view; the most promising
-                # half turns by the coarse score are refined
+                # a low score: maybe a half turn of a nearly symmetric view; refine all 6 (refining
+                # only the 2 best by the coarse score: 72 % vs 87 % on held-out LM-O renders)
                 flips = np.stack(flipped_poses(T[picked[0]], pts, model.cloud.points))
-                if 0 < int(self.inference.flip_refine) < len(flips):
-                    rank = score_poses(flips, model.surface_t[::4], model.surface_normals_t[::4], view,
-                                       model.diameter, self.score_config, coarse=True).score
-                    flips = flips[np.argsort(-rank, kind="stable")[: int(self.inference.flip_refine)]]
                 T_best, best = self._refine_if_better(model, flips, pts, view, T_best, best)
                 clock.lap("refinement")
         clock.lap("scoring")
@@ -710,40 +701,21 @@ class ObjectPoseEstimator:
         return ObjectPoseResult(True, T_best, float(best["score"]), "", 0.0, len(pts), model.obj_id, hyps, terms,
                                 clock.ms)
 
-    def _pruner(self, obs, model: PreparedModel, mu: np.ndarray, view):
+    def _pruner(self, obs, nearest):
         """The sampler's early exit (:func:`posekit.registration.diffusion.sample`): after step
-        ``prune_after``, only the ``prune_keep`` most promising chains go on (None: no pruning).
-        ``prune_by`` "score": the coarse depth score of their current guesses (free space and
-        coverage count: robust to a detector mask's background); "distance": how close the
-        guesses put the observed points ``obs (n, 3)`` (normalised) to the model surface."""
+        ``prune_after``, only the ``prune_keep`` chains whose current guesses put the observed
+        points ``obs (n, 3)`` (normalised) closest to the model surface go on (None: no pruning)."""
         after, keep = int(self.inference.prune_after), int(self.inference.prune_keep)
         if after <= 0 or keep <= 0:
             return None
         import torch
 
-        from posekit.registration.scoring import score_poses
-
         def prune(step, H0_hat):
             if step != after or len(H0_hat) <= keep:
                 return None
-            by = self.inference.prune_by
-            orders = []
-            if by in ("distance", "both"):
-                moved = obs @ H0_hat[:, :3, :3].transpose(1, 2) + H0_hat[:, None, :3, 3]
-                cost = (model.nearest.nearest_points(moved) - moved).norm(dim=-1).clamp_max(
-                    float(self.inference.prune_truncation)).mean(-1)
-                orders.append(torch.argsort(cost, stable=True).tolist())
-            if by in ("score", "both"):
-                T = pose_from_state(H0_hat.double().cpu().numpy(), mu, model.cloud)
-                s = score_poses(T, model.surface_t[::4], model.surface_normals_t[::4], view, model.diameter,
-                                self.score_config, coarse=True).score
-                orders.append(np.argsort(-s, kind="stable").tolist())
-            kept: list[int] = []  # the best of each ranking in turn
-            for rank in range(len(H0_hat)):
-                for order in orders:
-                    if order[rank] not in kept and len(kept) < keep:
-                        kept.append(order[rank])
-            return torch.as_tensor(sorted(kept), device=H0_hat.device)
+            moved = obs @ H0_hat[:, :3, :3].transpose(1, 2) + H0_hat[:, None, :3, 3]
+            kept = torch.argsort(_surface_cost(nearest, moved), stable=True)[:keep]
+            return kept.sort().values  # in chain order
 
         return prune
 
@@ -859,6 +831,13 @@ def _check_bbox(bbox, width: int, height: int) -> tuple[int, int, int, int]:
         raise BadInputError(f"bbox {bbox!r} lies entirely outside the {width}x{height} image")
     return (max(round(x0), 0), max(round(y0), 0), min(round(x1), width),
             min(round(y1), height))
+
+
+def _surface_cost(nearest, moved, cap: float = 0.3):
+    """Mean distance (...) of points ``moved (..., n, 3)`` (normalised model frame) to the model
+    surface (its :class:`NearestGrid`), each capped at ``cap`` model radii (strays and background
+    count as that far): the coarse search's and the chains' early exit's fit."""
+    return (nearest.nearest_points(moved) - moved).norm(dim=-1).clamp_max(cap).mean(-1)
 
 
 def object_ball(points: np.ndarray, diameter: float, radius: float = 1.0) -> np.ndarray:
