@@ -73,7 +73,10 @@ def test_result_says_where_the_time_went(api):
 
 def test_start_rotations_prior_seeds_the_chains(api):
     """A prior (e.g. from the view engine) replaces the coarse search: one chain from the true
-    rotation finds the pose; one from a wrong rotation (and no ICP) does not."""
+    rotation finds the pose; one from a wrong rotation (and no ICP) does not, unless its low score
+    sends it on to the depth-only search (``retry_below``)."""
+    import dataclasses
+
     import numpy as np
 
     from posekit.data.meshes import procedural_mesh
@@ -89,13 +92,17 @@ def test_start_rotations_prior_seeds_the_chains(api):
     model = api.prepare_model(mesh)
     no_icp = ObjectPoseEstimator.from_pretrained("registration-procedural", refine_icp=False, device=api.device.type)
     right = no_icp.estimate(model, seen, start_rotations=R[None])
-    wrong = no_icp.estimate(model, seen, start_rotations=(rotation_about_axis([1.0, 0.0, 0.0], 2.5) @ R)[None])
+    bad_prior = (rotation_about_axis([1.0, 0.0, 0.0], 2.5) @ R)[None]
+    recovered = no_icp.estimate(model, seen, start_rotations=bad_prior)  # doubtful: the depth search too
+    no_icp.inference = dataclasses.replace(no_icp.inference, retry_below=0.0)  # trust the prior
+    wrong = no_icp.estimate(model, seen, start_rotations=bad_prior)
 
     def rot_err(T_est):
         return np.degrees(np.arccos(np.clip((np.trace(T_est[:3, :3].T @ R) - 1) / 2, -1, 1)))
 
     assert rot_err(right.T_cam_model) < 10 and np.linalg.norm(right.t - T[:3, 3]) < 0.01 * 2 + 0.1 * info.diameter
     assert rot_err(wrong.T_cam_model) > 30 and wrong.score < right.score
+    assert rot_err(recovered.T_cam_model) < 10 and recovered.score > wrong.score
     with pytest.raises(BadInputError, match="start_rotations"):
         api.estimate(model, seen, start_rotations=np.zeros((1, 3, 3)))
     with pytest.raises(BadInputError, match="together"):
@@ -178,3 +185,26 @@ def test_a_doubtful_pruned_answer_is_retried_with_every_chain(api, monkeypatch):
     monkeypatch.setattr(api.inference, "prune_after", 0)  # nothing pruned: nothing to retry
     monkeypatch.setattr(api.inference, "retry_below", 0.2)
     assert api._register(None, None, None, None, False).score == 0.1 and calls == [True]
+
+
+def test_a_doubtful_prior_answer_is_followed_by_the_depth_search(api, monkeypatch):
+    """retry_below with a prior: chains from a prior whose answer scores below it are followed by
+    the depth-only search (with its own retry), and the better answer is kept; a confident prior
+    answer is returned as it is, without any search."""
+    from posekit.registration.estimator import ObjectPoseResult
+
+    calls = []
+    prior = np.eye(3)[None]
+
+    def fake_once(model, pts, normals, view, return_hypotheses, start_rotations, prune):
+        calls.append(("prior" if start_rotations is not None else "search", prune))
+        score = 0.3 if start_rotations is not None else 0.7
+        return ObjectPoseResult(True, np.eye(4), score, stage_ms={"chains": 1.0})
+
+    monkeypatch.setattr(api, "_register_once", fake_once)
+    monkeypatch.setattr(api.inference, "retry_below", 0.45)
+    out = api._register(None, None, None, None, False, prior)
+    assert calls == [("prior", True), ("search", True)] and out.score == 0.7 and out.stage_ms["chains"] == 2.0
+    calls.clear()
+    monkeypatch.setattr(api.inference, "retry_below", 0.25)
+    assert api._register(None, None, None, None, False, prior).score == 0.3 and calls == [("prior", True)]

@@ -112,14 +112,19 @@ class SO3GridDistribution:
         if not 0.0 <= sep_deg <= 180.0:
             raise BadInputError(f"min_separation_deg must be in [0, 180] degrees, got {min_separation_deg!r}")
         R = self.rotations
-        order = np.argsort(-self.probs)
         sep = np.deg2rad(sep_deg)
+        m = min(max(2000, 50 * k), len(self.probs))
+        cands = np.argpartition(-self.probs, m - 1)[:m]  # the m most probable, then in decreasing order
+        cands = cands[np.argsort(-self.probs[cands], kind="stable")]
+        flat = R[cands].reshape(m, 9)
+        max_trace = 1.0 + 2.0 * np.cos(sep)  # angle >= sep  <=>  trace(R_i^T R_j) <= 1 + 2 cos(sep)
+        alive = np.ones(m, dtype=bool)
         picked: list[int] = []
-        for i in order[: max(2000, 50 * k)]:
-            if all(geodesic_angle_np(R[i], R[j]) >= sep for j in picked):
-                picked.append(int(i))
-                if len(picked) == k:
-                    break
+        while len(picked) < k and alive.any():  # greedy, one vectorised suppression per pick
+            pos = int(np.argmax(alive))
+            picked.append(int(cands[pos]))
+            alive &= flat @ flat[pos] <= max_trace + 1e-9
+            alive[pos] = False  # even at zero separation
         out = []
         for i in picked:
             near = geodesic_angle_np(R[i][None], R) < sep / 2
