@@ -15,8 +15,12 @@ from posekit.cli import main
 from posekit.data.meshes import procedural_models, write_bop_models
 from posekit.data.render import render_scene
 from posekit.data.view_crops import (
+    ReusedViewRenders,
     ViewCropConfig,
+    ViewRender,
     camera_matrix,
+    composite_view_crop,
+    inplane_rotation,
     load_view_objects,
     projected_box,
     render_view_crop,
@@ -161,6 +165,62 @@ def test_training_crop_label_is_allocentric_and_seeded(objects):
     np.testing.assert_allclose(cam.R_cam_crop, a.R_cam_crop, atol=1e-12)
     c = render_view_crop(objects, 2, np.random.default_rng(8), cfg)
     assert np.abs(a.image.astype(int) - c.image).mean() > 5
+
+
+PLAIN = {"occluder_probability": 0.0, "distractor_probability": 0.0, "noise_std_max": 0.0, "blur_probability": 0.0,
+         "brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "channel_gain": 0.0}
+
+
+def test_turned_render_is_the_view_of_the_rolled_crop_camera(objects):
+    """composite_view_crop(angle=a) shows the object where ray-casting it in the crop camera
+    rolled by a (pose inplane_rotation(a) @ T) does, and its label is that pose's rotation."""
+    S = 64
+    K = np.array([[150.0, 0, (S - 1) / 2], [0, 150.0, (S - 1) / 2], [0, 0, 1]])
+    R = random_rotation_np(np.random.default_rng(3))
+    t = np.array([0.01, -0.005, 0.0]) + [0, 0, 4 * objects.diameters[0]]
+    T = make_pose(R, t - R @ objects.centres[0])
+    base = render_scene([objects.meshes[0]], [T], K, S, S)
+    white = np.where((base.instance >= 0)[..., None], 255, 0).astype(np.uint8).repeat(3, -1)
+    raw = ViewRender(white, base.instance >= 0, R, R, np.eye(3), 0, K, np.zeros(4))
+    cfg = ViewCropConfig(image_size=S, supersample=1, background_real_probability=1.0, **PLAIN)
+    black = [np.zeros((80, 80, 3), np.uint8)]
+
+    def iou(a, b):
+        return (a & b).sum() / (a | b).sum()
+
+    for a in (0.4, 2.5):
+        Rz = inplane_rotation(a)
+        direct = render_scene([objects.meshes[0]], [make_pose(Rz @ T[:3, :3], Rz @ T[:3, 3])], K, S, S)
+        crop = composite_view_crop(raw, np.random.default_rng(0), cfg, black, angle=a)
+        np.testing.assert_allclose(crop.R_crop_obj, Rz @ R, atol=1e-12)
+        np.testing.assert_allclose(crop.R_cam_crop @ crop.R_crop_obj, R, atol=1e-12)  # the camera pose is kept
+        obj = direct.instance >= 0
+        assert obj.sum() > 300
+        assert iou(crop.image[..., 0] > 127, obj) > 0.9
+        wrong = composite_view_crop(raw, np.random.default_rng(0), cfg, black, angle=-a)  # the other sense
+        assert iou(wrong.image[..., 0] > 127, obj) < 0.8
+
+
+def test_reused_renders_ray_cast_only_the_fresh_crops(objects, monkeypatch):
+    import posekit.data.view_crops as vc
+
+    cfg = ViewCropConfig(**CROP)
+    calls = []
+    real = vc.render_view_raw
+    monkeypatch.setattr(vc, "render_view_raw", lambda *a, **k: calls.append(1) or real(*a, **k))
+    pool = ReusedViewRenders(objects, cfg, fresh=2, window=8)
+    first = pool.batch(np.random.default_rng(0), 6)  # the pool is empty: every crop is fresh
+    assert len(first) == 6 and len(calls) == 6
+    second = pool.batch(np.random.default_rng(1), 6)
+    assert len(calls) == 8 and pool.ray_casts == 8 and len(pool.renders) == 8
+    for c in first + second:
+        assert c.image.shape == (32, 32, 3)
+        np.testing.assert_allclose(c.R_crop_obj @ c.R_crop_obj.T, np.eye(3), atol=1e-12)
+        np.testing.assert_allclose(c.R_cam_crop @ c.R_crop_obj, c.R_cam_obj, atol=1e-12)
+    reused = {id(r) for r in pool.renders}
+    assert len(reused) == 8
+    with pytest.raises(PosekitError):
+        ReusedViewRenders(objects, cfg, fresh=0)
 
 
 def test_symmetric_ground_truth_sets_and_set_loss(objects):

@@ -247,11 +247,25 @@ def _place_in_crop(offset_px: np.ndarray, depth: float, K_crop: np.ndarray) -> n
     return depth * np.linalg.inv(K_crop) @ np.array([c[0], c[1], 1.0])
 
 
-def render_view_crop(objects: ViewObjects, obj_index: int, rng: np.random.Generator, cfg: ViewCropConfig,
-                     backgrounds: list[np.ndarray] | None = None) -> ViewCrop:
-    """One training crop of object ``obj_index`` (see the module docstring)."""
-    import cv2
+@dataclass
+class ViewRender:
+    """The ray-cast part of one crop, before background and photometric effects: ``rgb``
+    ``(s, s, 3)`` uint8 and ``mask`` ``(s, s)`` bool (any object) at ``s = supersample x
+    image_size``, with the label and camera of :class:`ViewCrop`."""
 
+    rgb: np.ndarray
+    mask: np.ndarray
+    R_crop_obj: np.ndarray
+    R_cam_obj: np.ndarray
+    R_cam_crop: np.ndarray
+    obj_index: int
+    K: np.ndarray
+    bbox: np.ndarray
+
+
+def render_view_raw(objects: ViewObjects, obj_index: int, rng: np.random.Generator, cfg: ViewCropConfig) -> ViewRender:
+    """Steps 1-3 of the module docstring: the object, its occluders and distractors ray-cast in
+    the crop camera of a jittered box."""
     from posekit.data.render import render_scene
     from posekit.geometry.crop import crop_camera
     from posekit.geometry.rigid_np import make_pose, random_rotation_np
@@ -294,12 +308,84 @@ def render_view_crop(objects: ViewObjects, obj_index: int, rng: np.random.Genera
     light[2] = -abs(light[2]) - 0.3
     res = render_scene(meshes, poses, K_fine, S * k, S * k, rgb=True, light_dir=light,
                        ambient=float(rng.uniform(*cfg.ambient)))
+    return ViewRender(res.rgb, res.instance >= 0, Q.T @ R, R, Q, obj_index, K, box)
+
+
+def inplane_rotation(angle: float) -> np.ndarray:
+    """``R (3, 3)``: the crop camera turned by ``angle`` (rad) about its optical axis, as
+    :func:`composite_view_crop` turns the image: pixel offsets from the principal point go to
+    ``A (u - c)`` with ``A`` = OpenCV's ``getRotationMatrix2D`` (content turns counter-clockwise on
+    screen), so a label ``R_crop_obj`` becomes ``R @ R_crop_obj``."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def composite_view_crop(raw: ViewRender, rng: np.random.Generator, cfg: ViewCropConfig,
+                        backgrounds: list[np.ndarray] | None = None, angle: float | None = None) -> ViewCrop:
+    """Steps 4-5 of the module docstring on a ray-cast :class:`ViewRender`: background,
+    area-averaging, photometric effects. With ``angle`` (rad) the render is first turned about
+    the crop centre (the crop camera rolled about its axis: an exact new view of the same scene,
+    label ``inplane_rotation(angle) @ R_crop_obj``); the corners it uncovers get background."""
+    import cv2
+
+    S, k = int(cfg.image_size), max(1, int(cfg.supersample))
+    rgb, alpha = raw.rgb.astype(np.float64), raw.mask.astype(np.float64)
+    R_crop_obj, Q = raw.R_crop_obj, raw.R_cam_crop
+    if angle is not None:
+        n = rgb.shape[0]
+        M = cv2.getRotationMatrix2D(((n - 1) / 2.0, (n - 1) / 2.0), float(np.rad2deg(angle)), 1.0)
+        warp = {"dsize": (n, n), "flags": cv2.INTER_LINEAR, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
+        rgb = cv2.warpAffine(rgb * alpha[..., None], M, **warp)  # premultiplied
+        alpha = cv2.warpAffine(alpha, M, **warp)
+        R_crop_obj = inplane_rotation(angle) @ R_crop_obj
+        Q = Q @ inplane_rotation(angle).T  # the rolled crop camera; R_cam_obj is unchanged
+    else:
+        rgb = rgb * alpha[..., None]
     bg = random_background(rng, S * k, backgrounds or [], cfg)
-    img = np.where((res.instance >= 0)[..., None], res.rgb.astype(np.float64), bg)
+    img = rgb + (1.0 - alpha[..., None]) * bg
     if k > 1:
         img = cv2.resize(img, (S, S), interpolation=cv2.INTER_AREA)
     img = photometric_jitter(img, rng, cfg)
-    return ViewCrop(img, Q.T @ R, R, Q, obj_index, K, box)
+    return ViewCrop(img, R_crop_obj, raw.R_cam_obj, Q, raw.obj_index, raw.K, raw.bbox)
+
+
+def render_view_crop(objects: ViewObjects, obj_index: int, rng: np.random.Generator, cfg: ViewCropConfig,
+                     backgrounds: list[np.ndarray] | None = None) -> ViewCrop:
+    """One training crop of object ``obj_index`` (see the module docstring)."""
+    return composite_view_crop(render_view_raw(objects, obj_index, rng, cfg), rng, cfg, backgrounds)
+
+
+class ReusedViewRenders:
+    """Crops of which only ``fresh`` per batch are ray-cast; the rest re-use one of the last
+    ``window`` renders, each turned by a new random angle about the crop axis and given a new
+    background and new photometric effects (:func:`composite_view_crop`). Ray casting is most of
+    a crop's cost, so this makes batches several times cheaper; the rotations keep the labels
+    Haar-distributed. Until ``window`` is large enough for a batch every crop is fresh. The kept
+    renders live in memory only: a resumed run refills them and its batches differ from an
+    uninterrupted run's (the fresh renders are still seeded by the step)."""
+
+    def __init__(self, objects: ViewObjects, cfg: ViewCropConfig, backgrounds=None, fresh: int = 4,
+                 window: int = 1024):
+        from collections import deque
+
+        if fresh < 1 or window < 1:
+            raise BadInputError(f"fresh ({fresh}) and window ({window}) must be >= 1")
+        self.objects, self.cfg, self.backgrounds = objects, cfg, backgrounds or []
+        self.fresh, self.window = int(fresh), int(window)
+        self.renders = deque(maxlen=self.window)
+        self.ray_casts = 0
+
+    def batch(self, rng: np.random.Generator, n: int) -> list[ViewCrop]:
+        """``n`` crops (fresh ones first)."""
+        kept = len(self.renders)
+        n_fresh = n if kept < n else min(n, self.fresh)
+        old = [self.renders[int(i)] for i in rng.choice(kept, size=n - n_fresh, replace=False)] if n > n_fresh else []
+        new = [render_view_raw(self.objects, int(i), rng, self.cfg)
+               for i in rng.integers(len(self.objects.ids), size=n_fresh)]
+        self.ray_casts += n_fresh
+        self.renders.extend(new)
+        return [composite_view_crop(r, rng, self.cfg, self.backgrounds, angle=rng.uniform(0, 2 * np.pi))
+                for r in new + old]
 
 
 def write_view_crops(models: str | Path, out_dir: str | Path, per_model: int = 20, size: int = 64, seed: int = 0,
