@@ -21,7 +21,9 @@ from posekit.data.view_crops import (
     camera_matrix,
     composite_view_crop,
     inplane_rotation,
+    load_backgrounds,
     load_view_objects,
+    paste_view_render,
     projected_box,
     render_view_crop,
 )
@@ -221,6 +223,56 @@ def test_reused_renders_ray_cast_only_the_fresh_crops(objects, monkeypatch):
     assert len(reused) == 8
     with pytest.raises(PosekitError):
         ReusedViewRenders(objects, cfg, fresh=0)
+
+
+def test_render_pasted_into_a_frame_is_seen_by_the_prediction_crop(objects):
+    """paste_view_render: the pasted object, cropped as predict() crops it (crop_camera of the
+    box, warp_crop of the frame), covers the pixels a direct render in that crop camera covers;
+    the frame outside the object's window is untouched."""
+    K = np.array([[300.0, 0, 159.5], [0, 300.0, 119.5], [0, 0, 1]])
+    frame = np.full((240, 320, 3), 20, np.uint8)
+    frame[::7] = 40  # a frame with structure, far from the object's colours
+    cfg = ViewCropConfig(**{**CROP, "supersample": 2, "box_centre_jitter": 0.0, "box_scale_jitter": 0.0,
+                            "box_aspect_jitter": 0.0, "distance_diameters": [2.5, 3.0], "ambient": [1.0, 1.0]})
+    for seed in range(3):
+        comp = paste_view_render(objects, seed % 3, frame, K, np.random.default_rng(seed), cfg)
+        assert comp.image.shape == frame.shape and comp.mask.sum() > 100
+        np.testing.assert_allclose(comp.R_cam_obj @ comp.R_cam_obj.T, np.eye(3), atol=1e-12)
+        ys, xs = np.nonzero(comp.mask)
+        far = np.ones(comp.mask.shape, bool)
+        far[max(0, ys.min() - 2 * (ys.ptp() + 1)):ys.max() + 2 * (ys.ptp() + 1),
+            max(0, xs.min() - 2 * (xs.ptp() + 1)):xs.max() + 2 * (xs.ptp() + 1)] = False
+        np.testing.assert_array_equal(comp.image[far], frame[far])
+        cam = crop_camera(comp.bbox, K, 64, cfg.padding)
+        crop = warp_crop(comp.image, cam, K)
+        Q = cam.R_cam_crop
+        T = make_pose(Q.T @ comp.R_cam_obj, Q.T @ comp.t_cam_obj)
+        direct = render_scene([objects.meshes[seed % 3]], [T], cam.K_crop, 64, 64).instance >= 0
+        seen = np.abs(crop.astype(int) - [20, 20, 20]).max(-1) > 30
+        seen &= np.abs(crop.astype(int) - [40, 40, 40]).max(-1) > 30
+        assert direct.sum() > 200
+        assert (seen & direct).sum() / (seen | direct).sum() > 0.8
+
+
+def test_organized_cloud_colours_load_as_a_background_image(tmp_path):
+    """An organized PCD scene (one point per pixel, packed colours) is a real RGB frame."""
+    h, w = 6, 8
+    rgb = np.random.default_rng(0).integers(0, 256, (h * w, 3)).astype(np.uint32)
+    packed = ((rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]).astype("<u4")
+    rec = np.zeros(h * w, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<u4")])
+    rec["z"], rec["rgb"] = 1.0, packed
+
+    def pcd(width, height):
+        return (f"# .PCD v0.7\nVERSION 0.7\nFIELDS x y z rgb\nSIZE 4 4 4 4\nTYPE F F F U\nCOUNT 1 1 1 1\n"
+                f"WIDTH {width}\nHEIGHT {height}\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {width * height}\nDATA binary\n"
+                ).encode() + rec.tobytes()
+
+    (tmp_path / "scene.pcd").write_bytes(pcd(w, h))
+    (img,) = load_backgrounds([tmp_path / "scene.pcd"])
+    np.testing.assert_array_equal(img, rgb.reshape(h, w, 3))
+    (tmp_path / "flat.pcd").write_bytes(pcd(w * h, 1))
+    with pytest.raises(BadInputError, match="organized"):
+        load_backgrounds([tmp_path / "flat.pcd"])
 
 
 def test_symmetric_ground_truth_sets_and_set_loss(objects):
@@ -505,7 +557,7 @@ def test_bench_view_models_compares_both_heads_on_held_out_renders(tmp_path, cap
     out = tmp_path / "bench.json"
     rc = main(["bench", "view", "--models", str(models), "--induced", str(paths["induced"]), "--i2s", str(paths["i2s"]),
                "--quick", "--per-object", "2", "--level", "1", "--real-frames", str(tmp_path / "real.png"),
-               "--json", str(out)])
+               "--composites", str(tmp_path / "real.png"), "--real-K", "150", "150", "79.5", "59.5", "--json", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     assert "obj1" in text and "rendered" in text
@@ -517,6 +569,13 @@ def test_bench_view_models_compares_both_heads_on_held_out_renders(tmp_path, cap
         assert abs(m["loglik_mean"] - np.log(1 / np.pi ** 2)) < 1.0  # untrained: near uniform
     assert res["methods"]["induced"]["parameters"] > res["methods"]["i2s"]["parameters"]
     assert set(res["real_crop_statistics"]) == {"brightness", "contrast", "saturation", "sharpness", "noise"}
+    group = res["composites"]["real.png"]  # renders pasted into the real frame, both heads, plain and camera look
+    assert group["frames"] == 1 and not group["training_backgrounds"]
+    for variant in ("plain", "camera_look"):
+        for m in group["variants"][variant].values():
+            assert m["n_images"] == 2 and set(m["loglik_per_object"]) == {"obj1", "obj2"}
+            assert abs(m["loglik_mean"] - np.log(1 / np.pi ** 2)) < 1.0
+    assert set(group["variants"]["plain"]) == {"induced", "i2s"} and "pasted into real frames" in text
     with pytest.raises(PosekitError):  # a SYMSOL model is not an object model
         from posekit.bench.view import run_object_view_benchmark
 

@@ -155,13 +155,60 @@ def real_frame_crops(frames: list[np.ndarray], K: np.ndarray, n: int, size: int,
     return np.stack(out)
 
 
+CAMERA_LOOK = {"blur_sigma_px": 1.0, "jpeg_quality": 75}
+
+
+def camera_look(image: np.ndarray, blur_sigma_px: float = 1.0, jpeg_quality: int = 75) -> np.ndarray:
+    """A soft consumer-camera look on a whole frame ``(H, W, 3)`` uint8: Gaussian blur, then JPEG
+    compression (the real Kinect frames are softer than the renders, see ``crop_statistics``)."""
+    import cv2
+
+    x = cv2.GaussianBlur(image, (0, 0), blur_sigma_px) if blur_sigma_px > 0 else image
+    _, buf = cv2.imencode(".jpg", np.ascontiguousarray(x[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def frame_composite_benchmark(estimators: dict, objects, frames: list[np.ndarray], K: np.ndarray, per_object: int,
+                              crop, level: int, seed: int) -> dict:
+    """Each head on renders pasted into real ``frames`` (:func:`posekit.data.view_crops.paste_view_render`),
+    predicted through the full-image API (``predict(image, obj_id=, bbox=, K=)``: crop warp and
+    conversion to the camera frame), plain and with :func:`camera_look`; per variant and head the
+    metrics of :func:`evaluate_distributions` (labels ``R_cam_obj`` and its symmetries). The poses
+    depend only on ``seed`` and the frame size, so groups of same-sized frames are paired."""
+    from posekit.data.view_crops import paste_view_render
+    from posekit.view.evaluation import evaluate_distributions
+
+    targets = []
+    for i in range(len(objects.ids)):
+        rng = np.random.default_rng([seed, 13, i])
+        for _ in range(per_object):
+            frame = frames[int(rng.integers(len(frames)))]
+            targets.append(paste_view_render(objects, i, frame, K, rng, crop))
+    names = [f"obj{objects.ids[c.obj_index]}" for c in targets]
+    eqs = [c.R_cam_obj[None] @ objects.symmetries[c.obj_index] for c in targets]
+    out = {}
+    for variant in ("plain", "camera_look"):
+        images = [c.image if variant == "plain" else camera_look(c.image, **CAMERA_LOOK) for c in targets]
+        out[variant] = {}
+        for head, est in estimators.items():
+            dists = [est.predict(im, obj_id=objects.ids[c.obj_index], bbox=c.bbox, K=K, level=level)
+                     for im, c in zip(images, targets)]
+            m = evaluate_distributions(dists, eqs, names, with_spread=False)
+            m["loglik_per_object"] = m.pop("loglik_per_shape")
+            out[variant][head] = m
+    return out
+
+
 def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str = "view-lmo-i2s", *,
                               per_object: int | None = None, level: int | None = None, quick: bool = False,
                               seed: int = 2024, device: str = "cpu", backgrounds=None, real_frames=None,
-                              real_K=None) -> dict:
+                              real_K=None, composites=None) -> dict:
     """Both heads on the same held-out renders of a models folder (crops made as in training from
     the induced model's ``data.crop`` config, seeds never used by training), per object and overall;
-    with ``real_frames``, image statistics of real crops next to rendered ones."""
+    with ``real_frames``, image statistics of real crops next to rendered ones; with ``composites``
+    (paths: each file or folder of real frames is one group) both heads on renders pasted into
+    those frames (:func:`frame_composite_benchmark`), noting which groups the induced model saw as
+    training backgrounds."""
     import torch
 
     from posekit.data.view_crops import ViewCropConfig, load_backgrounds
@@ -240,6 +287,25 @@ def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str =
                                 np.random.default_rng(seed))
         result["real_crop_statistics"] = crop_statistics(real)
         result["settings"]["real_frames"] = len(frames)
+    if composites:
+        from pathlib import Path
+
+        K = np.asarray(real_K if real_K is not None else [[525.0, 0, 320], [0, 525.0, 240], [0, 0, 1]], float)
+        seen = {Path(b).resolve() for b in data_cfg.get("backgrounds", [])}
+        per = max(1, per_object // 2)
+        groups = {}
+        t0 = time.perf_counter()
+        for path in composites:
+            frames = load_backgrounds([path])
+            if not frames:
+                raise BadInputError(f"no images found in {path}")
+            groups[Path(path).name] = {
+                "path": str(path), "frames": len(frames), "per_object": per,
+                "training_backgrounds": Path(path).resolve() in seen,
+                "variants": frame_composite_benchmark(estimators, objects, frames, K, per, crop, level, seed + 7919)}
+        result["composites"] = groups
+        result["settings"]["composite_seconds"] = time.perf_counter() - t0
+        result["settings"]["camera_look"] = dict(CAMERA_LOOK)
     return result
 
 
@@ -274,6 +340,15 @@ def format_object_table(result: dict) -> str:
     row("equivariance error (90 deg)", lambda r: r["equivariance_error"], "{:.1e}")
     row("parameters", lambda r: r["parameters"], "{:d}")
     row("trained steps", lambda r: r["trained_steps"], "{:d}")
+    for group, g in result.get("composites", {}).items():
+        seen = "seen in training as backgrounds" if g["training_backgrounds"] else "never seen in training"
+        lines += ["", (f"Renders pasted into real frames: {group} ({g['frames']} frames, {seen}), {g['per_object']} "
+                       "per object, predicted from the full frame (crop warp, camera-frame conversion)")]
+        for variant, label in (("plain", "plain"), ("camera_look", "blur+JPEG")):
+            heads = g["variants"][variant]
+            lines.append(f"  {label}: " + "; ".join(
+                f"{h} LL {m['loglik_mean']:.2f}, Acc@30 {100 * m['acc30']:.1f} %, median {m['median_err_deg']:.1f} deg"
+                for h, m in heads.items()))
     if "real_crop_statistics" in result:
         lines += ["", "Crop image statistics (mean +- std over crops): rendered vs real frames",
                   "".ljust(20) + f"{'rendered':>20}{'real':>20}"]
