@@ -275,6 +275,29 @@ def test_organized_cloud_colours_load_as_a_background_image(tmp_path):
         load_backgrounds([tmp_path / "flat.pcd"])
 
 
+def test_real_crop_check_finds_the_object_where_its_points_project(objects):
+    """bench.view.real_crop_check on a frame whose object cut-out is known (as the Kinect milk
+    scene): the warped mask and the points projected by the crop camera agree; a 3 mm shift or
+    a mirrored frame shows."""
+    from posekit.bench.view import real_crop_check
+
+    K = np.array([[300.0, 0, 159.5], [0, 300.0, 119.5], [0, 0, 1]])
+    R = random_rotation_np(np.random.default_rng(5))
+    T = make_pose(R, np.array([0.03, -0.02, 3 * objects.diameters[1]]) - R @ objects.centres[1])
+    res = render_scene([objects.meshes[1]], [T], K, 320, 240, rgb=True)
+    mask = res.instance >= 0
+    v, u = np.nonzero(mask)
+    z = res.depth[v, u]
+    points = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], 1)  # the cut-out
+    good = real_crop_check(res.rgb, mask, K, points)
+    assert good["iou"] > 0.85 and good["centre_offset_px"] < 0.5
+    assert max(abs(c) for c in good["colour_shift"]) < 8
+    shifted = real_crop_check(res.rgb, mask, K, points + [0.003 * objects.diameters[1] / 0.1, 0, 0])
+    assert shifted["centre_offset_px"] > 1.0
+    mirrored = real_crop_check(res.rgb[:, ::-1], mask[:, ::-1], K, points)
+    assert mirrored["iou"] < 0.5
+
+
 def test_symmetric_ground_truth_sets_and_set_loss(objects):
     sym = [i for i, s in enumerate(objects.symmetries) if len(s) > 1]
     assert sym, "the procedural set has a symmetric object"
@@ -554,10 +577,18 @@ def test_bench_view_models_compares_both_heads_on_held_out_renders(tmp_path, cap
                                    metadata={"engine": "view", "config": asdict(cfg)})
     frame = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
     Image.fromarray(frame).save(tmp_path / "real.png")
+    square = np.zeros((120, 160), np.uint8)
+    square[40:80, 60:100] = 255  # a flat square 1 m away, seen by a K = (150, 79.5, 59.5) camera
+    Image.fromarray(square).save(tmp_path / "mask.png")
+    write_camera(tmp_path / "camera.json", np.array([[150.0, 0, 79.5], [0, 150.0, 59.5], [0, 0, 1]]), 160, 120)
+    v, u = np.mgrid[40:80, 60:100].reshape(2, -1)
+    np.save(tmp_path / "square.npy", np.stack([(u - 79.5) / 150, (v - 59.5) / 150, np.ones_like(u, float)], 1))
     out = tmp_path / "bench.json"
     rc = main(["bench", "view", "--models", str(models), "--induced", str(paths["induced"]), "--i2s", str(paths["i2s"]),
                "--quick", "--per-object", "2", "--level", "1", "--real-frames", str(tmp_path / "real.png"),
-               "--composites", str(tmp_path / "real.png"), "--real-K", "150", "150", "79.5", "59.5", "--json", str(out)])
+               "--composites", str(tmp_path / "real.png"), "--real-K", "150", "150", "79.5", "59.5",
+               "--crop-check", *(str(tmp_path / f) for f in ("real.png", "mask.png", "camera.json", "square.npy")),
+               "--json", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     assert "obj1" in text and "rendered" in text
@@ -576,6 +607,7 @@ def test_bench_view_models_compares_both_heads_on_held_out_renders(tmp_path, cap
             assert m["n_images"] == 2 and set(m["loglik_per_object"]) == {"obj1", "obj2"}
             assert abs(m["loglik_mean"] - np.log(1 / np.pi ** 2)) < 1.0
     assert set(group["variants"]["plain"]) == {"induced", "i2s"} and "pasted into real frames" in text
+    assert res["real_crop_check"]["iou"] > 0.9 and "known pose" in text
     with pytest.raises(PosekitError):  # a SYMSOL model is not an object model
         from posekit.bench.view import run_object_view_benchmark
 

@@ -14,6 +14,7 @@ turned by the matching ``Rz(90 deg)``.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -155,6 +156,36 @@ def real_frame_crops(frames: list[np.ndarray], K: np.ndarray, n: int, size: int,
     return np.stack(out)
 
 
+def real_crop_check(image: np.ndarray, mask: np.ndarray, K: np.ndarray, points_cam: np.ndarray, size: int = 64,
+                    padding: float = 1.2) -> dict:
+    """The prediction crop pipeline on a real frame with a known object pose: the crop of the
+    image and of its object ``mask (H, W)`` through ``crop_camera(bbox_from_mask(mask))`` /
+    ``warp_crop``, against the object's points ``(N, 3)`` in the camera frame (metres) projected
+    by that crop camera (``K_crop R_cam_crop^T p``). Returns ``iou`` of the warped mask and the
+    projected points' pixels (3x3-closed), ``centre_offset_px`` between their centroids (crop px),
+    and ``colour_shift`` (grey levels: mean object colour in the crop minus in the full frame)."""
+    import cv2
+
+    from posekit.geometry.crop import bbox_from_mask, crop_camera, warp_crop
+
+    m = np.asarray(mask) > 0
+    cam = crop_camera(bbox_from_mask(m), K, size, padding)
+    crop = warp_crop(np.asarray(image), cam, K)
+    crop_mask = warp_crop(m.astype(np.float32), cam, K) >= 0.5
+    p = np.asarray(points_cam, float) @ cam.R_cam_crop
+    p = p[p[:, 2] > 0]
+    uv = np.round((p @ cam.K_crop.T)[:, :2] / p[:, 2:3]).astype(int)
+    uv = uv[(uv >= 0).all(1) & (uv < size).all(1)]
+    proj = np.zeros((size, size), np.uint8)
+    proj[uv[:, 1], uv[:, 0]] = 1
+    proj = cv2.morphologyEx(proj, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)) > 0
+    iou = float((proj & crop_mask).sum() / max(1, (proj | crop_mask).sum()))
+    centre = np.argwhere(proj).mean(0) - np.argwhere(crop_mask).mean(0) if proj.any() and crop_mask.any() else [np.inf]
+    shift = crop[crop_mask].mean(0) - np.asarray(image)[m].mean(0)
+    return {"iou": iou, "centre_offset_px": float(np.linalg.norm(centre)), "colour_shift": [float(v) for v in shift],
+            "object_pixels_frame": int(m.sum()), "object_pixels_crop": int(crop_mask.sum()), "crop_size": int(size)}
+
+
 CAMERA_LOOK = {"blur_sigma_px": 1.0, "jpeg_quality": 75}
 
 
@@ -202,13 +233,14 @@ def frame_composite_benchmark(estimators: dict, objects, frames: list[np.ndarray
 def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str = "view-lmo-i2s", *,
                               per_object: int | None = None, level: int | None = None, quick: bool = False,
                               seed: int = 2024, device: str = "cpu", backgrounds=None, real_frames=None,
-                              real_K=None, composites=None) -> dict:
+                              real_K=None, composites=None, crop_check=None) -> dict:
     """Both heads on the same held-out renders of a models folder (crops made as in training from
     the induced model's ``data.crop`` config, seeds never used by training), per object and overall;
     with ``real_frames``, image statistics of real crops next to rendered ones; with ``composites``
     (paths: each file or folder of real frames is one group) both heads on renders pasted into
     those frames (:func:`frame_composite_benchmark`), noting which groups the induced model saw as
-    training backgrounds."""
+    training backgrounds; with ``crop_check`` = (frame, mask, camera.json, points) the crop
+    pipeline on a real frame with a known pose (:func:`real_crop_check`)."""
     import torch
 
     from posekit.data.view_crops import ViewCropConfig, load_backgrounds
@@ -288,8 +320,6 @@ def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str =
         result["real_crop_statistics"] = crop_statistics(real)
         result["settings"]["real_frames"] = len(frames)
     if composites:
-        from pathlib import Path
-
         K = np.asarray(real_K if real_K is not None else [[525.0, 0, 320], [0, 525.0, 240], [0, 0, 1]], float)
         seen = {Path(b).resolve() for b in data_cfg.get("backgrounds", [])}
         per = max(1, per_object // 2)
@@ -306,6 +336,21 @@ def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str =
         result["composites"] = groups
         result["settings"]["composite_seconds"] = time.perf_counter() - t0
         result["settings"]["camera_look"] = dict(CAMERA_LOOK)
+    if crop_check:
+        from PIL import Image
+
+        from posekit.io.bop import read_camera
+        from posekit.io.pointcloud import read_point_cloud
+
+        frame_path, mask_path, camera_path, points_path = crop_check
+        (frame,) = load_backgrounds([frame_path], max_side=1 << 16)
+        with Image.open(mask_path) as im:
+            mask = np.asarray(im.convert("L"))
+        if mask.shape != frame.shape[:2]:
+            raise BadInputError(f"{mask_path}: mask {mask.shape} does not match the frame {frame.shape[:2]}")
+        check = real_crop_check(frame, mask, read_camera(camera_path)[0], read_point_cloud(points_path).points,
+                                crop.image_size, crop.padding)
+        result["real_crop_check"] = {**check, "files": [str(f) for f in crop_check]}
     return result
 
 
@@ -349,6 +394,11 @@ def format_object_table(result: dict) -> str:
             lines.append(f"  {label}: " + "; ".join(
                 f"{h} LL {m['loglik_mean']:.2f}, Acc@30 {100 * m['acc30']:.1f} %, median {m['median_err_deg']:.1f} deg"
                 for h, m in heads.items()))
+    if "real_crop_check" in result:
+        c = result["real_crop_check"]
+        lines += ["", (f"Crop pipeline on a real frame with a known pose ({Path(c['files'][0]).name}): mask vs projected "
+                       f"points IoU {c['iou']:.3f}, centre offset {c['centre_offset_px']:.2f} px (of {c['crop_size']}), "
+                       "colour shift " + " / ".join(f"{v:+.1f}" for v in c["colour_shift"]) + " grey levels")]
     if "real_crop_statistics" in result:
         lines += ["", "Crop image statistics (mean +- std over crops): rendered vs real frames",
                   "".ljust(20) + f"{'rendered':>20}{'real':>20}"]
