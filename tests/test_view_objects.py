@@ -298,6 +298,36 @@ def test_real_crop_check_finds_the_object_where_its_points_project(objects):
     assert mirrored["iou"] < 0.5
 
 
+def test_frame_composites_are_paired_across_frame_sets(objects, monkeypatch):
+    """frame_composite_benchmark draws the same poses whatever frames it pastes into (so real and
+    synthetic backgrounds are compared on the same targets), and scores each head on them."""
+    import posekit.data.view_crops as vc
+    from posekit.bench.view import frame_composite_benchmark
+
+    poses, real = [], vc.paste_view_render
+
+    def spy(*args, **kwargs):
+        comp = real(*args, **kwargs)
+        poses.append(comp.R_cam_obj)
+        return comp
+
+    monkeypatch.setattr(vc, "paste_view_render", spy)
+
+    class Uniform:
+        def predict(self, image, **kw):
+            return SO3GridDistribution.uniform(1)
+
+    K = np.array([[300.0, 0, 159.5], [0, 300.0, 119.5], [0, 0, 1]])
+    cfg = ViewCropConfig(**CROP)
+    outs = [frame_composite_benchmark({"a": Uniform()}, objects, frames, K, 2, cfg, 1, 0)
+            for frames in ([np.zeros((240, 320, 3), np.uint8)], [np.full((240, 320, 3), 90, np.uint8)] * 5)]
+    assert len(poses) == 12
+    np.testing.assert_allclose(np.stack(poses[:6]), np.stack(poses[6:]))
+    for out in outs:
+        assert set(out) == {"plain", "camera_look"} and out["plain"]["a"]["n_images"] == 6
+        assert abs(out["plain"]["a"]["loglik_mean"] - np.log(1 / np.pi ** 2)) < 1e-6
+
+
 def test_symmetric_ground_truth_sets_and_set_loss(objects):
     sym = [i for i, s in enumerate(objects.symmetries) if len(s) > 1]
     assert sym, "the procedural set has a symmetric object"
@@ -606,7 +636,9 @@ def test_bench_view_models_compares_both_heads_on_held_out_renders(tmp_path, cap
         for m in group["variants"][variant].values():
             assert m["n_images"] == 2 and set(m["loglik_per_object"]) == {"obj1", "obj2"}
             assert abs(m["loglik_mean"] - np.log(1 / np.pi ** 2)) < 1.0
-    assert set(group["variants"]["plain"]) == {"induced", "i2s"} and "pasted into real frames" in text
+    assert set(group["variants"]["plain"]) == {"induced", "i2s"} and "pasted into frames" in text
+    control = res["composites"]["synthetic (control)"]  # the same poses on synthetic frames
+    assert control["synthetic"] and control["variants"]["plain"]["induced"]["n_images"] == 2
     assert res["real_crop_check"]["iou"] > 0.9 and "known pose" in text
     with pytest.raises(PosekitError):  # a SYMSOL model is not an object model
         from posekit.bench.view import run_object_view_benchmark

@@ -186,6 +186,15 @@ def real_crop_check(image: np.ndarray, mask: np.ndarray, K: np.ndarray, points_c
             "object_pixels_frame": int(m.sum()), "object_pixels_crop": int(crop_mask.sum()), "crop_size": int(size)}
 
 
+def synthetic_frames(n: int, height: int, width: int, crop, rng: np.random.Generator) -> list[np.ndarray]:
+    """``n`` frames ``(height, width, 3)`` uint8 of the synthetic background kinds training uses
+    (:func:`posekit.data.view_crops.random_background` without real photos)."""
+    from posekit.data.view_crops import random_background
+
+    side = max(height, width)
+    return [np.round(random_background(rng, side, [], crop)[:height, :width]).astype(np.uint8) for _ in range(n)]
+
+
 CAMERA_LOOK = {"blur_sigma_px": 1.0, "jpeg_quality": 75}
 
 
@@ -211,9 +220,9 @@ def frame_composite_benchmark(estimators: dict, objects, frames: list[np.ndarray
 
     targets = []
     for i in range(len(objects.ids)):
-        rng = np.random.default_rng([seed, 13, i])
+        rng, pick = np.random.default_rng([seed, 13, i]), np.random.default_rng([seed, 14, i])
         for _ in range(per_object):
-            frame = frames[int(rng.integers(len(frames)))]
+            frame = frames[int(pick.integers(len(frames)))]  # its own generator: poses do not depend on the frames
             targets.append(paste_view_render(objects, i, frame, K, rng, crop))
     names = [f"obj{objects.ids[c.obj_index]}" for c in targets]
     eqs = [c.R_cam_obj[None] @ objects.symmetries[c.obj_index] for c in targets]
@@ -325,13 +334,17 @@ def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str =
         per = max(1, per_object // 2)
         groups = {}
         t0 = time.perf_counter()
-        for path in composites:
-            frames = load_backgrounds([path])
+        sets = [(Path(path).name, str(path), load_backgrounds([path])) for path in composites]
+        for name, path, frames in sets:
             if not frames:
                 raise BadInputError(f"no images found in {path}")
-            groups[Path(path).name] = {
-                "path": str(path), "frames": len(frames), "per_object": per,
-                "training_backgrounds": Path(path).resolve() in seen,
+        H, W = sets[0][2][0].shape[:2]
+        # control: the same poses on synthetic frames of the training kinds (paired when the sizes agree)
+        sets.append(("synthetic (control)", "", synthetic_frames(8, H, W, crop, np.random.default_rng(seed))))
+        for name, path, frames in sets:
+            groups[name] = {
+                "path": path, "frames": len(frames), "per_object": per,
+                "training_backgrounds": bool(path) and Path(path).resolve() in seen, "synthetic": not path,
                 "variants": frame_composite_benchmark(estimators, objects, frames, K, per, crop, level, seed + 7919)}
         result["composites"] = groups
         result["settings"]["composite_seconds"] = time.perf_counter() - t0
@@ -386,8 +399,9 @@ def format_object_table(result: dict) -> str:
     row("parameters", lambda r: r["parameters"], "{:d}")
     row("trained steps", lambda r: r["trained_steps"], "{:d}")
     for group, g in result.get("composites", {}).items():
-        seen = "seen in training as backgrounds" if g["training_backgrounds"] else "never seen in training"
-        lines += ["", (f"Renders pasted into real frames: {group} ({g['frames']} frames, {seen}), {g['per_object']} "
+        seen = ("synthetic, as in training" if g.get("synthetic") else
+                "seen in training as backgrounds" if g["training_backgrounds"] else "never seen in training")
+        lines += ["", (f"Renders pasted into frames: {group} ({g['frames']} frames, {seen}), {g['per_object']} "
                        "per object, predicted from the full frame (crop warp, camera-frame conversion)")]
         for variant, label in (("plain", "plain"), ("camera_look", "blur+JPEG")):
             heads = g["variants"][variant]
