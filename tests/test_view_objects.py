@@ -15,9 +15,15 @@ from posekit.cli import main
 from posekit.data.meshes import procedural_models, write_bop_models
 from posekit.data.render import render_scene
 from posekit.data.view_crops import (
+    ReusedViewRenders,
     ViewCropConfig,
+    ViewRender,
     camera_matrix,
+    composite_view_crop,
+    inplane_rotation,
+    load_backgrounds,
     load_view_objects,
+    paste_view_render,
     projected_box,
     render_view_crop,
 )
@@ -161,6 +167,165 @@ def test_training_crop_label_is_allocentric_and_seeded(objects):
     np.testing.assert_allclose(cam.R_cam_crop, a.R_cam_crop, atol=1e-12)
     c = render_view_crop(objects, 2, np.random.default_rng(8), cfg)
     assert np.abs(a.image.astype(int) - c.image).mean() > 5
+
+
+PLAIN = {"occluder_probability": 0.0, "distractor_probability": 0.0, "noise_std_max": 0.0, "blur_probability": 0.0,
+         "brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "channel_gain": 0.0}
+
+
+def test_turned_render_is_the_view_of_the_rolled_crop_camera(objects):
+    """composite_view_crop(angle=a) shows the object where ray-casting it in the crop camera
+    rolled by a (pose inplane_rotation(a) @ T) does, and its label is that pose's rotation."""
+    S = 64
+    K = np.array([[150.0, 0, (S - 1) / 2], [0, 150.0, (S - 1) / 2], [0, 0, 1]])
+    R = random_rotation_np(np.random.default_rng(3))
+    t = np.array([0.01, -0.005, 0.0]) + [0, 0, 4 * objects.diameters[0]]
+    T = make_pose(R, t - R @ objects.centres[0])
+    base = render_scene([objects.meshes[0]], [T], K, S, S)
+    white = np.where((base.instance >= 0)[..., None], 255, 0).astype(np.uint8).repeat(3, -1)
+    raw = ViewRender(white, base.instance >= 0, R, R, np.eye(3), 0, K, np.zeros(4))
+    cfg = ViewCropConfig(image_size=S, supersample=1, background_real_probability=1.0, **PLAIN)
+    black = [np.zeros((80, 80, 3), np.uint8)]
+
+    def iou(a, b):
+        return (a & b).sum() / (a | b).sum()
+
+    for a in (0.4, 2.5):
+        Rz = inplane_rotation(a)
+        direct = render_scene([objects.meshes[0]], [make_pose(Rz @ T[:3, :3], Rz @ T[:3, 3])], K, S, S)
+        crop = composite_view_crop(raw, np.random.default_rng(0), cfg, black, angle=a)
+        np.testing.assert_allclose(crop.R_crop_obj, Rz @ R, atol=1e-12)
+        np.testing.assert_allclose(crop.R_cam_crop @ crop.R_crop_obj, R, atol=1e-12)  # the camera pose is kept
+        obj = direct.instance >= 0
+        assert obj.sum() > 300
+        assert iou(crop.image[..., 0] > 127, obj) > 0.9
+        wrong = composite_view_crop(raw, np.random.default_rng(0), cfg, black, angle=-a)  # the other sense
+        assert iou(wrong.image[..., 0] > 127, obj) < 0.8
+
+
+def test_reused_renders_ray_cast_only_the_fresh_crops(objects, monkeypatch):
+    import posekit.data.view_crops as vc
+
+    cfg = ViewCropConfig(**CROP)
+    calls = []
+    real = vc.render_view_raw
+    monkeypatch.setattr(vc, "render_view_raw", lambda *a, **k: calls.append(1) or real(*a, **k))
+    pool = ReusedViewRenders(objects, cfg, fresh=2, window=8)
+    first = pool.batch(np.random.default_rng(0), 6)  # the pool is empty: every crop is fresh
+    assert len(first) == 6 and len(calls) == 6
+    second = pool.batch(np.random.default_rng(1), 6)
+    assert len(calls) == 8 and pool.ray_casts == 8 and len(pool.renders) == 8
+    for c in first + second:
+        assert c.image.shape == (32, 32, 3)
+        np.testing.assert_allclose(c.R_crop_obj @ c.R_crop_obj.T, np.eye(3), atol=1e-12)
+        np.testing.assert_allclose(c.R_cam_crop @ c.R_crop_obj, c.R_cam_obj, atol=1e-12)
+    reused = {id(r) for r in pool.renders}
+    assert len(reused) == 8
+    with pytest.raises(PosekitError):
+        ReusedViewRenders(objects, cfg, fresh=0)
+
+
+def test_render_pasted_into_a_frame_is_seen_by_the_prediction_crop(objects):
+    """paste_view_render: the pasted object, cropped as predict() crops it (crop_camera of the
+    box, warp_crop of the frame), covers the pixels a direct render in that crop camera covers;
+    the frame outside the object's window is untouched."""
+    K = np.array([[300.0, 0, 159.5], [0, 300.0, 119.5], [0, 0, 1]])
+    frame = np.full((240, 320, 3), 20, np.uint8)
+    frame[::7] = 40  # a frame with structure, far from the object's colours
+    cfg = ViewCropConfig(**{**CROP, "supersample": 2, "box_centre_jitter": 0.0, "box_scale_jitter": 0.0,
+                            "box_aspect_jitter": 0.0, "distance_diameters": [2.5, 3.0], "ambient": [1.0, 1.0]})
+    for seed in range(3):
+        comp = paste_view_render(objects, seed % 3, frame, K, np.random.default_rng(seed), cfg)
+        assert comp.image.shape == frame.shape and comp.mask.sum() > 100
+        np.testing.assert_allclose(comp.R_cam_obj @ comp.R_cam_obj.T, np.eye(3), atol=1e-12)
+        ys, xs = np.nonzero(comp.mask)
+        far = np.ones(comp.mask.shape, bool)
+        far[max(0, ys.min() - 2 * (ys.ptp() + 1)):ys.max() + 2 * (ys.ptp() + 1),
+            max(0, xs.min() - 2 * (xs.ptp() + 1)):xs.max() + 2 * (xs.ptp() + 1)] = False
+        np.testing.assert_array_equal(comp.image[far], frame[far])
+        cam = crop_camera(comp.bbox, K, 64, cfg.padding)
+        crop = warp_crop(comp.image, cam, K)
+        Q = cam.R_cam_crop
+        T = make_pose(Q.T @ comp.R_cam_obj, Q.T @ comp.t_cam_obj)
+        direct = render_scene([objects.meshes[seed % 3]], [T], cam.K_crop, 64, 64).instance >= 0
+        seen = np.abs(crop.astype(int) - [20, 20, 20]).max(-1) > 30
+        seen &= np.abs(crop.astype(int) - [40, 40, 40]).max(-1) > 30
+        assert direct.sum() > 200
+        assert (seen & direct).sum() / (seen | direct).sum() > 0.8
+
+
+def test_organized_cloud_colours_load_as_a_background_image(tmp_path):
+    """An organized PCD scene (one point per pixel, packed colours) is a real RGB frame."""
+    h, w = 6, 8
+    rgb = np.random.default_rng(0).integers(0, 256, (h * w, 3)).astype(np.uint32)
+    packed = ((rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]).astype("<u4")
+    rec = np.zeros(h * w, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<u4")])
+    rec["z"], rec["rgb"] = 1.0, packed
+
+    def pcd(width, height):
+        return (f"# .PCD v0.7\nVERSION 0.7\nFIELDS x y z rgb\nSIZE 4 4 4 4\nTYPE F F F U\nCOUNT 1 1 1 1\n"
+                f"WIDTH {width}\nHEIGHT {height}\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {width * height}\nDATA binary\n"
+                ).encode() + rec.tobytes()
+
+    (tmp_path / "scene.pcd").write_bytes(pcd(w, h))
+    (img,) = load_backgrounds([tmp_path / "scene.pcd"])
+    np.testing.assert_array_equal(img, rgb.reshape(h, w, 3))
+    (tmp_path / "flat.pcd").write_bytes(pcd(w * h, 1))
+    with pytest.raises(BadInputError, match="organized"):
+        load_backgrounds([tmp_path / "flat.pcd"])
+
+
+def test_real_crop_check_finds_the_object_where_its_points_project(objects):
+    """bench.view.real_crop_check on a frame whose object cut-out is known (as the Kinect milk
+    scene): the warped mask and the points projected by the crop camera agree; a 3 mm shift or
+    a mirrored frame shows."""
+    from posekit.bench.view import real_crop_check
+
+    K = np.array([[300.0, 0, 159.5], [0, 300.0, 119.5], [0, 0, 1]])
+    R = random_rotation_np(np.random.default_rng(5))
+    T = make_pose(R, np.array([0.03, -0.02, 3 * objects.diameters[1]]) - R @ objects.centres[1])
+    res = render_scene([objects.meshes[1]], [T], K, 320, 240, rgb=True)
+    mask = res.instance >= 0
+    v, u = np.nonzero(mask)
+    z = res.depth[v, u]
+    points = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], 1)  # the cut-out
+    good = real_crop_check(res.rgb, mask, K, points)
+    assert good["iou"] > 0.85 and good["centre_offset_px"] < 0.5
+    assert max(abs(c) for c in good["colour_shift"]) < 8
+    shifted = real_crop_check(res.rgb, mask, K, points + [0.003 * objects.diameters[1] / 0.1, 0, 0])
+    assert shifted["centre_offset_px"] > 1.0
+    mirrored = real_crop_check(res.rgb[:, ::-1], mask[:, ::-1], K, points)
+    assert mirrored["iou"] < 0.5
+
+
+def test_frame_composites_are_paired_across_frame_sets(objects, monkeypatch):
+    """frame_composite_benchmark draws the same poses whatever frames it pastes into (so real and
+    synthetic backgrounds are compared on the same targets), and scores each head on them."""
+    import posekit.data.view_crops as vc
+    from posekit.bench.view import frame_composite_benchmark
+
+    poses, real = [], vc.paste_view_render
+
+    def spy(*args, **kwargs):
+        comp = real(*args, **kwargs)
+        poses.append(comp.R_cam_obj)
+        return comp
+
+    monkeypatch.setattr(vc, "paste_view_render", spy)
+
+    class Uniform:
+        def predict(self, image, **kw):
+            return SO3GridDistribution.uniform(1)
+
+    K = np.array([[300.0, 0, 159.5], [0, 300.0, 119.5], [0, 0, 1]])
+    cfg = ViewCropConfig(**CROP)
+    outs = [frame_composite_benchmark({"a": Uniform()}, objects, frames, K, 2, cfg, 1, 0)
+            for frames in ([np.zeros((240, 320, 3), np.uint8)], [np.full((240, 320, 3), 90, np.uint8)] * 5)]
+    assert len(poses) == 12
+    np.testing.assert_allclose(np.stack(poses[:6]), np.stack(poses[6:]))
+    for out in outs:
+        assert set(out) == {"plain", "camera_look"} and out["plain"]["a"]["n_images"] == 6
+        assert abs(out["plain"]["a"]["loglik_mean"] - np.log(1 / np.pi ** 2)) < 1e-6
 
 
 def test_symmetric_ground_truth_sets_and_set_loss(objects):
@@ -442,9 +607,17 @@ def test_bench_view_models_compares_both_heads_on_held_out_renders(tmp_path, cap
                                    metadata={"engine": "view", "config": asdict(cfg)})
     frame = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
     Image.fromarray(frame).save(tmp_path / "real.png")
+    square = np.zeros((120, 160), np.uint8)
+    square[40:80, 60:100] = 255  # a flat square 1 m away, seen by a K = (150, 79.5, 59.5) camera
+    Image.fromarray(square).save(tmp_path / "mask.png")
+    write_camera(tmp_path / "camera.json", np.array([[150.0, 0, 79.5], [0, 150.0, 59.5], [0, 0, 1]]), 160, 120)
+    v, u = np.mgrid[40:80, 60:100].reshape(2, -1)
+    np.save(tmp_path / "square.npy", np.stack([(u - 79.5) / 150, (v - 59.5) / 150, np.ones_like(u, float)], 1))
     out = tmp_path / "bench.json"
     rc = main(["bench", "view", "--models", str(models), "--induced", str(paths["induced"]), "--i2s", str(paths["i2s"]),
                "--quick", "--per-object", "2", "--level", "1", "--real-frames", str(tmp_path / "real.png"),
+               "--composites", str(tmp_path / "real.png"), "--real-K", "150", "150", "79.5", "59.5",
+               "--crop-check", *(str(tmp_path / f) for f in ("real.png", "mask.png", "camera.json", "square.npy")),
                "--json", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
@@ -457,6 +630,16 @@ def test_bench_view_models_compares_both_heads_on_held_out_renders(tmp_path, cap
         assert abs(m["loglik_mean"] - np.log(1 / np.pi ** 2)) < 1.0  # untrained: near uniform
     assert res["methods"]["induced"]["parameters"] > res["methods"]["i2s"]["parameters"]
     assert set(res["real_crop_statistics"]) == {"brightness", "contrast", "saturation", "sharpness", "noise"}
+    group = res["composites"]["real.png"]  # renders pasted into the real frame, both heads, plain and camera look
+    assert group["frames"] == 1 and not group["training_backgrounds"]
+    for variant in ("plain", "camera_look"):
+        for m in group["variants"][variant].values():
+            assert m["n_images"] == 2 and set(m["loglik_per_object"]) == {"obj1", "obj2"}
+            assert abs(m["loglik_mean"] - np.log(1 / np.pi ** 2)) < 1.0
+    assert set(group["variants"]["plain"]) == {"induced", "i2s"} and "pasted into frames" in text
+    control = res["composites"]["synthetic (control)"]  # the same poses on synthetic frames
+    assert control["synthetic"] and control["variants"]["plain"]["induced"]["n_images"] == 2
+    assert res["real_crop_check"]["iou"] > 0.9 and "known pose" in text
     with pytest.raises(PosekitError):  # a SYMSOL model is not an object model
         from posekit.bench.view import run_object_view_benchmark
 

@@ -14,6 +14,7 @@ turned by the matching ``Rz(90 deg)``.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -155,13 +156,100 @@ def real_frame_crops(frames: list[np.ndarray], K: np.ndarray, n: int, size: int,
     return np.stack(out)
 
 
+def real_crop_check(image: np.ndarray, mask: np.ndarray, K: np.ndarray, points_cam: np.ndarray, size: int = 64,
+                    padding: float = 1.2) -> dict:
+    """The prediction crop pipeline on a real frame with a known object pose: the crop of the
+    image and of its object ``mask (H, W)`` through ``crop_camera(bbox_from_mask(mask))`` /
+    ``warp_crop``, against the object's points ``(N, 3)`` in the camera frame (metres) projected
+    by that crop camera (``K_crop R_cam_crop^T p``). Returns ``iou`` of the warped mask and the
+    projected points' pixels (3x3-closed), ``centre_offset_px`` between their centroids (crop px),
+    and ``colour_shift`` (grey levels: mean object colour in the crop minus in the full frame)."""
+    import cv2
+
+    from posekit.geometry.crop import bbox_from_mask, crop_camera, warp_crop
+
+    m = np.asarray(mask) > 0
+    cam = crop_camera(bbox_from_mask(m), K, size, padding)
+    crop = warp_crop(np.asarray(image), cam, K)
+    crop_mask = warp_crop(m.astype(np.float32), cam, K) >= 0.5
+    p = np.asarray(points_cam, float) @ cam.R_cam_crop
+    p = p[p[:, 2] > 0]
+    uv = np.round((p @ cam.K_crop.T)[:, :2] / p[:, 2:3]).astype(int)
+    uv = uv[(uv >= 0).all(1) & (uv < size).all(1)]
+    proj = np.zeros((size, size), np.uint8)
+    proj[uv[:, 1], uv[:, 0]] = 1
+    proj = cv2.morphologyEx(proj, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)) > 0
+    iou = float((proj & crop_mask).sum() / max(1, (proj | crop_mask).sum()))
+    centre = np.argwhere(proj).mean(0) - np.argwhere(crop_mask).mean(0) if proj.any() and crop_mask.any() else [np.inf]
+    shift = crop[crop_mask].mean(0) - np.asarray(image)[m].mean(0)
+    return {"iou": iou, "centre_offset_px": float(np.linalg.norm(centre)), "colour_shift": [float(v) for v in shift],
+            "object_pixels_frame": int(m.sum()), "object_pixels_crop": int(crop_mask.sum()), "crop_size": int(size)}
+
+
+def synthetic_frames(n: int, height: int, width: int, crop, rng: np.random.Generator) -> list[np.ndarray]:
+    """``n`` frames ``(height, width, 3)`` uint8 of the synthetic background kinds training uses
+    (:func:`posekit.data.view_crops.random_background` without real photos)."""
+    from posekit.data.view_crops import random_background
+
+    side = max(height, width)
+    return [np.round(random_background(rng, side, [], crop)[:height, :width]).astype(np.uint8) for _ in range(n)]
+
+
+CAMERA_LOOK = {"blur_sigma_px": 1.0, "jpeg_quality": 75}
+
+
+def camera_look(image: np.ndarray, blur_sigma_px: float = 1.0, jpeg_quality: int = 75) -> np.ndarray:
+    """A soft consumer-camera look on a whole frame ``(H, W, 3)`` uint8: Gaussian blur, then JPEG
+    compression (the real Kinect frames are softer than the renders, see ``crop_statistics``)."""
+    import cv2
+
+    x = cv2.GaussianBlur(image, (0, 0), blur_sigma_px) if blur_sigma_px > 0 else image
+    _, buf = cv2.imencode(".jpg", np.ascontiguousarray(x[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def frame_composite_benchmark(estimators: dict, objects, frames: list[np.ndarray], K: np.ndarray, per_object: int,
+                              crop, level: int, seed: int) -> dict:
+    """Each head on renders pasted into real ``frames`` (:func:`posekit.data.view_crops.paste_view_render`),
+    predicted through the full-image API (``predict(image, obj_id=, bbox=, K=)``: crop warp and
+    conversion to the camera frame), plain and with :func:`camera_look`; per variant and head the
+    metrics of :func:`evaluate_distributions` (labels ``R_cam_obj`` and its symmetries). The poses
+    depend only on ``seed`` and the frame size, so groups of same-sized frames are paired."""
+    from posekit.data.view_crops import paste_view_render
+    from posekit.view.evaluation import evaluate_distributions
+
+    targets = []
+    for i in range(len(objects.ids)):
+        rng, pick = np.random.default_rng([seed, 13, i]), np.random.default_rng([seed, 14, i])
+        for _ in range(per_object):
+            frame = frames[int(pick.integers(len(frames)))]  # its own generator: poses do not depend on the frames
+            targets.append(paste_view_render(objects, i, frame, K, rng, crop))
+    names = [f"obj{objects.ids[c.obj_index]}" for c in targets]
+    eqs = [c.R_cam_obj[None] @ objects.symmetries[c.obj_index] for c in targets]
+    out = {}
+    for variant in ("plain", "camera_look"):
+        images = [c.image if variant == "plain" else camera_look(c.image, **CAMERA_LOOK) for c in targets]
+        out[variant] = {}
+        for head, est in estimators.items():
+            dists = [est.predict(im, obj_id=objects.ids[c.obj_index], bbox=c.bbox, K=K, level=level)
+                     for im, c in zip(images, targets)]
+            m = evaluate_distributions(dists, eqs, names, with_spread=False)
+            m["loglik_per_object"] = m.pop("loglik_per_shape")
+            out[variant][head] = m
+    return out
+
+
 def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str = "view-lmo-i2s", *,
                               per_object: int | None = None, level: int | None = None, quick: bool = False,
                               seed: int = 2024, device: str = "cpu", backgrounds=None, real_frames=None,
-                              real_K=None) -> dict:
+                              real_K=None, composites=None, crop_check=None) -> dict:
     """Both heads on the same held-out renders of a models folder (crops made as in training from
     the induced model's ``data.crop`` config, seeds never used by training), per object and overall;
-    with ``real_frames``, image statistics of real crops next to rendered ones."""
+    with ``real_frames``, image statistics of real crops next to rendered ones; with ``composites``
+    (paths: each file or folder of real frames is one group) both heads on renders pasted into
+    those frames (:func:`frame_composite_benchmark`), noting which groups the induced model saw as
+    training backgrounds; with ``crop_check`` = (frame, mask, camera.json, points) the crop
+    pipeline on a real frame with a known pose (:func:`real_crop_check`)."""
     import torch
 
     from posekit.data.view_crops import ViewCropConfig, load_backgrounds
@@ -240,6 +328,42 @@ def run_object_view_benchmark(models: str, induced: str = "view-lmo", i2s: str =
                                 np.random.default_rng(seed))
         result["real_crop_statistics"] = crop_statistics(real)
         result["settings"]["real_frames"] = len(frames)
+    if composites:
+        K = np.asarray(real_K if real_K is not None else [[525.0, 0, 320], [0, 525.0, 240], [0, 0, 1]], float)
+        seen = {Path(b).resolve() for b in data_cfg.get("backgrounds", [])}
+        per = max(1, per_object // 2)
+        groups = {}
+        t0 = time.perf_counter()
+        sets = [(Path(path).name, str(path), load_backgrounds([path])) for path in composites]
+        for name, path, frames in sets:
+            if not frames:
+                raise BadInputError(f"no images found in {path}")
+        H, W = sets[0][2][0].shape[:2]
+        # control: the same poses on synthetic frames of the training kinds (paired when the sizes agree)
+        sets.append(("synthetic (control)", "", synthetic_frames(8, H, W, crop, np.random.default_rng(seed))))
+        for name, path, frames in sets:
+            groups[name] = {
+                "path": path, "frames": len(frames), "per_object": per,
+                "training_backgrounds": bool(path) and Path(path).resolve() in seen, "synthetic": not path,
+                "variants": frame_composite_benchmark(estimators, objects, frames, K, per, crop, level, seed + 7919)}
+        result["composites"] = groups
+        result["settings"]["composite_seconds"] = time.perf_counter() - t0
+        result["settings"]["camera_look"] = dict(CAMERA_LOOK)
+    if crop_check:
+        from PIL import Image
+
+        from posekit.io.bop import read_camera
+        from posekit.io.pointcloud import read_point_cloud
+
+        frame_path, mask_path, camera_path, points_path = crop_check
+        (frame,) = load_backgrounds([frame_path], max_side=1 << 16)
+        with Image.open(mask_path) as im:
+            mask = np.asarray(im.convert("L"))
+        if mask.shape != frame.shape[:2]:
+            raise BadInputError(f"{mask_path}: mask {mask.shape} does not match the frame {frame.shape[:2]}")
+        check = real_crop_check(frame, mask, read_camera(camera_path)[0], read_point_cloud(points_path).points,
+                                crop.image_size, crop.padding)
+        result["real_crop_check"] = {**check, "files": [str(f) for f in crop_check]}
     return result
 
 
@@ -274,6 +398,21 @@ def format_object_table(result: dict) -> str:
     row("equivariance error (90 deg)", lambda r: r["equivariance_error"], "{:.1e}")
     row("parameters", lambda r: r["parameters"], "{:d}")
     row("trained steps", lambda r: r["trained_steps"], "{:d}")
+    for group, g in result.get("composites", {}).items():
+        seen = ("synthetic, as in training" if g.get("synthetic") else
+                "seen in training as backgrounds" if g["training_backgrounds"] else "never seen in training")
+        lines += ["", (f"Renders pasted into frames: {group} ({g['frames']} frames, {seen}), {g['per_object']} "
+                       "per object, predicted from the full frame (crop warp, camera-frame conversion)")]
+        for variant, label in (("plain", "plain"), ("camera_look", "blur+JPEG")):
+            heads = g["variants"][variant]
+            lines.append(f"  {label}: " + "; ".join(
+                f"{h} LL {m['loglik_mean']:.2f}, Acc@30 {100 * m['acc30']:.1f} %, median {m['median_err_deg']:.1f} deg"
+                for h, m in heads.items()))
+    if "real_crop_check" in result:
+        c = result["real_crop_check"]
+        lines += ["", (f"Crop pipeline on a real frame with a known pose ({Path(c['files'][0]).name}): mask vs projected "
+                       f"points IoU {c['iou']:.3f}, centre offset {c['centre_offset_px']:.2f} px (of {c['crop_size']}), "
+                       "colour shift " + " / ".join(f"{v:+.1f}" for v in c["colour_shift"]) + " grey levels")]
     if "real_crop_statistics" in result:
         lines += ["", "Crop image statistics (mean +- std over crops): rendered vs real frames",
                   "".ljust(20) + f"{'rendered':>20}{'real':>20}"]

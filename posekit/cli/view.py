@@ -180,6 +180,15 @@ def register_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder (symsol.npz + previews)")
     p.add_argument("--shapes", nargs="+", default=["tet", "cube", "icosa", "cone", "cyl"],
                    help="shapes: tet cube icosa cone cyl (SYMSOL I), tetX cylO sphX (SYMSOL II)")
+    p.add_argument("--composites", nargs="+", default=None, metavar="PATH",
+                   help="with --models: real frames (each file or folder a group; organized .pcd clouds give their "
+                        "colour image) into which held-out renders are pasted and predicted from the full frame")
+    p.add_argument("--real-K", nargs="+", default=None, metavar="K",
+                   help="intrinsics of the --real-frames / --composites frames: fx fy cx cy, nine numbers or a "
+                        "camera.json (default Kinect 525 525 320 240)")
+    p.add_argument("--crop-check", nargs=4, default=None, metavar=("FRAME", "MASK", "CAMERA", "POINTS"),
+                   help="with --models: check the crop pipeline on a real frame (image or organized .pcd) with the "
+                        "object's mask, its camera.json and the object's points in the camera frame")
     p.add_argument("--per-shape", type=int, default=100, help="images per shape")
     p.add_argument("--size", type=int, default=64, help="image size in px")
     p.add_argument("--seed", type=int, default=0)
@@ -236,6 +245,15 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real-frames", nargs="+", default=None, metavar="PATH",
                    help="with --models: real RGB frames (files or folders) cropped by the prediction pipeline "
                         "for image statistics next to the renders")
+    p.add_argument("--composites", nargs="+", default=None, metavar="PATH",
+                   help="with --models: real frames (each file or folder a group; organized .pcd clouds give their "
+                        "colour image) into which held-out renders are pasted and predicted from the full frame")
+    p.add_argument("--real-K", nargs="+", default=None, metavar="K",
+                   help="intrinsics of the --real-frames / --composites frames: fx fy cx cy, nine numbers or a "
+                        "camera.json (default Kinect 525 525 320 240)")
+    p.add_argument("--crop-check", nargs=4, default=None, metavar=("FRAME", "MASK", "CAMERA", "POINTS"),
+                   help="with --models: check the crop pipeline on a real frame (image or organized .pcd) with the "
+                        "object's mask, its camera.json and the object's points in the camera frame")
     p.add_argument("--per-shape", type=int, default=None, help="test images per shape (default 50; --quick 6)")
     p.add_argument("--level", type=int, default=None, help="evaluation grid level (default 3; --quick 2)")
     p.add_argument("--quick", action="store_true", help="CI size: few images, coarse grid")
@@ -255,7 +273,8 @@ def run_bench(args: argparse.Namespace) -> int:
         result = run_object_view_benchmark(args.models, args.induced or "view-lmo", args.i2s or "view-lmo-i2s",
                                            per_object=args.per_object, level=args.level, quick=args.quick,
                                            seed=args.seed, device=args.device, backgrounds=args.backgrounds,
-                                           real_frames=args.real_frames)
+                                           real_frames=args.real_frames, composites=args.composites, crop_check=args.crop_check,
+                                           real_K=None if args.real_K is None else parse_intrinsics(args.real_K))
         print(format_object_table(result))
     else:
         result = run_view_benchmark(args.induced or "view-symsol", args.i2s or "view-symsol-i2s",

@@ -119,8 +119,22 @@ def load_view_objects(models: str | Path, n_procedural: int = 4, seed: int = 0,
     return ViewObjects(ids, meshes, syms, pts, centres, diams)
 
 
+def organized_cloud_image(path: str | Path) -> np.ndarray:
+    """The RGB image ``(H, W, 3)`` uint8 of an organized PCD point cloud with colours (a
+    Kinect/PrimeSense scene as PCL saves it: one point per pixel)."""
+    from posekit.io.pcd import read_pcd, read_pcd_header
+
+    header = read_pcd_header(path)
+    _, colors, _ = read_pcd(path)
+    if header.height <= 1 or colors is None:
+        raise BadInputError(f"{path}: not an organized point cloud with colours (height {header.height}, "
+                            f"colours {'yes' if colors is not None else 'no'}); pass an image or an organized PCD")
+    return np.round(colors.reshape(header.height, header.width, 3) * 255).astype(np.uint8)
+
+
 def load_backgrounds(paths, max_side: int = 640) -> list[np.ndarray]:
-    """RGB images ``(H, W, 3)`` uint8 from files and folders (every image file inside)."""
+    """RGB images ``(H, W, 3)`` uint8 from files and folders (every image file inside); an
+    organized PCD file gives its colour image (:func:`organized_cloud_image`)."""
     from PIL import Image
 
     files = []
@@ -135,12 +149,15 @@ def load_backgrounds(paths, max_side: int = 640) -> list[np.ndarray]:
             raise MissingFileError(f"background image or folder not found: {p}")
     out = []
     for f in files:
-        with Image.open(f) as im:
-            im = im.convert("RGB")
-            if max(im.size) > max_side:
-                s = max_side / max(im.size)
-                im = im.resize((round(im.size[0] * s), round(im.size[1] * s)), Image.BILINEAR)
-            out.append(np.asarray(im).copy())
+        if f.suffix.lower() == ".pcd":
+            im = Image.fromarray(organized_cloud_image(f))
+        else:
+            with Image.open(f) as opened:
+                im = opened.convert("RGB")
+        if max(im.size) > max_side:
+            s = max_side / max(im.size)
+            im = im.resize((round(im.size[0] * s), round(im.size[1] * s)), Image.BILINEAR)
+        out.append(np.asarray(im).copy())
     return out
 
 
@@ -247,11 +264,25 @@ def _place_in_crop(offset_px: np.ndarray, depth: float, K_crop: np.ndarray) -> n
     return depth * np.linalg.inv(K_crop) @ np.array([c[0], c[1], 1.0])
 
 
-def render_view_crop(objects: ViewObjects, obj_index: int, rng: np.random.Generator, cfg: ViewCropConfig,
-                     backgrounds: list[np.ndarray] | None = None) -> ViewCrop:
-    """One training crop of object ``obj_index`` (see the module docstring)."""
-    import cv2
+@dataclass
+class ViewRender:
+    """The ray-cast part of one crop, before background and photometric effects: ``rgb``
+    ``(s, s, 3)`` uint8 and ``mask`` ``(s, s)`` bool (any object) at ``s = supersample x
+    image_size``, with the label and camera of :class:`ViewCrop`."""
 
+    rgb: np.ndarray
+    mask: np.ndarray
+    R_crop_obj: np.ndarray
+    R_cam_obj: np.ndarray
+    R_cam_crop: np.ndarray
+    obj_index: int
+    K: np.ndarray
+    bbox: np.ndarray
+
+
+def render_view_raw(objects: ViewObjects, obj_index: int, rng: np.random.Generator, cfg: ViewCropConfig) -> ViewRender:
+    """Steps 1-3 of the module docstring: the object, its occluders and distractors ray-cast in
+    the crop camera of a jittered box."""
     from posekit.data.render import render_scene
     from posekit.geometry.crop import crop_camera
     from posekit.geometry.rigid_np import make_pose, random_rotation_np
@@ -294,12 +325,146 @@ def render_view_crop(objects: ViewObjects, obj_index: int, rng: np.random.Genera
     light[2] = -abs(light[2]) - 0.3
     res = render_scene(meshes, poses, K_fine, S * k, S * k, rgb=True, light_dir=light,
                        ambient=float(rng.uniform(*cfg.ambient)))
+    return ViewRender(res.rgb, res.instance >= 0, Q.T @ R, R, Q, obj_index, K, box)
+
+
+def inplane_rotation(angle: float) -> np.ndarray:
+    """``R (3, 3)``: the crop camera turned by ``angle`` (rad) about its optical axis, as
+    :func:`composite_view_crop` turns the image: pixel offsets from the principal point go to
+    ``A (u - c)`` with ``A`` = OpenCV's ``getRotationMatrix2D`` (content turns counter-clockwise on
+    screen), so a label ``R_crop_obj`` becomes ``R @ R_crop_obj``."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def composite_view_crop(raw: ViewRender, rng: np.random.Generator, cfg: ViewCropConfig,
+                        backgrounds: list[np.ndarray] | None = None, angle: float | None = None) -> ViewCrop:
+    """Steps 4-5 of the module docstring on a ray-cast :class:`ViewRender`: background,
+    area-averaging, photometric effects. With ``angle`` (rad) the render is first turned about
+    the crop centre (the crop camera rolled about its axis: an exact new view of the same scene,
+    label ``inplane_rotation(angle) @ R_crop_obj``); the corners it uncovers get background."""
+    import cv2
+
+    S, k = int(cfg.image_size), max(1, int(cfg.supersample))
+    rgb, alpha = raw.rgb.astype(np.float64), raw.mask.astype(np.float64)
+    R_crop_obj, Q = raw.R_crop_obj, raw.R_cam_crop
+    if angle is not None:
+        n = rgb.shape[0]
+        M = cv2.getRotationMatrix2D(((n - 1) / 2.0, (n - 1) / 2.0), float(np.rad2deg(angle)), 1.0)
+        warp = {"dsize": (n, n), "flags": cv2.INTER_LINEAR, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
+        rgb = cv2.warpAffine(rgb * alpha[..., None], M, **warp)  # premultiplied
+        alpha = cv2.warpAffine(alpha, M, **warp)
+        R_crop_obj = inplane_rotation(angle) @ R_crop_obj
+        Q = Q @ inplane_rotation(angle).T  # the rolled crop camera; R_cam_obj is unchanged
+    else:
+        rgb = rgb * alpha[..., None]
     bg = random_background(rng, S * k, backgrounds or [], cfg)
-    img = np.where((res.instance >= 0)[..., None], res.rgb.astype(np.float64), bg)
+    img = rgb + (1.0 - alpha[..., None]) * bg
     if k > 1:
         img = cv2.resize(img, (S, S), interpolation=cv2.INTER_AREA)
     img = photometric_jitter(img, rng, cfg)
-    return ViewCrop(img, Q.T @ R, R, Q, obj_index, K, box)
+    return ViewCrop(img, R_crop_obj, raw.R_cam_obj, Q, raw.obj_index, raw.K, raw.bbox)
+
+
+def render_view_crop(objects: ViewObjects, obj_index: int, rng: np.random.Generator, cfg: ViewCropConfig,
+                     backgrounds: list[np.ndarray] | None = None) -> ViewCrop:
+    """One training crop of object ``obj_index`` (see the module docstring)."""
+    return composite_view_crop(render_view_raw(objects, obj_index, rng, cfg), rng, cfg, backgrounds)
+
+
+@dataclass
+class FrameComposite:
+    """A render of one object pasted into a full real frame: ``image (H, W, 3)`` uint8, the
+    true ``R_cam_obj (3, 3)`` and ``t_cam_obj (3,)`` metres (model frame), ``obj_index``, the
+    object's ``mask (H, W)`` bool (alpha >= 0.5) and a detector-like ``bbox (4,)`` (x, y, w, h)."""
+
+    image: np.ndarray
+    R_cam_obj: np.ndarray
+    t_cam_obj: np.ndarray
+    obj_index: int
+    mask: np.ndarray
+    bbox: np.ndarray
+
+
+def paste_view_render(objects: ViewObjects, obj_index: int, frame: np.ndarray, K: np.ndarray,
+                      rng: np.random.Generator, cfg: ViewCropConfig) -> FrameComposite:
+    """The object at a Haar-random rotation, a distance of ``distance_diameters`` diameters and a
+    random position in ``frame`` (a real photo taken with intrinsics ``K``), ray-cast alone in
+    the window of its box at ``supersample`` x resolution with a random light, and alpha-blended
+    into the frame (the rest of the frame is untouched); the box is jittered as in training.
+    For measuring a view model on real background pixels through the full-image API."""
+    import cv2
+
+    from posekit.data.render import render_scene
+    from posekit.geometry.rigid_np import make_pose, random_rotation_np
+
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise BadInputError(f"frame must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+    H, W = frame.shape[:2]
+    diam = objects.diameters[obj_index]
+    R = random_rotation_np(rng)
+    m = cfg.image_margin
+    u, v = rng.uniform(m, 1 - m) * W, rng.uniform(m, 1 - m) * H
+    z = diam * rng.uniform(*cfg.distance_diameters)
+    t = z * np.linalg.inv(K) @ np.array([u, v, 1.0]) - R @ objects.centres[obj_index]
+    x, y, w, h = projected_box(objects.box_points[obj_index], R, t, K)
+    x0, y0 = int(max(0, np.floor(x - 0.2 * w))), int(max(0, np.floor(y - 0.2 * h)))
+    x1, y1 = int(min(W, np.ceil(x + 1.2 * w))), int(min(H, np.ceil(y + 1.2 * h)))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise BadInputError(f"the object falls outside the {W}x{H} frame; check K")
+    k = max(1, int(cfg.supersample))
+    K_win = K.astype(np.float64) - np.array([[0, 0, x0], [0, 0, y0], [0, 0, 0]])
+    K_fine = np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2], [0, 0, 1.0]]) @ K_win
+    light = rng.normal(size=3)
+    light[2] = -abs(light[2]) - 0.3
+    res = render_scene([objects.meshes[obj_index]], [make_pose(R, t)], K_fine, k * (x1 - x0), k * (y1 - y0),
+                       rgb=True, light_dir=light, ambient=float(rng.uniform(*cfg.ambient)))
+    alpha = (res.instance >= 0).astype(np.float64)
+    rgb = res.rgb.astype(np.float64) * alpha[..., None]
+    if k > 1:
+        size = (x1 - x0, y1 - y0)
+        rgb, alpha = (cv2.resize(a, size, interpolation=cv2.INTER_AREA) for a in (rgb, alpha))
+    image = frame.copy()
+    win = image[y0:y1, x0:x1].astype(np.float64)
+    image[y0:y1, x0:x1] = np.round(np.clip(rgb + (1 - alpha[..., None]) * win, 0, 255)).astype(np.uint8)
+    mask = np.zeros((H, W), bool)
+    mask[y0:y1, x0:x1] = alpha >= 0.5
+    box = jitter_box(np.array([x, y, w, h]), rng, cfg)
+    return FrameComposite(image, R, t, obj_index, mask, box)
+
+
+class ReusedViewRenders:
+    """Crops of which only ``fresh`` per batch are ray-cast; the rest re-use one of the last
+    ``window`` renders, each turned by a new random angle about the crop axis and given a new
+    background and new photometric effects (:func:`composite_view_crop`). Ray casting is most of
+    a crop's cost, so this makes batches several times cheaper; the rotations keep the labels
+    Haar-distributed. Until ``window`` is large enough for a batch every crop is fresh. The kept
+    renders live in memory only: a resumed run refills them and its batches differ from an
+    uninterrupted run's (the fresh renders are still seeded by the step)."""
+
+    def __init__(self, objects: ViewObjects, cfg: ViewCropConfig, backgrounds=None, fresh: int = 4,
+                 window: int = 1024):
+        from collections import deque
+
+        if fresh < 1 or window < 1:
+            raise BadInputError(f"fresh ({fresh}) and window ({window}) must be >= 1")
+        self.objects, self.cfg, self.backgrounds = objects, cfg, backgrounds or []
+        self.fresh, self.window = int(fresh), int(window)
+        self.renders = deque(maxlen=self.window)
+        self.ray_casts = 0
+
+    def batch(self, rng: np.random.Generator, n: int) -> list[ViewCrop]:
+        """``n`` crops (fresh ones first)."""
+        kept = len(self.renders)
+        n_fresh = n if kept < n else min(n, self.fresh)
+        old = [self.renders[int(i)] for i in rng.choice(kept, size=n - n_fresh, replace=False)] if n > n_fresh else []
+        new = [render_view_raw(self.objects, int(i), rng, self.cfg)
+               for i in rng.integers(len(self.objects.ids), size=n_fresh)]
+        self.ray_casts += n_fresh
+        self.renders.extend(new)
+        return [composite_view_crop(r, rng, self.cfg, self.backgrounds, angle=rng.uniform(0, 2 * np.pi))
+                for r in new + old]
 
 
 def write_view_crops(models: str | Path, out_dir: str | Path, per_model: int = 20, size: int = 64, seed: int = 0,

@@ -39,6 +39,9 @@ class ObjectViewDataConfig:
     obj_ids: list = field(default_factory=list)  # filled in from the models when empty
     backgrounds: list = field(default_factory=list)  # real photos (files or folders) for backgrounds
     crop: ViewCropConfig = field(default_factory=ViewCropConfig)
+    fresh_per_step: int = 0  # 0: ray-cast every training crop; N: only N a step, the rest re-use recent
+    # renders turned about the crop axis (posekit.data.view_crops.ReusedViewRenders)
+    reuse_window: int = 1024  # renders kept for re-use
     val_per_object: int = 8
     val_seed: int = 4242
     eval_grid_level: int = 3
@@ -161,26 +164,36 @@ def target_mask(equivalents: list[np.ndarray], level: int):
 
 
 def render_batch(objects, rng: np.random.Generator, n: int, crop: ViewCropConfig, backgrounds,
-                 obj_indices=None):
+                 obj_indices=None, reuse=None):
     """``n`` crops: images ``(n, S, S, 3)`` uint8, obj indices ``(n,)``, labels ``(n, 3, 3)``,
-    equivalent label sets (list of ``(K, 3, 3)``)."""
+    equivalent label sets (list of ``(K, 3, 3)``). With ``reuse`` (a
+    :class:`~posekit.data.view_crops.ReusedViewRenders`) the crops come from it."""
     from posekit.data.view_crops import render_view_crop
 
-    if obj_indices is None:
-        obj_indices = rng.integers(len(objects.ids), size=n)
-    crops = [render_view_crop(objects, int(i), rng, crop, backgrounds) for i in obj_indices]
+    if reuse is not None:
+        crops = reuse.batch(rng, n)
+        obj_indices = [c.obj_index for c in crops]
+    else:
+        if obj_indices is None:
+            obj_indices = rng.integers(len(objects.ids), size=n)
+        crops = [render_view_crop(objects, int(i), rng, crop, backgrounds) for i in obj_indices]
     labels = np.stack([c.R_crop_obj for c in crops])
     eqs = [c.R_crop_obj[None] @ objects.symmetries[c.obj_index] for c in crops]
     return np.stack([c.image for c in crops]), np.asarray(obj_indices, dtype=np.int64), labels, eqs
 
 
 def make_batch_fn(cfg: ObjectViewTrainConfig, objects, backgrounds):
+    from posekit.data.view_crops import ReusedViewRenders
     from posekit.view.training import images_to_tensor
+
+    reuse = None
+    if cfg.data.fresh_per_step > 0:
+        reuse = ReusedViewRenders(objects, cfg.data.crop, backgrounds, cfg.data.fresh_per_step, cfg.data.reuse_window)
 
     def make_batch(rng: np.random.Generator, batch_size: int, device):
         import torch
 
-        images, idx, _, eqs = render_batch(objects, rng, batch_size, cfg.data.crop, backgrounds)
+        images, idx, _, eqs = render_batch(objects, rng, batch_size, cfg.data.crop, backgrounds, reuse=reuse)
         mask = target_mask(eqs, cfg.model.train_grid_level).to(device)
         return images_to_tensor(images, device), torch.from_numpy(idx).to(device), mask
 
