@@ -1,5 +1,6 @@
 """ArtEq-style network: finite groups, exact equivariance to group rotations, training (and under torchrun)."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -144,7 +145,9 @@ def test_training_under_torchrun_two_cpu_processes(tmp_path):
     """))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
            str(tmp_path / "run")]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, cwd=str(Path(__file__).parents[1]))
+    root = str(Path(__file__).parents[1])  # this checkout's posekit, not whichever one is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, cwd=root, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "WORLD 2" in proc.stdout
     from posekit.io.weights import load_weights
