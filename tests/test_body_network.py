@@ -1,5 +1,6 @@
 """ArtEq-style network: finite groups, exact equivariance to group rotations, training (and under torchrun)."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ import torch
 
 from posekit.body.network import BodyNet, BodyNetConfig, decode_body, global_to_local
 from posekit.body.skeleton import N_PARTS, PART_JOINTS
+from posekit.errors import BadInputError
 from posekit.geometry.rotation_groups import rotation_group
 
 TINY = {"n_points": 256, "centres1": 48, "centres2": 12, "neighbours1": 8, "neighbours2": 6, "channels1": 16,
@@ -99,6 +101,34 @@ def test_training_runs_and_writes_weights_that_load(tmp_path):
     assert fitter.net.config.centres1 == TINY["centres1"]
 
 
+def test_training_mixes_kinect_views_and_validates_on_them(tmp_path):
+    from posekit.body.training import train_body
+
+    cfg = _tiny_config(1)
+    cfg.data.kinect_fraction = 1.0
+    cfg.data.partial_fraction = 0.0
+    result = train_body(cfg, tmp_path, progress=False)
+    assert {"kinect_v2v_cm", "kinect_part_acc"} <= set(result.metrics)
+    assert np.isfinite(result.metrics["kinect_v2v_cm"])
+    cfg = _tiny_config(1)
+    cfg.data.kinect_fraction = 1.5
+    with pytest.raises(BadInputError):
+        train_body(cfg, tmp_path / "bad", progress=False)
+
+
+def test_concat_batches_keeps_samples_in_order():
+    from posekit.body.clouds import concat_batches, make_body_batch, make_kinect_batch
+    from posekit.body.model import load_body_model
+
+    body = load_body_model()
+    a = make_body_batch(body, np.random.default_rng(0), 2, 256, "common")
+    k = make_kinect_batch(body, np.random.default_rng(1), 1, 256, "common")
+    both = concat_batches([a, k])
+    assert len(both) == 3 and both.up is None
+    assert torch.equal(both.points[2], k.points[0]) and torch.equal(both.labels[:2], a.labels)
+    assert concat_batches([k, k]).up.shape == (2, 3)
+
+
 @pytest.mark.slow
 def test_training_under_torchrun_two_cpu_processes(tmp_path):
     script = tmp_path / "ddp_body.py"
@@ -115,7 +145,9 @@ def test_training_under_torchrun_two_cpu_processes(tmp_path):
     """))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
            str(tmp_path / "run")]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, cwd=str(Path(__file__).parents[1]))
+    root = str(Path(__file__).parents[1])  # this checkout's posekit, not whichever one is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, cwd=root, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "WORLD 2" in proc.stdout
     from posekit.io.weights import load_weights

@@ -137,6 +137,53 @@ def test_a_single_view_without_its_camera_is_flagged(body):
     assert with_camera.terms["unknown_side"] == 0.0
     whole_fit = fitter.fit(whole.points[0].numpy(), viewpoint=None)
     assert whole_fit.terms["unknown_side"] == 0.0 and whole_fit.terms["candidates"] > 1
-    terms = {"to_model": 0.02, "to_data": 0.02}
+    terms = {"outliers": 0.05, "uncovered": 0.1}
     assert confidence_from_terms({**terms, "unknown_side": 1.0}) == pytest.approx(
         UNKNOWN_SIDE_FACTOR * confidence_from_terms(terms))
+
+
+def test_polish_recovers_a_shape_far_from_the_mean(body):
+    """The shape prior is weak enough for the data to pull betas 2 sigma out (0.002 per beta^2
+    stopped at 3.1 cm V2V here; 0.0005 reaches 2.3)."""
+    from posekit.body.optimization import OptimizationSettings, fit_by_optimization
+
+    b = make_body_batch(body, np.random.default_rng(3), 1, 2048, "common", rotate=False, noise=0.0, betas_scale=2.0)
+    settings = OptimizationSettings(keep=1, sweeps=0, iterations=60)
+    res = fit_by_optimization(body, b.points[0], settings, init=(b.pose[0], torch.zeros(body.n_betas), b.transl[0]))
+    fitted = body(res.local_rotations[None], res.betas[None], res.transl[None]).vertices[0].numpy()
+    assert v2v_cm(fitted, b.vertices[0].numpy()) < 2.7
+
+
+def test_surface_agreement_counts_a_misplaced_limb(body):
+    """Points far from the mesh and visible mesh far from the points, at full mesh resolution."""
+    from posekit.body.energy import surface_agreement
+    from posekit.geometry.so3 import so3_exp
+
+    b = make_body_batch(body, np.random.default_rng(3), 1, 2048, "common", rotate=False, noise=0.0)
+    arm = b.pose[0].clone()
+    arm[16] = so3_exp(torch.tensor([0.0, 0.0, 1.5])) @ arm[16]  # the left arm turned 86 deg at the shoulder
+    truth = surface_agreement(b.points[0], b.vertices[0])
+    moved = surface_agreement(b.points[0], body(arm[None], b.betas, b.transl).vertices[0])
+    assert truth["outliers"] < 0.005 and truth["coverage"] > 0.9
+    assert moved["outliers"] > 0.07 and moved["coverage"] < truth["coverage"] - 0.05
+    # Only the visible vertices count towards coverage: the turned arm's own are mostly uncovered.
+    arm_vertices = torch.as_tensor(np.isin(body.vertex_joints(), (16, 18, 20, 22)))
+    moved_arm = surface_agreement(b.points[0], body(arm[None], b.betas, b.transl).vertices[0], arm_vertices)
+    assert moved_arm["coverage"] < 0.5 < truth["coverage"]
+
+
+def test_confidence_falls_with_a_misplaced_limb():
+    """The confidence comes from full-resolution agreement: a fit with an arm turned away drops
+    below the flag, the true body stays near 1."""
+    from posekit.body.fitter import LOW_CONFIDENCE, BodyFitter
+    from posekit.geometry.so3 import so3_exp
+
+    fitter = BodyFitter.from_pretrained("body-default")
+    b = make_body_batch(fitter.body, np.random.default_rng(3), 1, 2048, "common", rotate=False, noise=0.0)
+    arm = b.pose[0].clone()
+    for j in (16, 17):  # both arms turned 86 deg at the shoulders
+        arm[j] = so3_exp(torch.tensor([0.0, 0.0, 1.5])) @ arm[j]
+    fits = [fitter._make_fit(b.points[0].numpy(), L, b.betas[0], b.transl[0], None, 1.0, 0, "test", {}, None)
+            for L in (b.pose[0], arm)]
+    assert fits[0].confidence > 0.95 and not fits[0].low_confidence
+    assert fits[1].confidence < LOW_CONFIDENCE and fits[1].terms["outliers"] > 0.1

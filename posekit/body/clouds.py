@@ -258,5 +258,21 @@ def make_kinect_batch(body: BodyModel, rng: np.random.Generator, batch_size: int
                      up=stack[7])
 
 
-__all__ = ["CLOUD_KINDS", "FLOOR_CUT_M", "KINECT_K", "KINECT_SIZE", "BodyBatch", "kinect_view", "look_at",
-           "make_body_batch", "make_kinect_batch", "partial_scan", "sample_surface"]
+def concat_batches(batches: list[BodyBatch]) -> BodyBatch:
+    """One :class:`BodyBatch` of the samples of several (same point count and device), in order.
+
+    ``up`` is kept only when every batch has it.
+    """
+    batches = [b for b in batches if len(b)]
+    if not batches:
+        raise BadInputError("concat_batches needs at least one non-empty batch")
+    if len(batches) == 1:
+        return batches[0]
+    fields = ("points", "labels", "pose", "betas", "transl", "vertices", "joints", "global_rotations")
+    cat = {f: torch.cat([getattr(b, f) for b in batches]) for f in fields}
+    up = torch.cat([b.up for b in batches]) if all(b.up is not None for b in batches) else None
+    return BodyBatch(**cat, up=up)
+
+
+__all__ = ["CLOUD_KINDS", "FLOOR_CUT_M", "KINECT_K", "KINECT_SIZE", "BodyBatch", "concat_batches", "kinect_view",
+           "look_at", "make_body_batch", "make_kinect_batch", "partial_scan", "sample_surface"]

@@ -7,7 +7,9 @@ which hands :func:`posekit.training.train` (seeds, DDP under torchrun, checkpoin
   translation, part of them single-view partial), :func:`posekit.body.clouds.make_body_batch`;
 - ``compute_loss``: ArtEq's losses: part NLL, rotation MSE ``||R - R_gt||_F^2`` per part,
   betas MSE, joint and vertex distances of the posed body, plus the pelvis position;
-- ``evaluate``: V2V/MPJPE (cm) and part accuracy on fixed "common" and "unseen" sets.
+- ``evaluate``: V2V/MPJPE (cm) and part accuracy on fixed "common" and "unseen" sets (and,
+  when ``data.kinect_fraction`` mixes Kinect-like views into training, on Kinect-like views of
+  unseen poses: ``kinect_*``, reported but not part of :func:`validation_score`).
 
 Compounding runs: ``posekit train body --resume-from body-default --budget-minutes N`` starts
 from the shipped weights (their network config wins over the YAML's), validates them first on
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 
 from posekit.body.network import BodyNet, BodyNetConfig, decode_body
+from posekit.errors import BadInputError
 from posekit.io.weights import fit_state_dict
 from posekit.training import TrainResult, TrainSettings, train
 
@@ -40,6 +43,11 @@ class BodyDataConfig:
     pose_kind: str = "common"
     rotate: bool = True
     partial_fraction: float = 0.25
+    # Share of each batch drawn as Kinect-like single views of the same pose kind (a 640x480
+    # depth camera at 1.5-3.5 m, sensor noise, floor removed, camera frame; see
+    # :func:`posekit.body.clouds.make_kinect_batch`): the robot's view, which the random
+    # 96x96 partial scans do not cover. About 0.25 s a view on one CPU thread.
+    kinect_fraction: float = 0.0
     noise: float = 0.001  # metres
     translation: float = 1.0  # metres, uniform per axis
     betas_scale: float = 1.0
@@ -133,7 +141,7 @@ def train_body(config: BodyTrainConfig, out_dir: str | Path, body_model: str | P
     With ``config.resume_from`` see the module docstring: the result's ``metrics`` then also
     hold ``before_*`` (the start weights on the same validation sets) and ``promoted`` (1/0).
     """
-    from posekit.body.clouds import make_body_batch
+    from posekit.body.clouds import concat_batches, make_body_batch, make_kinect_batch
     from posekit.body.model import load_body_model
     from posekit.training import init_distributed
 
@@ -159,9 +167,20 @@ def train_body(config: BodyTrainConfig, out_dir: str | Path, body_model: str | P
         logger.info("starting from %s", start.path)
     d = config.data
 
+    if not 0.0 <= d.kinect_fraction <= 1.0:
+        raise BadInputError(f"data.kinect_fraction must be within 0-1, got {d.kinect_fraction}")
+
     def make_batch(rng, batch_size, device):
-        return make_body_batch(body, rng, batch_size, config.network.n_points, d.pose_kind, d.rotate,
-                               d.partial_fraction, d.noise, d.translation, d.betas_scale, device=device)
+        n_kinect = int(rng.binomial(batch_size, d.kinect_fraction)) if d.kinect_fraction > 0 else 0
+        parts = []
+        if n_kinect < batch_size:
+            parts.append(make_body_batch(body, rng, batch_size - n_kinect, config.network.n_points, d.pose_kind,
+                                         d.rotate, d.partial_fraction, d.noise, d.translation, d.betas_scale,
+                                         device=device))
+        if n_kinect:
+            parts.append(make_kinect_batch(body, rng, n_kinect, config.network.n_points, d.pose_kind,
+                                           d.betas_scale, device=device))
+        return concat_batches(parts)
 
     def compute_loss(model, batch, step):
         return body_losses(model(batch.points), batch, body, config.loss)
@@ -177,6 +196,13 @@ def train_body(config: BodyTrainConfig, out_dir: str | Path, body_model: str | P
                                                   d.betas_scale, device=ctx.device)
             _, terms = body_losses(model(eval_sets[kind].points), eval_sets[kind], body, config.loss)
             rows.update({f"{kind}_{k}": v for k, v in terms.items() if k in ("v2v_cm", "mpjpe_cm", "part_acc")})
+        if d.kinect_fraction > 0:  # informative only: validation_score stays common + unseen
+            if "kinect" not in eval_sets:
+                eval_sets["kinect"] = make_kinect_batch(body, np.random.default_rng(1234), d.eval_samples,
+                                                        config.network.n_points, "unseen", d.betas_scale,
+                                                        device=ctx.device)
+            _, terms = body_losses(model(eval_sets["kinect"].points), eval_sets["kinect"], body, config.loss)
+            rows.update({f"kinect_{k}": v for k, v in terms.items() if k in ("v2v_cm", "mpjpe_cm", "part_acc")})
         return rows
 
     before = {}
