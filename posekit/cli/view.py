@@ -180,15 +180,6 @@ def register_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder (symsol.npz + previews)")
     p.add_argument("--shapes", nargs="+", default=["tet", "cube", "icosa", "cone", "cyl"],
                    help="shapes: tet cube icosa cone cyl (SYMSOL I), tetX cylO sphX (SYMSOL II)")
-    p.add_argument("--composites", nargs="+", default=None, metavar="PATH",
-                   help="with --models: real frames (each file or folder a group; organized .pcd clouds give their "
-                        "colour image) into which held-out renders are pasted and predicted from the full frame")
-    p.add_argument("--real-K", nargs="+", default=None, metavar="K",
-                   help="intrinsics of the --real-frames / --composites frames: fx fy cx cy, nine numbers or a "
-                        "camera.json (default Kinect 525 525 320 240)")
-    p.add_argument("--crop-check", nargs=4, default=None, metavar=("FRAME", "MASK", "CAMERA", "POINTS"),
-                   help="with --models: check the crop pipeline on a real frame (image or organized .pcd) with the "
-                        "object's mask, its camera.json and the object's points in the camera frame")
     p.add_argument("--per-shape", type=int, default=100, help="images per shape")
     p.add_argument("--size", type=int, default=64, help="image size in px")
     p.add_argument("--seed", type=int, default=0)
