@@ -163,8 +163,14 @@ def test_benchmark_json_has_the_issue_keys():
 
 @pytest.mark.slow
 def test_demo_writes_a_picture(tmp_path):
+    import re
+
     from posekit.body.demo import run_demo
 
     lines = run_demo(tmp_path)
     assert (tmp_path / "body_fit.png").stat().st_size > 10000
-    assert any("V2V" in line for line in lines)
+    refine = next(line for line in lines if "+ refine" in line)
+    v2v = float(re.search(r"V2V ([0-9.]+) cm", refine).group(1))
+    assert "confidence" in refine
+    if v2v > 10.0:  # a fit this far off must be flagged to the person watching the demo
+        assert "LOW CONFIDENCE" in refine

@@ -33,7 +33,9 @@ def run_demo(out_dir: Path, device: str = "cpu", seed: int = 0) -> list[str]:
         (f"  network:   V2V {v2v_cm(fit.vertices, truth_v):.2f} cm, MPJPE {mpjpe_cm(fit.joints, truth_j):.2f} cm, "
          f"{fit.timing_ms['total']:.0f} ms, confidence {fit.confidence:.2f}"),
         (f"  + refine:  V2V {v2v_cm(refined.vertices, truth_v):.2f} cm, MPJPE {mpjpe_cm(refined.joints, truth_j):.2f} cm, "
-         f"{refined.timing_ms['total']:.0f} ms"),
+         f"{refined.timing_ms['total']:.0f} ms, confidence {refined.confidence:.2f}"
+         + (" (LOW CONFIDENCE: the fit does not explain the points; do not trust it)" if refined.low_confidence
+            else "")),
         f"  wrote {path}",
     ]
 
