@@ -34,7 +34,7 @@ def run_demo(out_dir: Path, device: str = "cpu", seed: int = 0, dataset_dir: Pat
     models = {}
     lines = [(f"object engine: {est.name}, {est.num_hypotheses} diffusion chains x "
               f"{est.schedule.steps} steps per object, oracle masks")]
-    lines.append(f"  {'obj':>4s} {'visible':>8s} {'rot err':>9s} {'trans err':>10s} {'ADD(-S)':>8s} {'ms':>6s}")
+    lines.append(f"  {'obj':>4s} {'visible':>8s} {'rot err':>9s} {'trans err':>10s} {'ADD(-S)':>8s} {'score':>6s} {'ms':>6s}")
     estimates = []
     scene_id = ds.scene_ids[0]
     im_id = ds.image_ids(scene_id)[0]
@@ -57,7 +57,7 @@ def run_demo(out_dir: Path, device: str = "cpu", seed: int = 0, dataset_dir: Pat
         trans = np.linalg.norm(res.t - gt.T_cam_model[:3, 3]) * 1e3
         add_ok = pose_within_tenth_diameter(res.T_cam_model, gt.T_cam_model, model.cloud)
         lines.append(f"  {gt.obj_id:4d} {info.visib_fract:8.0%} {rot:8.1f}° {trans:8.1f} mm {'yes' if add_ok else 'no':>8s}"
-                     f" {res.time_ms:6.0f}")
+                     f" {res.score:6.2f} {res.time_ms:6.0f}")
         picture = overlay_image(picture, img.K, res.T_cam_model, model.cloud)
     csv = write_results_csv(out_dir / "object_results.csv", estimates)
     png = viz.save_panels(out_dir / "object_poses.png", [("RGB", img.rgb), ("estimated poses (model points + axes)",
