@@ -625,14 +625,12 @@ class ObjectPoseEstimator:
         prior (``start_rotations``), the second pass is the depth-only search instead (the prior
         may be wrong: a mostly hidden object, a view network's wrong mode)."""
         result = self._register_once(model, pts, normals, view, return_hypotheses, start_rotations, prune=True)
-        if start_rotations is not None:
-            if result.score >= float(self.inference.retry_below):
-                return result
+        if start_rotations is not None and result.score < float(self.inference.retry_below):
             full = self._register(model, pts, normals, view, return_hypotheses, None)
-        elif not self._retry(result):
-            return result
-        else:
+        elif start_rotations is None and self._retry(result):
             full = self._register_once(model, pts, normals, view, return_hypotheses, None, prune=False)
+        else:
+            return result
         better = full if full.score > result.score else result
         better.stage_ms = {k: result.stage_ms.get(k, 0.0) + full.stage_ms.get(k, 0.0)
                            for k in set(result.stage_ms) | set(full.stage_ms)}
