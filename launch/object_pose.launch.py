@@ -19,6 +19,7 @@ ARGUMENTS = [
     ("camera_info", "/camera/depth/camera_info", "camera model of the depth image"),
     ("mask", "/segmentation/mask", "object mask (segmentation: mask)"),
     ("detections_2d", "/detections_2d", "2D detections (segmentation: detections)"),
+    ("image", "/camera/color/image_raw", "colour image registered to depth (view_weights set)"),
 ]
 
 

@@ -19,6 +19,8 @@ ARGUMENTS = [
     ("camera_info", "/camera/depth/camera_info", "camera model of the depth image"),
     ("mask", "/segmentation/mask", "object mask"),
     ("detections_2d", "/detections_2d", "2D detections"),
+    ("object_image", "/camera/color/image_raw", "colour image registered to depth, for the object node's view "
+                     "prior (view_weights)"),
     ("body_params_file", str(CONFIG_DIR / "body_node.yaml"), "body node parameters"),
     ("person_points", "/person/points", "point cloud of one person, for the body node"),
     ("view_params_file", str(CONFIG_DIR / "view_pose_node.yaml"), "view orientation node parameters"),
@@ -42,7 +44,8 @@ def generate_launch_description():
             name="object_pose_node",
             output="screen",
             parameters=[LaunchConfiguration("object_params_file")],
-            remappings=[(name, LaunchConfiguration(name)) for name in OBJECT_INPUTS],
+            remappings=[(name, LaunchConfiguration(name)) for name in OBJECT_INPUTS]
+            + [("image", LaunchConfiguration("object_image"))],
         ),
         Node(
             executable="posekit-body-node",

@@ -23,6 +23,7 @@ import numpy as np
 from posekit.errors import BadInputError, UnsupportedFormatError
 from posekit.io.pointcloud2 import array_to_pointcloud2, pointcloud2_to_array
 from posekit.io.rosbag import (
+    COLOR_ENCODINGS,
     DEPTH_ENCODINGS,
     bag_paths,  # noqa: F401 (re-exported for replay)
     camera_info_to_dict,
@@ -268,6 +269,14 @@ def depth_image(msg) -> np.ndarray:
     return image_to_numpy(msg)
 
 
+def colour_image(msg) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a colour Image (rgb8, bgr8, rgba8, bgra8 or mono8)."""
+    if str(msg.encoding) not in COLOR_ENCODINGS:
+        raise UnsupportedFormatError(
+            f"image encoding {msg.encoding!r} is not a colour encoding; use one of {list(COLOR_ENCODINGS)}")
+    return image_to_numpy(msg)
+
+
 def mask_image(msg) -> np.ndarray:
     """(H, W) uint8 values of a mono8 / 8UC1 mask or label Image (0 = background)."""
     if str(msg.encoding) not in ("mono8", "8UC1"):
@@ -325,9 +334,9 @@ def pointcloud2_message(factory: MessageFactory, header, points: np.ndarray):
 
 
 def image_message(factory: MessageFactory, header, pixels: np.ndarray, encoding: str):
-    """sensor_msgs/Image of (H, W, 3) uint8 rgb8, (H, W) uint8 mono8, uint16 16UC1 or float32 32FC1."""
+    """sensor_msgs/Image of (H, W, 3) uint8 rgb8 or bgr8 (channels as given), (H, W) uint8 mono8, uint16 16UC1 or float32 32FC1."""
     pixels = np.ascontiguousarray(pixels)
-    bytes_per_pixel = {"rgb8": 3, "mono8": 1, "8UC1": 1, "16UC1": 2, "32FC1": 4}[encoding]
+    bytes_per_pixel = {"rgb8": 3, "bgr8": 3, "mono8": 1, "8UC1": 1, "16UC1": 2, "32FC1": 4}[encoding]
     h, w = pixels.shape[:2]
     little = pixels.astype(pixels.dtype.newbyteorder("<"))
     return factory.new(

@@ -34,23 +34,23 @@ from ros_nodes.object_processing import (
 )
 
 INPUT_TYPES = {"points": PointCloud2, "depth": Image, "camera_info": CameraInfo, "mask": Image,
-               "detections_2d": Detection2DArray}
+               "detections_2d": Detection2DArray, "image": Image}
 
 
 class ObjectPoseNode(PosekitNode):
     PARAMETERS = PARAMETERS
     ENGINE = "object pose (posekit.ObjectPoseEstimator)"
 
-    def __init__(self, estimator: Any = None, **kwargs: Any) -> None:
+    def __init__(self, estimator: Any = None, view: Any = None, **kwargs: Any) -> None:
         # Set before the base class configures the node (autostart) in its __init__.
-        self._estimator = estimator
+        self._estimator, self._view = estimator, view
         super().__init__(kwargs.pop("node_name", NODE_NAME), **kwargs)
 
     def check_parameters(self, params: dict[str, Any]) -> None:
         check_settings(params)
 
     def build_pipeline(self, params: dict[str, Any]) -> ObjectPosePipeline:
-        pipeline = ObjectPosePipeline(params, estimator=self._estimator)
+        pipeline = ObjectPosePipeline(params, estimator=self._estimator, view=self._view)
         # The pipeline's settings follow live parameter updates; the assembler reads them.
         self.assembler = ObjectFrameAssembler(pipeline.params)
         return pipeline

@@ -32,6 +32,7 @@ INPUT_TOPICS = {
     "camera_info": "sensor_msgs/msg/CameraInfo",
     "mask": "sensor_msgs/msg/Image",
     "detections_2d": "vision_msgs/msg/Detection2DArray",
+    "image": "sensor_msgs/msg/Image",
 }
 OUTPUT_TOPICS = {
     "detections": "vision_msgs/msg/Detection3DArray",
@@ -63,6 +64,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("segmentation", "none", "depth mode only: none (tabletop fallback), mask "
                   "(mono8 mask or label Image) or detections (vision_msgs/Detection2DArray)",
                   choices=("none", "mask", "detections"), read_only=True),
+    ParameterSpec("view_weights", "", "RGB-D: a view model that knows the objects' model_ids (e.g. view-lmo); "
+                  "the colour image on image (registered to depth, same size) then seeds the chains. Empty: "
+                  "depth only", read_only=True),
+    ParameterSpec("view_starts", 8, "with view_weights: chains seeded from the image per object",
+                  value_range=(1, 64), read_only=True),
     ParameterSpec("cloud_is_scene", False, "pointcloud mode: the cloud is a whole tabletop "
                   "scene, not the object's points (plane removal and clustering find the object)",
                   read_only=True),
@@ -88,6 +94,8 @@ def node_inputs(params: dict[str, Any]) -> list[str]:
     if params["input_mode"] == "pointcloud":
         return ["points"]
     extra = {"mask": ["mask"], "detections": ["detections_2d"]}.get(params["segmentation"], [])
+    if params.get("view_weights"):
+        extra.append("image")
     return ["camera_info", "depth", *extra]
 
 
@@ -95,7 +103,8 @@ def node_inputs(params: dict[str, Any]) -> list[str]:
 class ObjectFrame:
     """One input frame. Either ``points`` (N, 3) float32 metres, or ``depth`` (H, W) float32
     metres with ``K`` (3, 3), optionally ``labels`` (H, W) uint8 (mask or label image) or
-    ``boxes`` [(class_id, (x0, y0, x1, y1))]. All in the camera frame ``frame_id``."""
+    ``boxes`` [(class_id, (x0, y0, x1, y1))], and ``rgb`` (H, W, 3) uint8 registered to the depth
+    image (the view prior's input). All in the camera frame ``frame_id``."""
 
     stamp_ns: int
     frame_id: str
@@ -104,6 +113,7 @@ class ObjectFrame:
     K: np.ndarray | None = None
     labels: np.ndarray | None = None
     boxes: list | None = None
+    rgb: np.ndarray | None = None
     received_monotonic: float = 0.0
 
 
@@ -192,6 +202,11 @@ def check_settings(params: dict[str, Any]) -> None:
         raise BadInputError(
             "segmentation applies to input_mode depth; a PointCloud2 input is already segmented"
         )
+    if params.get("view_weights") and (params["input_mode"] != "depth" or params["segmentation"] == "none"):
+        raise BadInputError(
+            "view_weights (the RGB prior) needs input_mode depth with segmentation mask or detections: "
+            "the image is cropped where the object is"
+        )
 
 
 class ObjectFrameAssembler:
@@ -199,15 +214,21 @@ class ObjectFrameAssembler:
 
     Each ``on_<input>`` decodes a message (rclpy or rosbags; BadInputError /
     UnsupportedFormatError for bad ones) and returns a complete frame or None. Depth frames
-    wait for their mask or 2D detections (stamps within max_sync_offset_ms); the newest
-    matched frame wins and older unmatched ones are dropped, never queued.
+    wait for their mask or 2D detections, and for their colour image when the view prior is on
+    (stamps within max_sync_offset_ms); the newest matched frame wins and older unmatched ones
+    are dropped, never queued.
     """
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
         self.camera_info: dict | None = None
         self._depth: deque = deque(maxlen=4)
-        self._segmentation: deque = deque(maxlen=4)
+        # (stamp, frame attribute, value) per kind of side input a depth frame waits for
+        self._side: dict[str, deque] = {"segmentation": deque(maxlen=4), "image": deque(maxlen=4)}
+
+    def _needed(self) -> list[str]:
+        kinds = [] if self.params["segmentation"] == "none" else ["segmentation"]
+        return kinds + (["image"] if self.params.get("view_weights") else [])
 
     @property
     def depth_range(self) -> tuple[float, float]:
@@ -232,27 +253,35 @@ class ObjectFrameAssembler:
             )
         frame = ObjectFrame(m.stamp_ns(msg.header), str(msg.header.frame_id), depth=depth,
                             K=info["K"])
-        if self.params["segmentation"] == "none":
+        if not self._needed():
             return frame
         self._depth.append(frame)
         return self._pair()
 
     def on_mask(self, msg) -> ObjectFrame | None:
-        self._segmentation.append((m.stamp_ns(msg.header), "labels", m.mask_image(msg)))
+        self._side["segmentation"].append((m.stamp_ns(msg.header), "labels", m.mask_image(msg)))
         return self._pair()
 
     def on_detections_2d(self, msg) -> ObjectFrame | None:
-        self._segmentation.append((m.stamp_ns(msg.header), "boxes", m.detection2d_boxes(msg)))
+        self._side["segmentation"].append((m.stamp_ns(msg.header), "boxes", m.detection2d_boxes(msg)))
+        return self._pair()
+
+    def on_image(self, msg) -> ObjectFrame | None:
+        self._side["image"].append((m.stamp_ns(msg.header), "rgb", m.colour_image(msg)))
         return self._pair()
 
     def _pair(self) -> ObjectFrame | None:
         tolerance = float(self.params["max_sync_offset_ms"]) * 1e6
+        needed = self._needed()
         for frame in reversed(self._depth):
-            match = min(self._segmentation, key=lambda s: abs(s[0] - frame.stamp_ns), default=None)
-            if match is not None and abs(match[0] - frame.stamp_ns) <= tolerance:
-                setattr(frame, match[1], match[2])
+            matches = [min(self._side[kind], key=lambda s: abs(s[0] - frame.stamp_ns), default=None)
+                       for kind in needed]
+            if all(mt is not None and abs(mt[0] - frame.stamp_ns) <= tolerance for mt in matches):
+                for _, name, value in matches:
+                    setattr(frame, name, value)
                 self._depth.clear()
-                self._segmentation.clear()
+                for queue in self._side.values():
+                    queue.clear()
                 return frame
         return None
 
@@ -262,10 +291,12 @@ class ObjectPosePipeline:
 
     ``estimator``: an object with ``prepare_model(mesh, obj_id)`` and ``estimate(model, ...)``
     as :class:`posekit.ObjectPoseEstimator`; by default loaded from the ``weights``, ``device``
-    and ``num_hypotheses`` parameters.
+    and ``num_hypotheses`` parameters. ``view``: the RGB prior's
+    :class:`posekit.view.ViewPoseEstimator`; by default loaded from ``view_weights`` (none when
+    that is empty); it must know every model id.
     """
 
-    def __init__(self, params: dict[str, Any], estimator: Any = None) -> None:
+    def __init__(self, params: dict[str, Any], estimator: Any = None, view: Any = None) -> None:
         check_settings(params)
         self.params = dict(params)
         if estimator is None:
@@ -277,6 +308,14 @@ class ObjectPosePipeline:
                 refine_icp={"default": None, "on": True, "off": False}[params["refine_icp"]],
             )
         self.estimator = estimator
+        if view is None and params.get("view_weights"):
+            from posekit.view.estimator import ViewPoseEstimator
+
+            view = ViewPoseEstimator.from_pretrained(params["view_weights"], device=params["device"])
+        self.view = view
+        if view is not None:
+            for obj_id in params["model_ids"]:
+                view.object_index(int(obj_id))  # a clear error for an object the view model does not know
         self.models: list[_Model] = []
         for spec, obj_id in zip(params["model_files"], params["model_ids"]):
             mesh = load_mesh(spec, params["model_scale"])
@@ -334,6 +373,10 @@ class ObjectPosePipeline:
                 kwargs = self._segmentation_for(model, frame, depth)
                 if kwargs is None:
                     continue
+                if self.view is not None:
+                    if frame.rgb is None:
+                        raise BadInputError("the view prior is on but the frame has no colour image")
+                    kwargs.update(rgb=frame.rgb, view=self.view, view_starts=int(self.params["view_starts"]))
                 res = self.estimator.estimate(model.prepared, depth=depth,
                                               K=np.asarray(frame.K, dtype=np.float64), **kwargs)
             T = np.asarray(res.T_cam_model, dtype=np.float64) if res.success else None

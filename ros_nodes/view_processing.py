@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from posekit.errors import BadInputError, UnsupportedFormatError
-from posekit.io.rosbag import COLOR_ENCODINGS, image_to_numpy
+from posekit.errors import BadInputError
 from ros_nodes import messages as m
 from ros_nodes.parameters import ParameterSpec
 
@@ -199,10 +198,7 @@ class ViewFrameAssembler:
         self.camera_info = m.camera_intrinsics(msg)
 
     def on_image(self, msg) -> ViewFrame | None:
-        if str(msg.encoding) not in COLOR_ENCODINGS:
-            raise UnsupportedFormatError(
-                f"image encoding {msg.encoding!r} is not a colour encoding; use one of {list(COLOR_ENCODINGS)}")
-        image = image_to_numpy(msg)
+        image = m.colour_image(msg)
         if min(image.shape[:2]) < 8:
             raise BadInputError(f"image is {image.shape[1]}x{image.shape[0]} pixels; too small for a view")
         frame = ViewFrame(m.stamp_ns(msg.header), str(msg.header.frame_id), image)

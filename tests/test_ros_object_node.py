@@ -228,6 +228,9 @@ def test_parameters_validated_read_only_and_live_updates(graph):
     ({"depth_min": 2.0, "depth_max": 1.0}, "depth_min"),
     ({"model_files": ["/nonexistent/model.ply"]}, "model file not found"),
     ({"segmentation": "mask"}, "segmentation applies to input_mode depth"),
+    ({"view_weights": "view-lmo"}, "view_weights"),
+    ({"input_mode": "depth", "segmentation": "mask", "view_weights": "view-lmo", "model_ids": [3]},
+     "not one of this model's objects"),
 ])
 def test_invalid_configuration_fails_with_a_clear_message(graph, overrides, message):
     with pytest.raises(SystemExit, match=message):
@@ -341,3 +344,100 @@ def test_lifecycle_without_autostart(graph):
         matrix_from_pose(probe.got["detections"][0].detections[0].results[0].pose.pose), T_gt, atol=1e-5)
     assert transition(Transition.TRANSITION_DEACTIVATE) == "inactive"
     assert transition(Transition.TRANSITION_CLEANUP) == "unconfigured" and node.pipeline is None
+
+
+class ColourView:
+    """A view model stand-in: the distribution peaks at a rotation about z by the object's mean
+    red value in degrees (so the test knows which colour image the node paired with a depth)."""
+
+    def object_index(self, obj_id):
+        from posekit.errors import BadInputError
+
+        if obj_id != 2:
+            raise BadInputError(f"obj_id {obj_id} is not one of this model's objects [2]")
+        return 0
+
+    def predict(self, image, *, obj_id=None, bbox=None, mask=None, K=None):
+        from posekit.geometry.so3_grid import rot_z, so3_healpix_grid
+        from posekit.view.distribution import SO3GridDistribution
+
+        assert obj_id == 2 and mask is not None and K is not None
+        target = rot_z(np.radians(float(image[mask][:, 0].mean())))
+        grid = so3_healpix_grid(1)
+        cos = (np.einsum("nij,ij->n", grid, target) - 1) / 2
+        return SO3GridDistribution.from_logits(40.0 * cos, 1)
+
+
+class ViewSeededEstimator(MaskCentroidEstimator):
+    """The pose's rotation is the first start rotation the engine's own seeding function takes
+    from the image (posekit.view.seeding), its position the mask centroid; records the call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def estimate(self, model, observed=None, *, depth=None, K=None, mask=None, bbox=None, rgb=None, view=None,
+                 view_starts=8, **kwargs):
+        from posekit.view.seeding import start_rotations_from_image
+
+        self.calls.append({"rgb": rgb, "view": view, "view_starts": view_starts})
+        res = super().estimate(model, depth=depth, K=K, mask=mask)
+        starts, _ = start_rotations_from_image(view, rgb, model.obj_id, K, mask=mask, k=view_starts)
+        res.T_cam_model = make_pose(starts[0], res.T_cam_model[:3, 3])
+        return res
+
+
+def test_rgbd_view_prior_pairs_the_colour_image_with_its_depth(graph):
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from ros_nodes import messages as m
+
+    factory = m.MessageFactory.rclpy()
+    estimator, view = ViewSeededEstimator(), ColourView()
+    node = graph.add(ObjectPoseNode(
+        estimator=estimator, view=view, context=graph.context, parameter_overrides=object_params(
+            model_ids=[2], input_mode="depth", segmentation="mask", view_weights="injected", view_starts=3,
+            max_sync_offset_ms=5.0, input_queue_depth=10)))
+    assert node.pipeline.view is view
+    probe = graph.node("rgbd_probe")
+    dets = []
+    probe.create_subscription(vision_msgs.Detection3DArray, "detections", dets.append, 10)
+    qos = reliability_qos("reliable", 10)
+    pubs = {name: probe.create_publisher(Image, name, qos) for name in ("depth", "mask", "image")}
+    pub_info = probe.create_publisher(CameraInfo, "camera_info", 10)
+    assert graph.wait_for(lambda: all(p.get_subscription_count() for p in (pub_info, *pubs.values())), 10.0)
+    time.sleep(0.3)
+
+    h, w = 48, 64
+    K = np.array([[60.0, 0, 31.5], [0, 60.0, 23.5], [0, 0, 1]])
+    depth_mm = np.zeros((h, w), np.uint16)
+    depth_mm[10:30, 20:40] = 900
+    mask = np.zeros((h, w), np.uint8)
+    mask[10:30, 20:40] = 255
+
+    def colour(red):
+        rgb = np.full((h, w, 3), 30, np.uint8)
+        rgb[10:30, 20:40] = (red, 10, 200)
+        return rgb
+
+    def header(stamp):
+        return m.make_header(factory, stamp, "rgbd_optical")
+
+    pub_info.publish(m.camera_info_message(factory, header(1), K, w, h))
+    time.sleep(0.3)
+    pubs["image"].publish(m.image_message(factory, header(3_000_000_000), np.zeros((h, w), np.float32), "32FC1"))
+    pubs["depth"].publish(m.image_message(factory, header(3_000_000_000), depth_mm, "16UC1"))
+    pubs["mask"].publish(m.image_message(factory, header(3_000_000_000), mask, "mono8"))
+    pubs["image"].publish(m.image_message(factory, header(3_050_000_000), colour(40), "rgb8"))  # 50 ms off
+    time.sleep(0.5)
+    assert dets == [] and estimator.calls == []  # no colour image close enough in time: no estimate
+    assert graph.wait_for(lambda: node.bad_messages.total >= 1, 5.0)  # the depth-encoded "colour" image
+    bgr = colour(120)[..., ::-1].copy()  # sent as bgr8: the node must hand the engine RGB
+    pubs["image"].publish(m.image_message(factory, header(3_002_000_000), bgr, "bgr8"))
+    assert graph.wait_for(lambda: dets, 10.0)
+    call = estimator.calls[-1]
+    assert call["view"] is view and call["view_starts"] == 3
+    np.testing.assert_array_equal(call["rgb"], colour(120))
+    R = m.matrix_from_pose(dets[0].detections[0].results[0].pose.pose)[:3, :3]
+    expected = view.predict(colour(120), obj_id=2, mask=mask > 0, K=K).top_modes(1)[0][0]
+    np.testing.assert_allclose(R, expected, atol=1e-5)
+    assert np.degrees(np.arccos(np.clip(R[0, 0], -1, 1))) == pytest.approx(120, abs=15)

@@ -179,3 +179,43 @@ def test_replay_depth_camera_info_and_mask_are_paired_as_in_the_node(tmp_path):
                                 "depth": "/cam/depth/image_rect_raw", "mask": "/seg/mask"}
     z = [f["estimates"][0]["T_cam_model"][2][3] for f in report["frames"]]
     np.testing.assert_allclose(z, [0.9, 0.99, 1.08], atol=1e-3)  # 16UC1 keeps whole millimetres
+
+
+def test_replay_rgbd_with_the_shipped_view_model(tmp_path):
+    """Replay pairs depth, mask and a bgr8 colour image as the node does, and the pipeline
+    loads the shipped view-lmo model from view_weights: the chains' seeds are its modes on
+    the decoded RGB image."""
+    from test_ros_object_node import ViewSeededEstimator
+
+    from posekit.view.estimator import ViewPoseEstimator
+
+    h, w = 120, 160
+    K = np.array([[150.0, 0, 79.5], [0, 150.0, 59.5], [0, 0, 1]])
+    depth = np.zeros((h, w), np.float32)
+    depth[40:80, 60:110] = 0.8
+    mask = np.zeros((h, w), np.uint8)
+    mask[40:80, 60:110] = 255
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(2)]
+    messages = [BagMessage("/cam/depth/camera_info", 1, {"K": K, "width": w, "height": h}, "cam")]
+    for i, t in enumerate((100, 200)):
+        messages.append(BagMessage("/cam/depth/image_rect_raw", t, depth, "cam", encoding="16UC1"))
+        messages.append(BagMessage("/seg/mask", t + 1, mask, "cam"))
+        messages.append(BagMessage("/cam/color/image_raw", t + 2, images[i][..., ::-1].copy(), "cam", encoding="bgr8"))
+    write_bag(tmp_path / "bag", messages)
+    config = tmp_path / "rgbd.yaml"
+    config.write_text("object_pose_node:\n  ros__parameters:\n    input_mode: depth\n    segmentation: mask\n"
+                      "    model_ids: [5]\n    view_weights: view-lmo\n    view_starts: 2\n")
+    estimator = ViewSeededEstimator()
+    summary = replay_bag(tmp_path / "bag", "object", tmp_path / "out", config=config,
+                         topics={"depth": "/cam/depth/image_rect_raw", "image": "/cam/color/image_raw"},
+                         estimator=estimator, progress=False)
+    assert summary.frames == 2 and summary.successes == 2
+    report = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert report["inputs"]["image"] == "/cam/color/image_raw"
+    view = ViewPoseEstimator.from_pretrained("view-lmo")
+    for frame, image, call in zip(report["frames"], images, estimator.calls):
+        np.testing.assert_array_equal(call["rgb"], image)
+        assert call["view_starts"] == 2
+        expected = view.predict(image, obj_id=5, mask=mask > 0, K=K).top_modes(1)[0][0]
+        np.testing.assert_allclose(np.asarray(frame["estimates"][0]["T_cam_model"])[:3, :3], expected, atol=1e-6)

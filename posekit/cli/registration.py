@@ -40,6 +40,15 @@ def register(subparsers) -> None:
     p.add_argument("--mask", help="object mask image for --depth (nonzero = object; a detector's mask is fine)")
     p.add_argument("--bbox", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
                    help="2D box to search in for --depth (pixels)")
+    p.add_argument("--rgb", help="RGB-D: a colour image registered to --depth (same size); with --view, its "
+                                 "orientation distribution seeds the chains")
+    p.add_argument("--view", metavar="NAME|PATH",
+                   help="with --rgb: a view model that knows the object (e.g. view-lmo for the LM-O models)")
+    p.add_argument("--view-starts", type=int, default=8, metavar="K",
+                   help="with --view: chains seeded from the image (default 8)")
+    p.add_argument("--obj-id", type=int, default=None,
+                   help="the object's dataset id, as the view model knows it (default: from a BOP model file "
+                        "name, obj_000005.ply -> 5)")
     p.add_argument("--weights", default="registration-procedural", help="shipped model name or weights path")
     p.add_argument("--hypotheses", type=int, default=None,
                    help="diffusion chains per object (default: the weights' setting, as the model card measured)")
@@ -109,7 +118,8 @@ def run_register(args: argparse.Namespace) -> int:
     from posekit.io.mesh import read_object_model
 
     est = estimator_from_args(args)
-    model = est.prepare_model(read_object_model(args.model, args.model_scale))
+    view, rgb, obj_id = _view_prior(args)
+    model = est.prepare_model(read_object_model(args.model, args.model_scale), obj_id=obj_id)
     depth = K = None
     if args.observed or args.scene:
         from posekit.io.pointcloud import read_point_cloud
@@ -142,7 +152,8 @@ def run_register(args: argparse.Namespace) -> int:
             from posekit.io.bop import read_mask
 
             mask = read_mask(args.mask) > 0
-        result = est.estimate(model, depth=depth, K=K, mask=mask, bbox=args.bbox, return_hypotheses=True)
+        result = est.estimate(model, depth=depth, K=K, mask=mask, bbox=args.bbox, return_hypotheses=True,
+                              rgb=rgb, view=view, view_starts=args.view_starts)
         points = None
     _print_result(result)
     if args.out:
@@ -156,6 +167,29 @@ def run_register(args: argparse.Namespace) -> int:
         save_overlay(args.png, result, model.cloud, points=points, depth=depth, K=K)
         print(f"wrote {args.png}")
     return 0 if result.success else 1
+
+
+def _view_prior(args: argparse.Namespace):
+    """(view estimator, RGB image, object id) for ``--rgb``/``--view`` (Nones without them); clear
+    errors for a half-given prior, a point-cloud input or an object the view model does not know."""
+    from posekit.errors import BadInputError
+
+    if args.rgb is None and args.view is None:
+        return None, None, args.obj_id or 0
+    if args.rgb is None or args.view is None:
+        raise BadInputError("the RGB prior needs both --rgb IMAGE and --view NAME|PATH")
+    if not args.depth or (args.mask is None and args.bbox is None):
+        raise BadInputError("--rgb/--view need --depth with --mask or --bbox (where the object is in the image)")
+    from posekit.io.bop import obj_id_from_model_path
+    from posekit.view.estimator import ViewPoseEstimator, load_image
+
+    obj_id = args.obj_id if args.obj_id is not None else obj_id_from_model_path(args.model)
+    view = ViewPoseEstimator.from_pretrained(args.view, device=args.device)
+    if view.object_conditioned and obj_id is None:
+        raise BadInputError(f"the view model knows objects {view.obj_ids}: give --obj-id (the model file name "
+                            f"{Path(args.model).name!r} is not a BOP obj_NNNNNN name)")
+    view.object_index(obj_id)  # a clear error for an object it does not know
+    return view, load_image(args.rgb), obj_id or 0
 
 
 def _print_result(result) -> None:

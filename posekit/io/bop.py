@@ -470,6 +470,14 @@ def model_filename(obj_id: int) -> str:
     return f"obj_{int(obj_id):06d}.ply"
 
 
+def obj_id_from_model_path(path) -> int | None:
+    """The object id in a BOP model file name (``obj_000005.ply`` -> 5; None for other names)."""
+    import re
+
+    match = re.fullmatch(r"obj_(\d+)", Path(path).stem)
+    return int(match.group(1)) if match else None
+
+
 def write_model(path: str | Path, mesh: Mesh) -> Path:
     """Write a mesh (metres) as a BOP model: ASCII PLY in millimetres (readable by bop_toolkit)."""
     return write_mesh(mesh, path, scale=MM_PER_M, ascii=True)

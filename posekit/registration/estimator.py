@@ -340,6 +340,9 @@ class ObjectPoseEstimator:
         if view is not None:
             if depth is None or (mask is None and bbox is None):
                 raise BadInputError("an RGB prior needs depth, K and a mask or bbox (where the object is)")
+            if np.shape(rgb)[:2] != np.shape(depth):
+                raise BadInputError(f"the RGB image is {np.shape(rgb)[1::-1]} (width, height) but the depth image is "
+                                    f"{np.shape(depth)[::-1]}: pass a colour image registered to the depth image")
             from posekit.view.seeding import start_rotations_from_image
 
             box = None if bbox is None else (bbox[0], bbox[1], bbox[2] - bbox[0], bbox[3] - bbox[1])
@@ -672,7 +675,7 @@ class ObjectPoseEstimator:
             if start_rotations is not None:  # a prior: R_model_cam = R_cam_obj^T, shifts from the coarse step
                 R = torch.as_tensor(np.transpose(start_rotations, (0, 2, 1)), dtype=torch.float32, device=self.device)
                 _, shift = self._coarse_costs(o[:, : self.coarse_points], model.nearest, R)
-                H_T = torch.eye(4, device=self.device).repeat(k, 1, 1)
+                H_T = torch.eye(4, device=self.device).repeat(len(R), 1, 1)
                 H_T[:, :3, :3], H_T[:, :3, 3] = R, shift[0]
             elif self.coarse_rotations > 0:
                 H_T = self._start_states(o[0], model.nearest, k)
