@@ -206,7 +206,7 @@ def _score(T_cam_model, points, normals, view: DepthView, diameter: float, cfg: 
     R, t = T[:, :3, :3], T[:, :3, 3]
     p = points @ R.transpose(1, 2) + t[:, None]  # (B, M, 3) camera frame
     n = normals @ R.transpose(1, 2)
-    K = torch.as_tensor(view.K, dtype=p.dtype, device=p.device)
+    K = torch.as_tensor(np.array(view.K), dtype=p.dtype, device=p.device)
     z = p[..., 2]
     zc = z.clamp_min(1e-3)
     u = (K[0, 0] * p[..., 0] + K[0, 1] * p[..., 1]) / zc + K[0, 2]
