@@ -59,6 +59,34 @@ def test_induction_layer_as_a_matrix_product_equals_the_convolution(training):
         torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
 
 
+def test_object_planes_folded_into_the_first_convolution_equal_the_concatenated_input():
+    net = _net(num_objects=3, seed=1).eval()
+    x = torch.rand(4, 3, 32, 32) - 0.5
+    idx = torch.tensor([2, 0, 1, 2])
+    full = torch.cat([x, torch.nn.functional.one_hot(idx, 3).float()[:, :, None, None].expand(-1, -1, 32, 32)], 1)
+    with torch.inference_mode():
+        ref = net.encoder(full).tensor
+        fast = net.encoder.forward_objects(x, idx).tensor
+        assert float(ref.abs().max()) > 0.1  # the test can fail
+        torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+        other = net.encoder.forward_objects(x, torch.tensor([0, 1, 2, 0])).tensor
+        assert float((other - ref).abs().max()) > 1e-3  # the object planes matter
+    # new weights after train() -> eval(): the cached object maps are rebuilt, not reused
+    net.train()
+    with torch.no_grad():
+        for p in net.encoder.parameters():
+            p.add_(0.05)
+    net.eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(net.encoder.forward_objects(x, idx).tensor, net.encoder(full).tensor, atol=1e-5, rtol=1e-5)
+    # with gradients enabled, coefficients() takes the concatenated path (training, input gradients)
+    net.eval()
+    with torch.no_grad():
+        c_fast = net.coefficients(x + 0.5, idx)
+    c_ref = net.coefficients(x + 0.5, idx)
+    torch.testing.assert_close(c_fast, c_ref.detach(), atol=1e-5, rtol=1e-4)
+
+
 def test_per_degree_rotation_equals_the_block_diagonal_wigner_matrix():
     rng = np.random.default_rng(3)
     L = 6
