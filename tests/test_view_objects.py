@@ -628,6 +628,9 @@ def test_bench_view_models_compares_both_heads_on_held_out_renders(tmp_path, cap
         assert m["n_images"] == 4 and set(m["loglik_per_object"]) == {"obj1", "obj2"}
         assert 0 <= m["acc15"] <= m["acc30"] <= 1 and m["equivariance_error"] < 1e-4
         assert abs(m["loglik_mean"] - np.log(1 / np.pi ** 2)) < 1.0  # untrained: near uniform
+        assert sum(part["n"] for part in m["by_visibility"]) == 4  # every target in one visibility bin
+        assert m["visible_at_least_10pct"]["n"] == 4 - res["visible_fraction"]["below_10pct"]
+    assert 0 < res["visible_fraction"]["mean"] <= 1 and "visible >= 0.1" in text
     assert res["methods"]["induced"]["parameters"] > res["methods"]["i2s"]["parameters"]
     assert set(res["real_crop_statistics"]) == {"brightness", "contrast", "saturation", "sharpness", "noise"}
     group = res["composites"]["real.png"]  # renders pasted into the real frame, both heads, plain and camera look

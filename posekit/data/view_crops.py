@@ -165,7 +165,9 @@ def load_backgrounds(paths, max_side: int = 640) -> list[np.ndarray]:
 class ViewCrop:
     """One training crop: ``image (S, S, 3)`` uint8, ``R_crop_obj (3, 3)`` (the label),
     ``R_cam_obj (3, 3)``, ``R_cam_crop (3, 3)``, ``obj_index``, full-camera ``K (3, 3)`` and
-    the jittered ``bbox (4,)`` (x, y, w, h) the crop was made from."""
+    the jittered ``bbox (4,)`` (x, y, w, h) the crop was made from; ``visible_fraction``: the
+    object's visible pixels over its pixels when rendered alone (BOP's ``visib_fract``; NaN unless
+    asked for, see :func:`render_view_raw`)."""
 
     image: np.ndarray
     R_crop_obj: np.ndarray
@@ -174,6 +176,7 @@ class ViewCrop:
     obj_index: int
     K: np.ndarray
     bbox: np.ndarray
+    visible_fraction: float = float("nan")
 
 
 def camera_matrix(cfg: ViewCropConfig) -> np.ndarray:
@@ -278,11 +281,14 @@ class ViewRender:
     obj_index: int
     K: np.ndarray
     bbox: np.ndarray
+    visible_fraction: float = float("nan")
 
 
-def render_view_raw(objects: ViewObjects, obj_index: int, rng: np.random.Generator, cfg: ViewCropConfig) -> ViewRender:
+def render_view_raw(objects: ViewObjects, obj_index: int, rng: np.random.Generator, cfg: ViewCropConfig,
+                    visibility: bool = False) -> ViewRender:
     """Steps 1-3 of the module docstring: the object, its occluders and distractors ray-cast in
-    the crop camera of a jittered box."""
+    the crop camera of a jittered box. With ``visibility`` the object is also ray-cast alone (one
+    more ray cast, no random draw: the crop is the same) for its ``visible_fraction``."""
     from posekit.data.render import render_scene
     from posekit.geometry.crop import crop_camera
     from posekit.geometry.rigid_np import make_pose, random_rotation_np
@@ -325,7 +331,11 @@ def render_view_raw(objects: ViewObjects, obj_index: int, rng: np.random.Generat
     light[2] = -abs(light[2]) - 0.3
     res = render_scene(meshes, poses, K_fine, S * k, S * k, rgb=True, light_dir=light,
                        ambient=float(rng.uniform(*cfg.ambient)))
-    return ViewRender(res.rgb, res.instance >= 0, Q.T @ R, R, Q, obj_index, K, box)
+    visible = float("nan")
+    if visibility:
+        alone = int((render_scene(meshes[:1], poses[:1], K_fine, S * k, S * k).instance == 0).sum())
+        visible = float((res.instance == 0).sum()) / alone if alone else 0.0
+    return ViewRender(res.rgb, res.instance >= 0, Q.T @ R, R, Q, obj_index, K, box, visible)
 
 
 def inplane_rotation(angle: float) -> np.ndarray:
@@ -363,13 +373,14 @@ def composite_view_crop(raw: ViewRender, rng: np.random.Generator, cfg: ViewCrop
     if k > 1:
         img = cv2.resize(img, (S, S), interpolation=cv2.INTER_AREA)
     img = photometric_jitter(img, rng, cfg)
-    return ViewCrop(img, R_crop_obj, raw.R_cam_obj, Q, raw.obj_index, raw.K, raw.bbox)
+    return ViewCrop(img, R_crop_obj, raw.R_cam_obj, Q, raw.obj_index, raw.K, raw.bbox, raw.visible_fraction)
 
 
 def render_view_crop(objects: ViewObjects, obj_index: int, rng: np.random.Generator, cfg: ViewCropConfig,
-                     backgrounds: list[np.ndarray] | None = None) -> ViewCrop:
-    """One training crop of object ``obj_index`` (see the module docstring)."""
-    return composite_view_crop(render_view_raw(objects, obj_index, rng, cfg), rng, cfg, backgrounds)
+                     backgrounds: list[np.ndarray] | None = None, visibility: bool = False) -> ViewCrop:
+    """One training crop of object ``obj_index`` (see the module docstring; ``visibility``: see
+    :func:`render_view_raw`)."""
+    return composite_view_crop(render_view_raw(objects, obj_index, rng, cfg, visibility), rng, cfg, backgrounds)
 
 
 @dataclass

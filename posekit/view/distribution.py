@@ -104,7 +104,7 @@ class SO3GridDistribution:
         return (w * self.probs[:, None]).T @ w
 
     def top_modes(self, k: int = 5, min_separation_deg: float = 20.0) -> list[tuple[np.ndarray, float]]:
-        """Up to ``k`` local maxima ``(R (3, 3), probability mass within min_separation)``,
+        """Up to ``k`` local maxima ``(R (3, 3), probability mass within min_separation / 2)``,
         greedily picked in decreasing probability, at least ``min_separation_deg`` apart.
         ``k`` is an integer >= 1, ``min_separation_deg`` a finite angle in [0, 180]."""
         k = check_count(k, "top_modes k")
@@ -125,11 +125,11 @@ class SO3GridDistribution:
             picked.append(int(cands[pos]))
             alive &= flat @ flat[pos] <= max_trace + 1e-9
             alive[pos] = False  # even at zero separation
-        out = []
-        for i in picked:
-            near = geodesic_angle_np(R[i][None], R) < sep / 2
-            out.append((np.array(R[i]), float(self.probs[near].sum())))
-        return out
+        # mass strictly within sep/2 of each pick (angle < sep/2 <=> trace > 1 + 2 cos(sep/2)), all picks
+        # in one product; cells at exactly sep/2 (grid ties) are outside, not left to rounding
+        trace = R.reshape(-1, 9) @ R[picked].reshape(-1, 9).T
+        masses = self.probs @ (trace > 1.0 + 2.0 * np.cos(sep / 2) + 1e-9)
+        return [(np.array(R[i]), float(mass)) for i, mass in zip(picked, masses)]
 
     def sample(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """``n >= 0`` grid rotations ``(n, 3, 3)`` drawn with their probabilities (``rng``: a

@@ -166,7 +166,7 @@ class ViewPoseEstimator:
 
         from posekit.view.training import images_to_tensor
 
-        with torch.no_grad():
+        with torch.inference_mode():
             z = self.model(images_to_tensor(images, self.device), level=self.grid_level if level is None else level,
                            obj_index=self._obj_tensor(obj_index, len(images)))
         return z.double().cpu().numpy()
@@ -219,7 +219,7 @@ class ViewPoseEstimator:
             return SO3GridDistribution.from_logits(self.predict_logits(img[None], lvl, idx)[0], lvl)
         img, cam = self.crop(image, bbox=bbox, mask=mask, K=K)
         self.last_input_image, self.last_crop_camera = img, cam
-        with torch.no_grad():
+        with torch.inference_mode():
             coeffs = self.model.coefficients(images_to_tensor(img[None], self.device),
                                              self._obj_tensor(idx, 1)).double()
             coeffs = rotate_distribution_coefficients(coeffs, cam.R_cam_crop, self.model.cfg.lmax)

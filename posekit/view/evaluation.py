@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 
 import numpy as np
 
@@ -32,3 +33,22 @@ def evaluate_distributions(dists: list[SO3GridDistribution], equivalents: list[n
         "median_err_deg": float(np.median(errs)) if errs.size else float("nan"),
         "n_images": len(dists),
     }
+
+
+VISIBILITY_BINS = (0.0, 0.1, 0.3, 0.6, 0.9, 1.0)
+
+
+def errors_by_visibility(errors_deg, visible, bins=VISIBILITY_BINS) -> list[dict]:
+    """Acc@15/Acc@30 and median of mode errors ``errors_deg (N,)`` per bin of the targets' visible
+    fractions ``visible (N,)`` (BOP's ``visib_fract``; the last bin includes 1.0): one dict per bin
+    with ``lo``, ``hi``, ``n`` (NaN metrics for an empty bin)."""
+    e, v = np.asarray(errors_deg, float), np.asarray(visible, float)
+    out = []
+    for i, (lo, hi) in enumerate(pairwise(bins)):
+        sel = (v >= lo) & ((v <= hi) if i == len(bins) - 2 else (v < hi))
+        n = int(sel.sum())
+        out.append({"lo": float(lo), "hi": float(hi), "n": n,
+                    "acc15": float(np.mean(e[sel] < 15)) if n else float("nan"),
+                    "acc30": float(np.mean(e[sel] < 30)) if n else float("nan"),
+                    "median_err_deg": float(np.median(e[sel])) if n else float("nan")})
+    return out

@@ -91,6 +91,31 @@ class SteerableEncoder(tnn.Module):
         _, _, enn = _escnn()
         return self.body(enn.GeometricTensor(x, self.in_type))
 
+    def forward_objects(self, rgb: torch.Tensor, obj_index: torch.Tensor):
+        """Evaluation-mode shortcut of ``forward(cat(rgb, one-hot planes))``: the first convolution
+        is linear, so the constant one-hot planes add a fixed map per object (bias included; zero
+        padding makes it vary near the border), cached until escnn rebuilds the filter (``eval()``
+        after ``train()``). The same sums in another order: equal within float rounding."""
+        _, _, enn = _escnn()
+        modules = list(self.body._modules.values())
+        conv = modules[0]
+        W = conv.filter
+        key = (id(W), 0 if W.is_inference() else W._version, tuple(rgb.shape[-2:]), rgb.device, rgb.dtype)
+        if getattr(self, "_object_maps_key", None) != key:
+            n = W.shape[1] - 3
+            planes = torch.ones(n, 1, *rgb.shape[-2:], device=rgb.device, dtype=rgb.dtype)
+            per_object = W[:, 3:].transpose(0, 1).unsqueeze(2)  # (n, C, 1, k, k): object j's filter slice
+            maps = torch.stack([torch.nn.functional.conv2d(planes[j:j + 1], per_object[j], padding=conv.padding)[0]
+                                for j in range(n)])
+            if conv.expanded_bias is not None:
+                maps = maps + conv.expanded_bias.view(1, -1, 1, 1)
+            self._object_maps, self._object_maps_key = maps, key
+        y = torch.nn.functional.conv2d(rgb, W[:, :3], padding=conv.padding) + self._object_maps[obj_index]
+        x = enn.GeometricTensor(y, conv.out_type)
+        for m in modules[1:]:
+            x = m(x)
+        return x
+
 
 class InducedHead(tnn.Module):
     """Induction layer: R2Conv to ``s2_channels`` copies of ``sum_l Res D^l`` with a kernel as
@@ -106,7 +131,15 @@ class InducedHead(tnn.Module):
         self.cfg = cfg
 
     def forward(self, feats) -> list[torch.Tensor]:
-        y = self.conv(feats).tensor.flatten(1)  # (B, C2 * (L+1)^2), fields in channel order
+        x = feats.tensor
+        if tuple(x.shape[-2:]) == (self.cfg.feature_size(),) * 2:
+            # the kernel covers the whole map (1x1 output): one matrix product, the same sum as the
+            # convolution; torch's CPU conv2d takes ~15x longer for this shape (docs/models.md)
+            W, b = (self.conv.filter, self.conv.expanded_bias) if not self.conv.training else self.conv.expand_parameters()
+            y = x.flatten(1) @ W.flatten(1).T
+            y = y if b is None else y + b
+        else:
+            y = self.conv(feats).tensor.flatten(1)  # (B, C2 * (L+1)^2), fields in channel order
         y = y.view(y.shape[0], self.cfg.s2_channels, s2_coeff_size(self.cfg.lmax))
         return _split_degrees(y, self.cfg.lmax)
 
@@ -216,6 +249,8 @@ class ViewNet(tnn.Module):
             if obj_index.numel() and (int(obj_index.min()) < 0 or int(obj_index.max()) >= n):
                 raise BadInputError(f"obj_index must be in 0..{n - 1} (the network's object indices), "
                                     f"got {obj_index.tolist()[:8]}")
+            if not self.encoder.training and not torch.is_grad_enabled():
+                return self.so3(self.head(self.encoder.forward_objects(x, obj_index)), obj_index)
             onehot = torch.nn.functional.one_hot(obj_index, n).to(x.dtype)
             x = torch.cat([x, onehot[:, :, None, None].expand(-1, -1, *x.shape[-2:])], dim=1)
         return self.so3(self.head(self.encoder(x)), obj_index if n > 0 else None)

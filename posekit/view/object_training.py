@@ -164,9 +164,10 @@ def target_mask(equivalents: list[np.ndarray], level: int):
 
 
 def render_batch(objects, rng: np.random.Generator, n: int, crop: ViewCropConfig, backgrounds,
-                 obj_indices=None, reuse=None):
+                 obj_indices=None, reuse=None, visibility: bool = False):
     """``n`` crops: images ``(n, S, S, 3)`` uint8, obj indices ``(n,)``, labels ``(n, 3, 3)``,
-    equivalent label sets (list of ``(K, 3, 3)``). With ``reuse`` (a
+    equivalent label sets (list of ``(K, 3, 3)``), visible fractions ``(n,)`` (NaN unless
+    ``visibility``: one more ray cast a crop). With ``reuse`` (a
     :class:`~posekit.data.view_crops.ReusedViewRenders`) the crops come from it."""
     from posekit.data.view_crops import render_view_crop
 
@@ -176,10 +177,11 @@ def render_batch(objects, rng: np.random.Generator, n: int, crop: ViewCropConfig
     else:
         if obj_indices is None:
             obj_indices = rng.integers(len(objects.ids), size=n)
-        crops = [render_view_crop(objects, int(i), rng, crop, backgrounds) for i in obj_indices]
+        crops = [render_view_crop(objects, int(i), rng, crop, backgrounds, visibility) for i in obj_indices]
     labels = np.stack([c.R_crop_obj for c in crops])
     eqs = [c.R_crop_obj[None] @ objects.symmetries[c.obj_index] for c in crops]
-    return np.stack([c.image for c in crops]), np.asarray(obj_indices, dtype=np.int64), labels, eqs
+    visible = np.array([c.visible_fraction for c in crops], dtype=np.float64)
+    return np.stack([c.image for c in crops]), np.asarray(obj_indices, dtype=np.int64), labels, eqs, visible
 
 
 def make_batch_fn(cfg: ObjectViewTrainConfig, objects, backgrounds):
@@ -193,7 +195,7 @@ def make_batch_fn(cfg: ObjectViewTrainConfig, objects, backgrounds):
     def make_batch(rng: np.random.Generator, batch_size: int, device):
         import torch
 
-        images, idx, _, eqs = render_batch(objects, rng, batch_size, cfg.data.crop, backgrounds, reuse=reuse)
+        images, idx, _, eqs, _ = render_batch(objects, rng, batch_size, cfg.data.crop, backgrounds, reuse=reuse)
         mask = target_mask(eqs, cfg.model.train_grid_level).to(device)
         return images_to_tensor(images, device), torch.from_numpy(idx).to(device), mask
 
@@ -226,14 +228,16 @@ def compute_loss(model, batch, step: int):
 
 
 def validation_set(cfg: ObjectViewTrainConfig, objects, backgrounds, per_object: int | None = None,
-                   seed: int | None = None):
-    """Fixed renders, ``per_object`` of each object: (images, obj indices, labels, equivalents)."""
+                   seed: int | None = None, visibility: bool = False):
+    """Fixed renders, ``per_object`` of each object: (images, obj indices, labels, equivalents,
+    visible fractions (NaN unless ``visibility``; the renders do not depend on it))."""
     n = cfg.data.val_per_object if per_object is None else int(per_object)
     seed = cfg.data.val_seed if seed is None else int(seed)
     parts = [render_batch(objects, np.random.default_rng([seed, i]), n, cfg.data.crop, backgrounds,
-                          obj_indices=[i] * n) for i in range(len(objects.ids))]
+                          obj_indices=[i] * n, visibility=visibility) for i in range(len(objects.ids))]
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]), [e for p in parts for e in p[3]])
+            np.concatenate([p[2] for p in parts]), [e for p in parts for e in p[3]],
+            np.concatenate([p[4] for p in parts]))
 
 
 def predict_distributions(model, images: np.ndarray, obj_idx: np.ndarray, level: int, batch_size: int = 16,
@@ -265,7 +269,7 @@ def make_evaluate_fn(cfg: ObjectViewTrainConfig, objects, backgrounds):
     def evaluate(model) -> dict:
         if "val" not in cache:
             cache["val"] = validation_set(cfg, objects, backgrounds)
-        images, idx, _, eqs = cache["val"]
+        images, idx, _, eqs, _ = cache["val"]
         names = [f"obj{objects.ids[i]}" for i in idx]
         heads = list(getattr(model, "nets", {}).keys()) or [""]
         out = {}

@@ -55,15 +55,18 @@ def _generators(l: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=32)
-def _eigen(l: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``exp(t J_z) = Vz diag(exp(-i m t)) Vz^H``; returns (Vz, A = Vz^H Vy, m) as complex128 tensors."""
+def _eigen(l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``exp(t J_z) = Vz diag(exp(-i m t)) Vz^H``; returns (Vz, A = Vz^H Vy, m) as complex128 arrays (read-only)."""
     J = _generators(l)
     mz, Vz = np.linalg.eigh(1j * J[2])
     my, Vy = np.linalg.eigh(1j * J[1])
     if np.abs(mz - my).max() > 1e-8:
         raise ComputationError(f"the generators of irrep l={l} do not share their spectrum "
                                f"(max difference {np.abs(mz - my).max():.2e}); the Lie algebra basis is broken")
-    return (torch.from_numpy(Vz), torch.from_numpy(Vz.conj().T @ Vy), torch.from_numpy(mz.astype(np.complex128)))
+    out = (Vz, Vz.conj().T @ Vy, mz.astype(np.complex128))
+    for a in out:
+        a.setflags(write=False)
+    return out
 
 
 def wigner_d(R: np.ndarray | torch.Tensor, l: int) -> torch.Tensor:
@@ -72,21 +75,29 @@ def wigner_d(R: np.ndarray | torch.Tensor, l: int) -> torch.Tensor:
     Computed from ZYZ Euler angles ``R = Rz(a) Ry(b) Rz(c)`` as ``D(Rz(a)) D(Ry(b)) D(Rz(c))``
     with ``D(exp(t J)) = V diag(exp(-i m t)) V^H`` (eigenvectors of the generators).
     """
+    R = np.asarray(R.detach().cpu().numpy() if torch.is_tensor(R) else R, dtype=np.float64)
+    return _wigner_from_euler(_euler_zyz(R), l).reshape(*R.shape[:-2], 2 * l + 1, 2 * l + 1)
+
+
+def _euler_zyz(R: np.ndarray) -> np.ndarray:
+    """ZYZ Euler angles ``(M, 3)`` of rotations ``R (..., 3, 3)`` float64 (flattened)."""
     import warnings
 
     from scipy.spatial.transform import Rotation
 
-    R = np.asarray(R.detach().cpu().numpy() if torch.is_tensor(R) else R, dtype=np.float64)
-    shape = R.shape[:-2]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gimbal lock at b = 0 or pi: any valid split works
-        abc = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_euler("ZYZ")
+        return Rotation.from_matrix(R.reshape(-1, 3, 3)).as_euler("ZYZ")
+
+
+def _wigner_from_euler(abc: np.ndarray, l: int) -> torch.Tensor:
+    """``(M, 2l+1, 2l+1)`` float64 ``D^l`` of ZYZ angles ``abc (M, 3)`` (see :func:`wigner_d`); numpy
+    complex arithmetic, as fast as torch on large batches and ~5x faster on one rotation."""
     Vz, A, m = _eigen(l)
-    e = lambda t: torch.exp(-1j * torch.from_numpy(t)[:, None] * m[None])
+    e = lambda t: np.exp(-1j * t[:, None] * m[None])
     W = (A[None] * e(abc[:, 1])[:, None, :]) @ A.conj().T[None]  # Vz^H D(Ry(b)) Vz
     W = e(abc[:, 0])[:, :, None] * W * e(abc[:, 2])[:, None, :]
-    D = (Vz[None] @ W @ Vz.conj().T[None]).real
-    return D.reshape(*shape, 2 * l + 1, 2 * l + 1)
+    return torch.from_numpy(np.ascontiguousarray((Vz[None] @ W @ Vz.conj().T[None]).real))
 
 
 def wigner_d_all(R, lmax: int) -> torch.Tensor:
@@ -188,6 +199,15 @@ def grid_function_values(coeffs: torch.Tensor, level: int, lmax: int) -> torch.T
 def rotate_distribution_coefficients(coeffs, R_cam_crop: np.ndarray, lmax: int):
     """SO(3) Fourier coefficients ``(B, sum (2l+1)^2)`` of ``f(R_crop_obj)`` -> those of
     ``f(R_cam_crop^T R_cam_obj)``, a function of ``R_cam_obj``: ``F_l -> D^l(R_cam_crop) F_l``
-    (left translation, see the module docstring). Exact: no grid resampling."""
-    M = block_diag_wigner(np.asarray(R_cam_crop, dtype=np.float64), lmax, flatten_so3=True)
-    return coeffs @ M.to(coeffs.device, coeffs.dtype).T
+    (left translation, see the module docstring). Exact: no grid resampling. One ``(2l+1)^2``
+    product per degree (the same map as ``block_diag_wigner(R, lmax, flatten_so3=True)``, without
+    building that matrix)."""
+    abc = _euler_zyz(np.asarray(R_cam_crop, dtype=np.float64))
+    parts, start = [], 0
+    for l in range(lmax + 1):
+        d = 2 * l + 1
+        D = _wigner_from_euler(abc, l)[0].to(coeffs.device, coeffs.dtype)
+        F = coeffs[..., start:start + d * d].unflatten(-1, (d, d))
+        parts.append((D @ F).flatten(-2))
+        start += d * d
+    return torch.cat(parts, dim=-1)
