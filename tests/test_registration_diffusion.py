@@ -287,3 +287,34 @@ def test_features_of_the_first_points_only_equal_the_full_computation():
             part = net.features(pts[None], nrm[None], n_queries=q)
             assert part.shape == (1, min(q, 300), full.shape[-1])
             torch.testing.assert_close(part, full[:, : min(q, 300)], atol=1e-5, rtol=0)
+
+
+def test_chains_started_late_in_the_schedule():
+    """``start_step``: the reverse process begins at that step, so the denoiser is called that
+    many times; the first update leans further towards the denoiser's guess than a start at the
+    last step does (less noise left to explain), the chains still end on the answer, and steps
+    outside the schedule are refused."""
+    from posekit.errors import BadInputError
+
+    g = torch.Generator().manual_seed(4)
+    H_true = random_transform(6, g, dtype=torch.float64)
+    starts = random_transform(6, g, dtype=torch.float64)
+    calls = []
+
+    def oracle(H, s):
+        calls.append(float(s[0]))
+        return H_true @ se3_inverse(H)
+
+    schedule = DiffusionSchedule(5)
+    left = {}
+    for start_step in (5, 2):
+        calls.clear()
+        H, traj = sample(oracle, 6, schedule, dtype=torch.float64, noise_scale=0.0, H_init=starts,
+                         return_trajectory=True, start_step=start_step)
+        assert len(calls) == start_step and len(traj) == start_step + 1
+        torch.testing.assert_close(H, H_true, atol=1e-6, rtol=0)
+        left[start_step] = se3_log(H_true @ se3_inverse(traj[1])).norm(dim=-1)  # still to go after step 1
+    assert (left[2] < left[5]).all()
+    for bad in (0, 6):
+        with pytest.raises(BadInputError, match="start_step"):
+            sample(oracle, 6, schedule, H_init=starts, start_step=bad)

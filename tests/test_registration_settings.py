@@ -109,6 +109,31 @@ def test_start_rotations_prior_seeds_the_chains(api):
         api.estimate(model, seen, rgb=np.zeros((4, 4, 3), np.uint8))
 
 
+def test_chains_from_a_prior_run_the_last_prior_steps_of_the_schedule(api, monkeypatch):
+    """prior_steps: chains seeded by a prior call the denoiser that many times (the schedule's
+    last steps); the depth's own search runs the whole schedule; 0 means the whole schedule."""
+    from posekit.data.meshes import procedural_mesh
+    from posekit.geometry.rigid_np import rotation_about_axis
+
+    mesh, _ = procedural_mesh(78, family="box", diameter_range=(0.12, 0.14))
+    R = rotation_about_axis([0.2, 1.0, 0.3], 1.1)
+    cloud = mesh.sample_points(800, seed=4) @ R.T + np.array([0.0, 0.0, 0.7])
+    model = api.prepare_model(mesh)
+    calls = []
+    match = api.net.match
+    monkeypatch.setattr(api.net, "match", lambda *a, **k: calls.append(1) or match(*a, **k))
+    monkeypatch.setattr(api.inference, "retry_below", 0.0)  # one pass each: no fallback search
+    counts = {}
+    for steps in (2, 0):
+        monkeypatch.setattr(api.inference, "prior_steps", steps)
+        calls.clear()
+        api.estimate(model, cloud, start_rotations=R[None])
+        counts[steps] = len(calls)
+    calls.clear()
+    api.estimate(model, cloud)
+    assert counts == {2: 2, 0: api.schedule.steps} and len(calls) == api.schedule.steps
+
+
 def test_a_huge_cloud_is_subsampled_before_anything_else(api):
     """Issue 14: a million-point cloud is cut to ``max_observed_points`` (seeded) before normals,
     scoring or search: the answer is the one for that subset, and n_observed says so."""

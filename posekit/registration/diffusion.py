@@ -135,7 +135,8 @@ Pruner = Callable[[int, torch.Tensor], "torch.Tensor | None"]
 
 def sample(denoiser: Denoiser, n: int, schedule: DiffusionSchedule, dtype=torch.float32, device="cpu",
            generator: torch.Generator | None = None, noise_scale: float = 1.0,
-           H_init: torch.Tensor | None = None, return_trajectory: bool = False, prune: Pruner | None = None):
+           H_init: torch.Tensor | None = None, return_trajectory: bool = False, prune: Pruner | None = None,
+           start_step: int | None = None):
     """Run the reverse process from the identity (or the end points ``H_init (nx4x4)``) for ``n``
     chains in parallel.
 
@@ -145,7 +146,9 @@ def sample(denoiser: Denoiser, n: int, schedule: DiffusionSchedule, dtype=torch.
     ``prune``: called after every step but the last with the step number (1 first) and the
     chains' current guesses ``H0_hat``; indices it returns select the chains that go on (the
     others stop there: early exit of chains in a wrong basin), None keeps all. ``n'`` is the
-    number of chains left; the denoiser then gets that many states.
+    number of chains left; the denoiser then gets that many states. ``start_step``: the chains
+    start at this step of the schedule instead of its last one: fewer denoiser calls, and
+    updates that lean more on the denoiser's guesses (for starts already near the answer).
     """
     abar = schedule.abar(device=device, dtype=dtype)
     H_T = (torch.eye(4, dtype=dtype, device=device).expand(n, 4, 4).clone() if H_init is None
@@ -154,13 +157,16 @@ def sample(denoiser: Denoiser, n: int, schedule: DiffusionSchedule, dtype=torch.
     H = H_T
     sig = schedule.sigma_vector(device, dtype)
     trajectory = [H]
-    for t in range(schedule.steps, 0, -1):
+    start = schedule.steps if start_step is None else int(start_step)
+    if not 1 <= start <= schedule.steps:
+        raise BadInputError(f"start_step {start_step} outside 1..{schedule.steps}")
+    for t in range(start, 0, -1):
         dH = denoiser(H, abar[t].sqrt().expand(n))
         H0_hat = dH @ H
         if t == 1:
             H = H0_hat
         else:
-            keep = prune(schedule.steps - t + 1, H0_hat) if prune is not None else None
+            keep = prune(start - t + 1, H0_hat) if prune is not None else None
             if keep is not None:
                 H, H0_hat, H_T, H_T_inv = H[keep], H0_hat[keep], H_T[keep], H_T_inv[keep]
                 n = len(H)

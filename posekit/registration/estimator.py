@@ -76,6 +76,9 @@ class InferenceConfig:
     icp_backend: str = "auto"  # torch: batched on the device (posekit.registration.refine); open3d: one by one
     # on the CPU (faster there: 15 ms per start vs 35 for the torch ICP with a KD-tree); auto: torch on CUDA,
     # open3d on the CPU
+    prior_steps: int = 4  # chains from a prior (the RGB view's modes) run the last this many steps of the schedule
+    # (0: all). 136 held-out LM-O renders, view-lmo: 5 steps 94.9 / 86.8 % (gt / detections masks), 4: 94.9 / 88.2 %
+    # at 1-4 % less time (score AUROC 0.955 -> 0.970 with gt masks), 3: 92.6 / 87.5 %
     flip_candidates: bool = True  # also refine the best start turned 180 deg about the observed and model axes
     flip_below_score: float = 0.45  # ... when the best score is below this (right poses score 0.5-0.8)
     surface_samples: int = 8192  # model surface samples rendered by the depth score
@@ -683,8 +686,11 @@ class ObjectPoseEstimator:
                 H_T = self._anchor_states(k)
             clock.lap("coarse_search")
             prune = self._pruner(o[0, : self.net.cfg.match_observed], model.nearest) if prune else None
-            H = sample(denoise, len(H_T), self.schedule, device=self.device, generator=g, H_init=H_T, prune=prune) \
-                if self.schedule is not None else H_T
+            start_step = None
+            if start_rotations is not None and self.schedule is not None and int(self.inference.prior_steps) > 0:
+                start_step = min(int(self.inference.prior_steps), self.schedule.steps)
+            H = sample(denoise, len(H_T), self.schedule, device=self.device, generator=g, H_init=H_T, prune=prune,
+                       start_step=start_step) if self.schedule is not None else H_T
         T = pose_from_state(H.double().cpu().numpy(), mu, model.cloud)
         clock.lap("chains")
         scores, coarse = score_poses_fine_and_coarse(T, model.surface_t, model.surface_normals_t, view,
