@@ -54,6 +54,10 @@ class OptimizationSettings:
     turn_penalty: float = 0.015  # refinement: energy a candidate turned > 90 deg from the start must win by
     dense_data_points: int = 768  # the polish's data term: more points on both sides
     dense_model_points: int = 1500
+    # The polish's ``EnergySettings.tangent_weight`` (None: the search's), from this share of its
+    # steps on (before: the search's): point-to-point pulls limbs in, point-to-plane settles them.
+    dense_tangent_weight: float | None = 0.1
+    plane_fraction_start: float = 0.5
     lr: float = 0.02
     seed: int = 0
     energy: EnergySettings = field(default_factory=EnergySettings)
@@ -256,7 +260,7 @@ def joint_search(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas
             cands = torch.cat([local[j][None], local[j] @ turns, random])
             L, b, t = _pose_batch(local[None], betas[None], transl[None], len(cands))
             L[:, j] = cands
-            e = energy.terms(energy.pose(body, L, b, t).vertices, L)["energy"]
+            e = energy.pose_terms(body, L, b, t, shape_prior=False)[0]["energy"]
             local = L[int(e.argmin())]
         L, t = rigid_align(body, energy, local[None], betas[None], transl[None], iterations=4)
         local, transl = L[0], t[0]
@@ -281,7 +285,7 @@ def polish(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas: torc
     with torch.enable_grad():
         for _ in range(settings.iterations):
             L = base @ so3_exp(delta * free)
-            total = energy.terms(energy.pose(body, L, betas, transl).vertices, L, betas)["energy"]
+            total = energy.pose_terms(body, L, betas, transl)[0]["energy"]
             opt.zero_grad(set_to_none=True)
             total.sum().backward()
             opt.step()
@@ -338,8 +342,8 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
     torso = BodyEnergy(body, points.to(dev, dtype), s.energy, viewpoint=viewpoint, seed=s.seed, joints=TORSO_JOINTS)
     local, transl = rigid_align(body, torso, local, betas, transl, s.rigid_iterations)
     with torch.no_grad():
-        posed = torso.pose(body, local, betas, transl)
-        e = torso.terms(posed.vertices)["energy"] + head_down_penalty(posed.joints, up)
+        terms, posed = torso.pose_terms(body, local, betas, transl, shape_prior=False)
+        e = _data_energy(terms) + head_down_penalty(posed.joints, up)
     order = diverse_best(e + _turn_penalty(local, init, s.turn_penalty), local[:, 0], max(1, s.keep))
     local, betas, transl = local[order], betas[order], transl[order]
     if labels is not None and s.label_iterations > 0:
@@ -350,8 +354,8 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
         local = torch.stack([f[0] for f in found])
         transl = torch.stack([f[1] for f in found])
     with torch.no_grad():
-        posed = energy.pose(body, local, betas, transl)
-        e = energy.terms(posed.vertices, local, betas)["energy"] + head_down_penalty(posed.joints, up)
+        terms, posed = energy.pose_terms(body, local, betas, transl)
+        e = terms["energy"] + head_down_penalty(posed.joints, up)
     e = e + _turn_penalty(local, init, s.turn_penalty)
     best = int(e.argmin())
     # How clearly the chosen orientation won: the energy gap to the best candidate turned more
@@ -361,12 +365,19 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
     turned = float(np.degrees(_angle(local[best, 0], init[0][0].to(dev, dtype)))) if init is not None else 0.0
     local, betas, transl = local[best:best + 1], betas[best:best + 1], transl[best:best + 1]
     if s.iterations > 0:  # fine: the dense data term
-        dense = BodyEnergy(body, points.to(dev, dtype), replace(s.energy, data_points=s.dense_data_points,
-                                                                 model_points=s.dense_model_points),
-                           viewpoint=viewpoint, seed=s.seed)
-        local, betas, transl = polish(body, dense, local, betas, transl, s)
+        fine = replace(s.energy, data_points=s.dense_data_points, model_points=s.dense_model_points)
+        stages = [(fine, s.iterations)]
+        if s.dense_tangent_weight is not None and s.dense_tangent_weight != fine.tangent_weight:
+            # Coarse to fine within the polish: the search's distances pull the limbs in, then
+            # point-to-plane settles them onto the surface.
+            first = round(s.plane_fraction_start * s.iterations)
+            stages = [(fine, first), (replace(fine, tangent_weight=s.dense_tangent_weight), s.iterations - first)]
+        for settings_k, iterations in stages:
+            if iterations > 0:
+                dense = BodyEnergy(body, points.to(dev, dtype), settings_k, viewpoint=viewpoint, seed=s.seed)
+                local, betas, transl = polish(body, dense, local, betas, transl, replace(s, iterations=iterations))
     with torch.no_grad():
-        terms = energy.terms(energy.pose(body, local, betas, transl).vertices, local, betas)
+        terms = energy.pose_terms(body, local, betas, transl)[0]
     out = {k: float(v[0]) for k, v in terms.items() if k != "energy"}
     out.update(flip_margin=margin, turned_deg=turned)
     return OptimizationResult(local[0], betas[0], transl[0], float(terms["energy"][0]), out)
@@ -414,15 +425,15 @@ def check_orientation(body: BodyModel, points: torch.Tensor, local: torch.Tensor
     first = min(rigid_iterations, 3) if K > 2 else rigid_iterations
     L, t = rigid_align(body, torso, L, b, t, first)
     if first < rigid_iterations:  # coarse to fine: the 2 best distinct candidates go on (fit's latency)
-        out = torso.pose(body, L, b, t)
-        keep = diverse_best(torso.terms(out.vertices)["energy"] + head_down_penalty(out.joints, up), L[:, 0], 2)
+        terms, out = torso.pose_terms(body, L, b, t, shape_prior=False)
+        keep = diverse_best(_data_energy(terms) + head_down_penalty(out.joints, up), L[:, 0], 2)
         L, b, t = L[keep], b[keep], t[keep]
         L, t = rigid_align(body, torso, L, b, t, rigid_iterations - first)
-    out = torso.pose(body, L, b, t)
-    score = torso.terms(out.vertices)["energy"] + head_down_penalty(out.joints, up)
+    terms, out = torso.pose_terms(body, L, b, t, shape_prior=False)
+    score = _data_energy(terms) + head_down_penalty(out.joints, up)
     best = int(score.argmin())
     ranked = score.argsort()
-    terms = energy.terms(energy.pose(body, L[best:best + 1], b[:1], t[best:best + 1]).vertices, L[best:best + 1], b[:1])
+    terms = energy.pose_terms(body, L[best:best + 1], b[:1], t[best:best + 1])[0]
     info = {k: float(v[0]) for k, v in terms.items()}
     info["candidates"] = K
     # The runner-up among candidates turned more than 90 deg from the winner: how ambiguous it was.
@@ -454,6 +465,11 @@ def head_down_penalty(joints: torch.Tensor, up: np.ndarray | None) -> torch.Tens
                         dtype=joints.dtype)
     spine = joints[:, 12] - joints[:, 0]
     return torch.relu(-(spine @ u) / spine.norm(dim=-1).clamp_min(1e-6))
+
+
+def _data_energy(terms: dict) -> torch.Tensor:
+    """The energy without its priors (the torso's ranking: it was scored without local rotations)."""
+    return terms["energy"] - terms["prior"]
 
 
 def _turn_penalty(local: torch.Tensor, init, penalty: float) -> torch.Tensor | float:
