@@ -216,9 +216,8 @@ def test_skinned_normals_match_the_posed_mesh_and_point_to_plane_resolves_the_su
 
 
 def test_point_to_plane_polish_fits_closer_than_point_to_point(body):
-    """The polish, coarse to fine (point-to-point, then point-to-plane for the second half of its
-    steps), from a start a few degrees off at every joint ends nearer the truth than
-    point-to-point all the way (1.0 vs 1.2 cm here)."""
+    """The polish with the point-to-plane data term, from a start a few degrees off at every
+    joint, ends nearer the truth than with point-to-point (1.0 vs 1.2 cm here)."""
     from posekit.body.optimization import OptimizationSettings, fit_by_optimization
     from posekit.geometry.so3 import so3_exp
 

@@ -54,10 +54,9 @@ class OptimizationSettings:
     turn_penalty: float = 0.015  # refinement: energy a candidate turned > 90 deg from the start must win by
     dense_data_points: int = 768  # the polish's data term: more points on both sides
     dense_model_points: int = 1500
-    # The polish's ``EnergySettings.tangent_weight`` (None: the search's), from this share of its
-    # steps on (before: the search's): point-to-point pulls limbs in, point-to-plane settles them.
+    # The polish's ``EnergySettings.tangent_weight`` (None: the search's): coarse to fine, the
+    # search ranks by point-to-point distances (wide basins), the polish fits point-to-plane.
     dense_tangent_weight: float | None = 0.1
-    plane_fraction_start: float = 0.5
     lr: float = 0.02
     seed: int = 0
     energy: EnergySettings = field(default_factory=EnergySettings)
@@ -366,16 +365,10 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
     local, betas, transl = local[best:best + 1], betas[best:best + 1], transl[best:best + 1]
     if s.iterations > 0:  # fine: the dense data term
         fine = replace(s.energy, data_points=s.dense_data_points, model_points=s.dense_model_points)
-        stages = [(fine, s.iterations)]
-        if s.dense_tangent_weight is not None and s.dense_tangent_weight != fine.tangent_weight:
-            # Coarse to fine within the polish: the search's distances pull the limbs in, then
-            # point-to-plane settles them onto the surface.
-            first = round(s.plane_fraction_start * s.iterations)
-            stages = [(fine, first), (replace(fine, tangent_weight=s.dense_tangent_weight), s.iterations - first)]
-        for settings_k, iterations in stages:
-            if iterations > 0:
-                dense = BodyEnergy(body, points.to(dev, dtype), settings_k, viewpoint=viewpoint, seed=s.seed)
-                local, betas, transl = polish(body, dense, local, betas, transl, replace(s, iterations=iterations))
+        if s.dense_tangent_weight is not None:
+            fine = replace(fine, tangent_weight=s.dense_tangent_weight)
+        dense = BodyEnergy(body, points.to(dev, dtype), fine, viewpoint=viewpoint, seed=s.seed)
+        local, betas, transl = polish(body, dense, local, betas, transl, s)
     with torch.no_grad():
         terms = energy.pose_terms(body, local, betas, transl)[0]
     out = {k: float(v[0]) for k, v in terms.items() if k != "energy"}
