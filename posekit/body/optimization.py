@@ -12,7 +12,9 @@ joint limits of the pose sampler, a shape prior), coarse to fine:
    further pass) and samples within the joint limits, by the energy of the whole body; a rigid re-alignment after each
    sweep (a discrete articulated ICP that cannot get stuck in a gradient's local minimum);
 3. **polish**: the best candidate by the whole body's energy goes to Adam on all joint
-   rotations (axis-angle), shape and translation, with a denser data term.
+   rotations (axis-angle), shape and translation, with a denser data term measured
+   point-to-plane (``dense_tangent_weight``: the search ranks by point-to-point distances,
+   whose basins are wider; the polish fits the surface, below the vertices' spacing).
 
 The baseline starts from the 24 octahedral orientations of the body in its rest pose (a fair
 multi-start: the mean pose, every orientation 90 deg apart); refinement from the network's fit,
@@ -363,7 +365,7 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
     margin = float(min(e[k] for k in far) - e[best]) if far else 1.0
     turned = float(np.degrees(_angle(local[best, 0], init[0][0].to(dev, dtype)))) if init is not None else 0.0
     local, betas, transl = local[best:best + 1], betas[best:best + 1], transl[best:best + 1]
-    if s.iterations > 0:  # fine: the dense data term
+    if s.iterations > 0:  # fine: the dense, point-to-plane data term
         fine = replace(s.energy, data_points=s.dense_data_points, model_points=s.dense_model_points)
         if s.dense_tangent_weight is not None:
             fine = replace(fine, tangent_weight=s.dense_tangent_weight)
