@@ -175,6 +175,8 @@ def test_compounding_run_keeps_a_chain_and_promotes_only_an_improvement(tmp_path
     first = train_body(_tiny_config(2), tmp_path / "first", progress=False)
     start = tmp_path / "start.pt"
     start.write_bytes(first.weights_path.read_bytes())
+    original = tmp_path / "original.pt"  # the start may be replaced by the run (promotion)
+    original.write_bytes(first.weights_path.read_bytes())
     cfg = _tiny_config(2)
     cfg.resume_from = str(start)
     cfg.network = BodyNetConfig()  # the start file's network config must win over the YAML's
@@ -185,6 +187,13 @@ def test_compounding_run_keeps_a_chain_and_promotes_only_an_improvement(tmp_path
     assert {"unseen_v2v_cm", "common_v2v_cm"} <= set(chain[-1]["metrics_before"])
     assert {"before_unseen_v2v_cm", "promoted"} <= set(second.metrics)
     assert model_chain({}) == [] and len(model_chain({"command": "x", "steps": 3, "metrics": {}})) == 1
+    # compare_weights validates several files on the same clouds: the trainer's before and after.
+    from posekit.body.training import compare_weights
+
+    both = compare_weights([str(original), str(second.weights_path)], samples=2, kinect=False)
+    for k in ("common_v2v_cm", "unseen_part_acc"):
+        assert both[str(original)][k] == pytest.approx(second.metrics[f"before_{k}"], rel=1e-4)
+        assert both[str(second.weights_path)][k] == pytest.approx(second.metrics[k], rel=1e-4)
     # promote_if_better: the target changes only when the validation score drops.
     target = tmp_path / "target.pt"
     save_weights({"w": torch.zeros(1)}, target, metadata={"engine": "body"})

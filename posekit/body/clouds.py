@@ -53,6 +53,12 @@ class BodyBatch:
     def __len__(self) -> int:
         return int(self.points.shape[0])
 
+    def select(self, index) -> BodyBatch:
+        """The samples at ``index`` (a slice or index tensor) as a batch."""
+        fields = ("points", "labels", "pose", "betas", "transl", "vertices", "joints", "global_rotations")
+        return BodyBatch(**{f: getattr(self, f)[index] for f in fields},
+                         up=None if self.up is None else self.up[index])
+
 
 def sample_surface(vertices: torch.Tensor, faces: torch.Tensor, n: int,
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -217,6 +217,11 @@ class BodyModel(torch.nn.Module):
         joint = self.weights.argmax(dim=1).cpu().numpy()
         return np.array([MERGED_JOINTS.get(int(j), int(j)) for j in joint], dtype=np.int64)
 
+    def rest_normals(self) -> torch.Tensor:
+        """(V,3) unit normals of the template mesh (:func:`vertex_normals`)."""
+        faces = torch.as_tensor(self.faces, device=self.device)
+        return vertex_normals(self.v_template[None], faces)[0]
+
     def rest_joints(self, betas: torch.Tensor | None = None) -> torch.Tensor:
         """Rest-pose joints (B,24,3) for betas (B,n_betas) (or the template's (1,24,3))."""
         return torch.einsum("jv,bvc->bjc", self.J_regressor, self.shaped_vertices(betas))
@@ -290,6 +295,17 @@ class BodyModel(torch.nn.Module):
         return save_body_arrays(self._arrays, path)
 
 
+def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Unit normals (...,V,3) of a triangle mesh's vertices (...,V,3): the area-weighted mean of
+    the normals of the faces (F,3) around each vertex (outward for counter-clockwise faces)."""
+    a, b, c = (vertices[..., faces[:, k], :] for k in range(3))
+    face = torch.linalg.cross(b - a, c - a)  # (...,F,3), length = twice the area
+    out = torch.zeros_like(vertices)
+    for k in range(3):
+        out = out.index_add(-2, faces[:, k], face)
+    return out / out.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
 def save_body_arrays(arrays: dict, path: str | Path) -> Path:
     """Write SMPL-format arrays to ``path`` (.npz, compressed, no pickled objects), atomically."""
     from posekit.body.skeleton import kintree_table
@@ -322,4 +338,5 @@ __all__ = [
     "load_body_model",
     "read_body_arrays",
     "save_body_arrays",
+    "vertex_normals",
 ]

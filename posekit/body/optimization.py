@@ -12,7 +12,9 @@ joint limits of the pose sampler, a shape prior), coarse to fine:
    further pass) and samples within the joint limits, by the energy of the whole body; a rigid re-alignment after each
    sweep (a discrete articulated ICP that cannot get stuck in a gradient's local minimum);
 3. **polish**: the best candidate by the whole body's energy goes to Adam on all joint
-   rotations (axis-angle), shape and translation, with a denser data term.
+   rotations (axis-angle), shape and translation, with a denser data term measured
+   point-to-plane (``dense_tangent_weight``: the search ranks by point-to-point distances,
+   whose basins are wider; the polish fits the surface, below the vertices' spacing).
 
 The baseline starts from the 24 octahedral orientations of the body in its rest pose (a fair
 multi-start: the mean pose, every orientation 90 deg apart); refinement from the network's fit,
@@ -54,6 +56,9 @@ class OptimizationSettings:
     turn_penalty: float = 0.015  # refinement: energy a candidate turned > 90 deg from the start must win by
     dense_data_points: int = 768  # the polish's data term: more points on both sides
     dense_model_points: int = 1500
+    # The polish's ``EnergySettings.tangent_weight`` (None: the search's): coarse to fine, the
+    # search ranks by point-to-point distances (wide basins), the polish fits point-to-plane.
+    dense_tangent_weight: float | None = 0.1
     lr: float = 0.02
     seed: int = 0
     energy: EnergySettings = field(default_factory=EnergySettings)
@@ -256,7 +261,7 @@ def joint_search(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas
             cands = torch.cat([local[j][None], local[j] @ turns, random])
             L, b, t = _pose_batch(local[None], betas[None], transl[None], len(cands))
             L[:, j] = cands
-            e = energy.terms(energy.pose(body, L, b, t).vertices, L)["energy"]
+            e = energy.pose_terms(body, L, b, t, shape_prior=False)[0]["energy"]
             local = L[int(e.argmin())]
         L, t = rigid_align(body, energy, local[None], betas[None], transl[None], iterations=4)
         local, transl = L[0], t[0]
@@ -281,7 +286,7 @@ def polish(body: BodyModel, energy: BodyEnergy, local: torch.Tensor, betas: torc
     with torch.enable_grad():
         for _ in range(settings.iterations):
             L = base @ so3_exp(delta * free)
-            total = energy.terms(energy.pose(body, L, betas, transl).vertices, L, betas)["energy"]
+            total = energy.pose_terms(body, L, betas, transl)[0]["energy"]
             opt.zero_grad(set_to_none=True)
             total.sum().backward()
             opt.step()
@@ -338,8 +343,8 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
     torso = BodyEnergy(body, points.to(dev, dtype), s.energy, viewpoint=viewpoint, seed=s.seed, joints=TORSO_JOINTS)
     local, transl = rigid_align(body, torso, local, betas, transl, s.rigid_iterations)
     with torch.no_grad():
-        posed = torso.pose(body, local, betas, transl)
-        e = torso.terms(posed.vertices)["energy"] + head_down_penalty(posed.joints, up)
+        terms, posed = torso.pose_terms(body, local, betas, transl, shape_prior=False)
+        e = _data_energy(terms) + head_down_penalty(posed.joints, up)
     order = diverse_best(e + _turn_penalty(local, init, s.turn_penalty), local[:, 0], max(1, s.keep))
     local, betas, transl = local[order], betas[order], transl[order]
     if labels is not None and s.label_iterations > 0:
@@ -350,8 +355,8 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
         local = torch.stack([f[0] for f in found])
         transl = torch.stack([f[1] for f in found])
     with torch.no_grad():
-        posed = energy.pose(body, local, betas, transl)
-        e = energy.terms(posed.vertices, local, betas)["energy"] + head_down_penalty(posed.joints, up)
+        terms, posed = energy.pose_terms(body, local, betas, transl)
+        e = terms["energy"] + head_down_penalty(posed.joints, up)
     e = e + _turn_penalty(local, init, s.turn_penalty)
     best = int(e.argmin())
     # How clearly the chosen orientation won: the energy gap to the best candidate turned more
@@ -360,13 +365,14 @@ def fit_by_optimization(body: BodyModel, points: torch.Tensor, settings: Optimiz
     margin = float(min(e[k] for k in far) - e[best]) if far else 1.0
     turned = float(np.degrees(_angle(local[best, 0], init[0][0].to(dev, dtype)))) if init is not None else 0.0
     local, betas, transl = local[best:best + 1], betas[best:best + 1], transl[best:best + 1]
-    if s.iterations > 0:  # fine: the dense data term
-        dense = BodyEnergy(body, points.to(dev, dtype), replace(s.energy, data_points=s.dense_data_points,
-                                                                 model_points=s.dense_model_points),
-                           viewpoint=viewpoint, seed=s.seed)
+    if s.iterations > 0:  # fine: the dense, point-to-plane data term
+        fine = replace(s.energy, data_points=s.dense_data_points, model_points=s.dense_model_points)
+        if s.dense_tangent_weight is not None:
+            fine = replace(fine, tangent_weight=s.dense_tangent_weight)
+        dense = BodyEnergy(body, points.to(dev, dtype), fine, viewpoint=viewpoint, seed=s.seed)
         local, betas, transl = polish(body, dense, local, betas, transl, s)
     with torch.no_grad():
-        terms = energy.terms(energy.pose(body, local, betas, transl).vertices, local, betas)
+        terms = energy.pose_terms(body, local, betas, transl)[0]
     out = {k: float(v[0]) for k, v in terms.items() if k != "energy"}
     out.update(flip_margin=margin, turned_deg=turned)
     return OptimizationResult(local[0], betas[0], transl[0], float(terms["energy"][0]), out)
@@ -414,15 +420,15 @@ def check_orientation(body: BodyModel, points: torch.Tensor, local: torch.Tensor
     first = min(rigid_iterations, 3) if K > 2 else rigid_iterations
     L, t = rigid_align(body, torso, L, b, t, first)
     if first < rigid_iterations:  # coarse to fine: the 2 best distinct candidates go on (fit's latency)
-        out = torso.pose(body, L, b, t)
-        keep = diverse_best(torso.terms(out.vertices)["energy"] + head_down_penalty(out.joints, up), L[:, 0], 2)
+        terms, out = torso.pose_terms(body, L, b, t, shape_prior=False)
+        keep = diverse_best(_data_energy(terms) + head_down_penalty(out.joints, up), L[:, 0], 2)
         L, b, t = L[keep], b[keep], t[keep]
         L, t = rigid_align(body, torso, L, b, t, rigid_iterations - first)
-    out = torso.pose(body, L, b, t)
-    score = torso.terms(out.vertices)["energy"] + head_down_penalty(out.joints, up)
+    terms, out = torso.pose_terms(body, L, b, t, shape_prior=False)
+    score = _data_energy(terms) + head_down_penalty(out.joints, up)
     best = int(score.argmin())
     ranked = score.argsort()
-    terms = energy.terms(energy.pose(body, L[best:best + 1], b[:1], t[best:best + 1]).vertices, L[best:best + 1], b[:1])
+    terms = energy.pose_terms(body, L[best:best + 1], b[:1], t[best:best + 1])[0]
     info = {k: float(v[0]) for k, v in terms.items()}
     info["candidates"] = K
     # The runner-up among candidates turned more than 90 deg from the winner: how ambiguous it was.
@@ -454,6 +460,11 @@ def head_down_penalty(joints: torch.Tensor, up: np.ndarray | None) -> torch.Tens
                         dtype=joints.dtype)
     spine = joints[:, 12] - joints[:, 0]
     return torch.relu(-(spine @ u) / spine.norm(dim=-1).clamp_min(1e-6))
+
+
+def _data_energy(terms: dict) -> torch.Tensor:
+    """The energy without its priors (the torso's ranking: it was scored without local rotations)."""
+    return terms["energy"] - terms["prior"]
 
 
 def _turn_penalty(local: torch.Tensor, init, penalty: float) -> torch.Tensor | float:

@@ -100,6 +100,64 @@ def body_losses(outputs: dict, batch, body, weights: BodyLossWeights) -> tuple[t
                    "mpjpe_cm": 100 * float(mpjpe), "pelvis_cm": 100 * float(pelvis), "part_acc": float(acc)}
 
 
+VALIDATION_SEED = 1234
+
+
+def validation_sets(body, data: BodyDataConfig, n_points: int, samples: int, kinect: bool = False,
+                    seed: int = VALIDATION_SEED, device="cpu") -> dict:
+    """The fixed validation clouds (:class:`~posekit.body.clouds.BodyBatch` per set): ``common`` and
+    ``unseen`` poses, full, randomly rotated; with ``kinect`` also Kinect-like views of unseen poses."""
+    from posekit.body.clouds import make_body_batch, make_kinect_batch
+
+    sets = {kind: make_body_batch(body, np.random.default_rng(seed), samples, n_points, kind, True, 0.0, data.noise,
+                                  data.translation, data.betas_scale, device=device)
+            for kind in ("common", "unseen")}
+    if kinect:
+        sets["kinect"] = make_kinect_batch(body, np.random.default_rng(seed), samples, n_points, "unseen",
+                                           data.betas_scale, device=device)
+    return sets
+
+
+@torch.no_grad()
+def validate(model, body, sets: dict, weights: BodyLossWeights, batch_size: int = 32) -> dict:
+    """``<set>_v2v_cm``, ``<set>_mpjpe_cm`` and ``<set>_part_acc`` of the network on each validation set."""
+    rows = {}
+    for name, batch in sets.items():
+        sums, n = {}, 0
+        for i in range(0, len(batch), batch_size):
+            chunk = batch.select(slice(i, i + batch_size))
+            _, terms = body_losses(model(chunk.points), chunk, body, weights)
+            for k in ("v2v_cm", "mpjpe_cm", "part_acc"):
+                sums[k] = sums.get(k, 0.0) + terms[k] * len(chunk)
+            n += len(chunk)
+        rows.update({f"{name}_{k}": v / n for k, v in sums.items()})
+    return rows
+
+
+def compare_weights(names_or_paths: list, samples: int = 128, kinect: bool = True, seed: int = VALIDATION_SEED,
+                    device: str = "cpu") -> dict:
+    """Validation metrics (:func:`validate`) of several body weights files on the *same* clouds
+    (``samples`` per set, the trainer's data settings; each file's own body model must be the
+    same): ``{name_or_path: metrics}``. The way to compare a candidate with the shipped file."""
+    from posekit import pretrained
+    from posekit.body.model import load_body_model
+
+    out, sets, body = {}, None, None
+    for name in names_or_paths:
+        weights = pretrained.load(name, engine="body")
+        net_cfg = BodyNetConfig(**weights.config.get("network", {}))
+        if body is None:
+            body = load_body_model(weights.config.get("body_model") or None, device=device)
+            data = BodyDataConfig(**{k: v for k, v in (weights.config.get("data") or {}).items()
+                                     if k in BodyDataConfig.__dataclass_fields__})
+            sets = validation_sets(body, data, net_cfg.n_points, samples, kinect=kinect, seed=seed, device=device)
+        net = BodyNet(net_cfg)
+        fit_state_dict(net, weights.state_dict, weights.path)
+        net.to(device).eval()
+        out[str(name)] = validate(net, body, sets, BodyLossWeights())
+    return out
+
+
 def validation_score(metrics: dict) -> float:
     """The number a compounding run must lower: mean of the common and unseen validation V2V (cm)."""
     return 0.5 * (float(metrics["common_v2v_cm"]) + float(metrics["unseen_v2v_cm"]))
@@ -188,22 +246,10 @@ def train_body(config: BodyTrainConfig, out_dir: str | Path, body_model: str | P
     eval_sets = {}
 
     def evaluate(model):
-        rows = {}
-        for kind in ("common", "unseen"):
-            if kind not in eval_sets:
-                eval_sets[kind] = make_body_batch(body, np.random.default_rng(1234), d.eval_samples,
-                                                  config.network.n_points, kind, True, 0.0, d.noise, d.translation,
-                                                  d.betas_scale, device=ctx.device)
-            _, terms = body_losses(model(eval_sets[kind].points), eval_sets[kind], body, config.loss)
-            rows.update({f"{kind}_{k}": v for k, v in terms.items() if k in ("v2v_cm", "mpjpe_cm", "part_acc")})
-        if d.kinect_fraction > 0:  # informative only: validation_score stays common + unseen
-            if "kinect" not in eval_sets:
-                eval_sets["kinect"] = make_kinect_batch(body, np.random.default_rng(1234), d.eval_samples,
-                                                        config.network.n_points, "unseen", d.betas_scale,
-                                                        device=ctx.device)
-            _, terms = body_losses(model(eval_sets["kinect"].points), eval_sets["kinect"], body, config.loss)
-            rows.update({f"kinect_{k}": v for k, v in terms.items() if k in ("v2v_cm", "mpjpe_cm", "part_acc")})
-        return rows
+        if not eval_sets:  # informative only: validation_score stays common + unseen
+            eval_sets.update(validation_sets(body, d, config.network.n_points, d.eval_samples,
+                                             kinect=d.kinect_fraction > 0, device=ctx.device))
+        return validate(model, body, eval_sets, config.loss)
 
     before = {}
     if config.resume_from and ctx.is_main:
@@ -243,5 +289,5 @@ def _finish_compounding_run(config: BodyTrainConfig, start, result: TrainResult,
     return TrainResult(result.steps, result.weights_path, result.history, metrics, result.seconds)
 
 
-__all__ = ["BodyDataConfig", "BodyLossWeights", "BodyTrainConfig", "body_losses", "model_chain",
-           "promote_if_better", "train_body", "validation_score"]
+__all__ = ["VALIDATION_SEED", "BodyDataConfig", "BodyLossWeights", "BodyTrainConfig", "body_losses", "compare_weights", "model_chain",
+           "promote_if_better", "train_body", "validate", "validation_score", "validation_sets"]
