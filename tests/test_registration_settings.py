@@ -233,3 +233,21 @@ def test_a_doubtful_prior_answer_is_followed_by_the_depth_search(api, monkeypatc
     calls.clear()
     monkeypatch.setattr(api.inference, "retry_below", 0.25)
     assert api._register(None, None, None, None, False, prior).score == 0.3 and calls == [("prior", True)]
+
+
+@pytest.mark.parametrize("valid", [0, 10])
+def test_an_object_without_depth_fails_with_a_reason_that_says_why(api, valid):
+    """A mask on which the sensor measured (almost) nothing (too close for it, or a black or shiny
+    surface): the failure says how much of the object has no depth and the depth around it."""
+    from posekit.data.meshes import procedural_mesh
+
+    depth = np.full((120, 160), 0.6, np.float32)
+    mask = np.zeros((120, 160), bool)
+    mask[30:90, 40:120] = True
+    depth[mask] = 0.0
+    depth[30, 40:40 + valid] = 0.25
+    K = np.array([[150.0, 0, 79.5], [0, 150.0, 59.5], [0, 0, 1]])
+    res = api.estimate(api.prepare_model(procedural_mesh(5)[0]), depth=depth, K=K, mask=mask)
+    assert not res.success
+    assert f"no depth on {100 - round(100 * valid / mask.sum())}% of its {mask.sum()} pixels" in res.reason
+    assert "nearest depth around it is 0.60 m" in res.reason

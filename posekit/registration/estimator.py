@@ -361,8 +361,8 @@ class ObjectPoseEstimator:
                 return result
             pts, pix = self._depth_points(depth, K, region)
             if len(pts) < MIN_OBSERVED_POINTS:
-                return _failed(f"only {len(pts)} valid depth pixels inside the mask (need {MIN_OBSERVED_POINTS})",
-                               t0, obj_id, len(pts))
+                return _failed(f"only {len(pts)} valid depth pixels inside the mask (need {MIN_OBSERVED_POINTS})"
+                               + _missing_depth_hint(depth, region), t0, obj_id, len(pts))
             from posekit.io.depth import normals_at_pixels
             from posekit.registration.scoring import view_from_depth
 
@@ -481,7 +481,7 @@ class ObjectPoseEstimator:
         if not region.any():
             return depth, K, region, segmented, "the mask/bbox selects no pixels"
         if not (depth[region] > 0).any():
-            return depth, K, region, segmented, "no valid depth inside the mask/bbox"
+            return depth, K, region, segmented, "no valid depth inside the mask/bbox" + _missing_depth_hint(depth, region)
         return depth, K, region, segmented, ""
 
     @staticmethod
@@ -828,6 +828,22 @@ class ObjectPoseEstimator:
             if len(picked) == k:
                 break
         return picked
+
+
+def _missing_depth_hint(depth: np.ndarray, region: np.ndarray) -> str:
+    """Why a sensor may have measured (almost) nothing on the object: ": no depth on N % of its M
+    pixels; nearest depth around it X m (...)" for a failure reason ("" for tiny regions)."""
+    n = int(region.sum())
+    if n < 4 * MIN_OBSERVED_POINTS:
+        return ""
+    missing = 1.0 - float((depth[region] > 0).mean())
+    rows, cols = np.nonzero(region)
+    pad = max(4, int(0.25 * max(rows.ptp(), cols.ptp())))
+    window = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1), slice(max(cols.min() - pad, 0), cols.max() + pad + 1))
+    ring = depth[window][~region[window]]
+    around = f"; the nearest depth around it is {ring[ring > 0].min():.2f} m" if (ring > 0).any() else ""
+    return (f": the sensor measured no depth on {missing:.0%} of its {n} pixels{around} (an object closer than "
+            "the sensor's minimum range, or a dark or shiny surface, gives none)")
 
 
 def _check_bbox(bbox, width: int, height: int) -> tuple[int, int, int, int]:
