@@ -174,3 +174,30 @@ def test_demo_writes_a_picture(tmp_path):
     assert "confidence" in refine
     if v2v > 10.0:  # a fit this far off must be flagged to the person watching the demo
         assert "LOW CONFIDENCE" in refine
+
+
+def test_a_low_confidence_refinement_is_retried_from_its_flips(fitter, sample):
+    """A start turned 180 deg about the body's long axis, with a turn penalty that forbids the
+    refinement to turn it back: the fit stays back to front and has low confidence; the retry
+    from its three flips turns it back (one of them is the true orientation) and keeps it, as
+    it explains more of the cloud."""
+    from dataclasses import replace
+
+    import torch
+
+    from posekit.body.optimization import FLIPS, OptimizationSettings, set_root
+    from posekit.eval.body_metrics import orientation_error_deg
+
+    points, truth_j = sample.points[0].numpy(), sample.joints[0].numpy()
+    L = sample.pose[:1]
+    R = (L[0, 0] @ torch.as_tensor(FLIPS[1], dtype=torch.float32) @ L[0, 0].T)[None]
+    pelvis = sample.joints[0, 0]
+    L2, t2 = set_root(fitter.body, L, sample.betas[:1], sample.transl[:1], R, (pelvis - R[0] @ pelvis)[None])
+    start = replace(fitter.fit(points), rotations=L2[0].numpy(), betas=sample.betas[0].numpy(),
+                    translation=t2[0].numpy())
+    s = OptimizationSettings(keep=1, sweeps=0, iterations=10, turn_penalty=10.0, upright_headings=0)
+    stuck = fitter.refine(points, start, settings=replace(s, retry_flips=False), viewpoint=None)
+    assert orientation_error_deg(stuck.joints, truth_j) > 90 and stuck.low_confidence
+    retried = fitter.refine(points, start, settings=s, viewpoint=None)
+    assert orientation_error_deg(retried.joints, truth_j) < 20
+    assert retried.terms["retried_flip"] == 1.0 and retried.confidence > stuck.confidence

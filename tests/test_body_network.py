@@ -201,4 +201,11 @@ def test_compounding_run_keeps_a_chain_and_promotes_only_an_improvement(tmp_path
     assert not promote_if_better(second.weights_path, target, better, worse)
     assert set(load_weights(target)) == {"w"}
     assert promote_if_better(second.weights_path, target, worse, better)
+    # A set both files were validated on counts, and a gain on one set cannot pay for a loss on another.
+    from posekit.body.training import is_improvement
+
+    assert is_improvement({**worse, "kinect_v2v_cm": 30.0}, {**better, "kinect_v2v_cm": 29.0})
+    assert not is_improvement({**worse, "kinect_v2v_cm": 30.0}, {**better, "kinect_v2v_cm": 30.5})
+    assert not is_improvement(worse, {"common_v2v_cm": 5.0, "unseen_v2v_cm": 30.1})  # mean lower, unseen up
+    assert is_improvement(worse, {**better, "kinect_v2v_cm": 99.0})  # measured on one file only: not compared
     assert "chain" in load_weights(target, return_metadata=True)[1]

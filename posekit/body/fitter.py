@@ -277,10 +277,42 @@ class BodyFitter:
                                   up=self._check_up(up), labels=labels)
         out = self._make_fit(pts, res.local_rotations, res.betas, res.transl, None, fit.certainty, dropped,
                              "network+refine", res.terms, view)
+        if out.low_confidence and s.retry_flips:
+            out = self._retry_flips(pts, res, out, s, view, up, dropped)
         out.timing_ms = {**{f"network_{k}": v for k, v in fit.timing_ms.items()},
                          "refine": 1e3 * (time.perf_counter() - t0), "total": fit.timing_ms.get("total", 0.0)
                          + 1e3 * (time.perf_counter() - t0)}
         out.part_labels = self._labels_from_mesh(pts, out.vertices)
+        return out
+
+    def _retry_flips(self, pts, res, out: BodyFit, settings, view, up, dropped) -> BodyFit:
+        """A low-confidence refined fit, refined again from each of its three flips (180 deg about
+        each body axis, about the pelvis); the fit with the highest confidence is kept.
+
+        The refinement keeps the network's orientation unless a flip wins by ``turn_penalty``; when
+        the network's body is upside down or back to front, the search from it rarely finds the
+        way over (held out: 5 of 7 network flips stayed flipped), and the flipped fit leaves much
+        of the cloud unexplained, which the confidence (surface agreement) sees. Costs three more
+        refinements of one kept candidate, for low-confidence fits only.
+        """
+        from dataclasses import replace
+
+        from posekit.body.optimization import FLIPS, fit_by_optimization, set_root
+
+        p = torch.as_tensor(pts, device=self.device)
+        local, betas, transl = res.local_rotations, res.betas, res.transl
+        with torch.no_grad():
+            pelvis = self.body(local[None], betas[None], transl[None]).joints[0, 0]
+        retry = replace(settings, keep=1, retry_flips=False)
+        for flip in torch.as_tensor(FLIPS, device=self.device, dtype=local.dtype):
+            R = (local[0] @ flip @ local[0].T)[None]
+            L, t = set_root(self.body, local[None], betas[None], transl[None], R, (pelvis - R[0] @ pelvis)[None])
+            again = fit_by_optimization(self.body, p, retry, init=(L[0], betas, t[0]), viewpoint=view,
+                                        up=self._check_up(up))
+            candidate = self._make_fit(pts, again.local_rotations, again.betas, again.transl, None, out.certainty,
+                                       dropped, "network+refine", {**again.terms, "retried_flip": 1.0}, view)
+            if candidate.confidence > out.confidence:
+                out = candidate
         return out
 
     def fit_by_optimization(self, points, settings=None, viewpoint="auto", up=None) -> BodyFit:

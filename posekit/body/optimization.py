@@ -59,6 +59,7 @@ class OptimizationSettings:
     # The polish's ``EnergySettings.tangent_weight`` (None: the search's): coarse to fine, the
     # search ranks by point-to-point distances (wide basins), the polish fits point-to-plane.
     dense_tangent_weight: float | None = 0.1
+    retry_flips: bool = True  # BodyFitter.refine: refine a low-confidence fit again from its three flips
     lr: float = 0.02
     seed: int = 0
     energy: EnergySettings = field(default_factory=EnergySettings)

@@ -9,13 +9,13 @@ which hands :func:`posekit.training.train` (seeds, DDP under torchrun, checkpoin
   betas MSE, joint and vertex distances of the posed body, plus the pelvis position;
 - ``evaluate``: V2V/MPJPE (cm) and part accuracy on fixed "common" and "unseen" sets (and,
   when ``data.kinect_fraction`` mixes Kinect-like views into training, on Kinect-like views of
-  unseen poses: ``kinect_*``, reported but not part of :func:`validation_score`).
+  unseen poses: ``kinect_*``), :func:`validation_sets` and :func:`validate`.
 
 Compounding runs: ``posekit train body --resume-from body-default --budget-minutes N`` starts
 from the shipped weights (their network config wins over the YAML's), validates them first on
-the run's own validation sets, trains for the budget, validates again, and - when the
-validation score (:func:`validation_score`) improved - replaces the file it started from with
-the new weights (:func:`promote_if_better`). The weights' metadata keep the whole ``chain`` of
+the run's own validation sets, trains for the budget, validates again, and - when it improved
+(:func:`is_improvement`: no validated set's V2V went up and their mean went down) - replaces
+the file it started from with the new weights (:func:`promote_if_better`). The weights' metadata keep the whole ``chain`` of
 runs (command, steps, minutes, metrics) that led to them: the model card.
 """
 
@@ -158,9 +158,29 @@ def compare_weights(names_or_paths: list, samples: int = 128, kinect: bool = Tru
     return out
 
 
-def validation_score(metrics: dict) -> float:
-    """The number a compounding run must lower: mean of the common and unseen validation V2V (cm)."""
-    return 0.5 * (float(metrics["common_v2v_cm"]) + float(metrics["unseen_v2v_cm"]))
+VALIDATION_SETS = ("common", "unseen", "kinect")
+
+
+def shared_sets(before: dict, after: dict) -> list[str]:
+    """The validation sets whose V2V both metric dicts hold (common and unseen always; kinect when
+    both files were validated on it)."""
+    return [k for k in VALIDATION_SETS if f"{k}_v2v_cm" in before and f"{k}_v2v_cm" in after]
+
+
+def validation_score(metrics: dict, sets: list[str] | None = None) -> float:
+    """Mean validation V2V (cm) over ``sets`` (default: common and unseen)."""
+    sets = sets or ["common", "unseen"]
+    return float(np.mean([float(metrics[f"{k}_v2v_cm"]) for k in sets]))
+
+
+def is_improvement(before: dict, after: dict) -> bool:
+    """Whether ``after`` validates better than ``before`` (same clouds): the mean V2V over every
+    set both measured (:func:`shared_sets`) is lower and no set's V2V is higher - a gain on
+    Kinect-like views cannot pay for a loss on unseen poses, nor the other way round."""
+    sets = shared_sets(before, after)
+    if any(float(after[f"{k}_v2v_cm"]) > float(before[f"{k}_v2v_cm"]) for k in sets):
+        return False
+    return validation_score(after, sets) < validation_score(before, sets)
 
 
 def model_chain(metadata: dict) -> list[dict]:
@@ -182,13 +202,14 @@ def promote_if_better(weights_path: str | Path, target: str | Path, before: dict
     """
     from posekit.io.weights import load_weights, save_weights
 
-    if validation_score(after) >= validation_score(before):
-        logger.info("validation %.3f cm is not better than %.3f cm: %s kept", validation_score(after),
-                    validation_score(before), target)
+    sets = shared_sets(before, after)
+    table = ", ".join(f"{k} {float(before[f'{k}_v2v_cm']):.2f} -> {float(after[f'{k}_v2v_cm']):.2f}" for k in sets)
+    if not is_improvement(before, after):
+        logger.info("validation V2V (cm) %s is not an improvement on every set: %s kept", table, target)
         return False
     state, metadata = load_weights(weights_path, map_location="cpu", return_metadata=True)
     save_weights(state, target, metadata=metadata)
-    logger.info("validation %.3f -> %.3f cm: replaced %s", validation_score(before), validation_score(after), target)
+    logger.info("validation V2V (cm) %s: replaced %s", table, target)
     return True
 
 
@@ -246,7 +267,7 @@ def train_body(config: BodyTrainConfig, out_dir: str | Path, body_model: str | P
     eval_sets = {}
 
     def evaluate(model):
-        if not eval_sets:  # informative only: validation_score stays common + unseen
+        if not eval_sets:
             eval_sets.update(validation_sets(body, d, config.network.n_points, d.eval_samples,
                                              kinect=d.kinect_fraction > 0, device=ctx.device))
         return validate(model, body, eval_sets, config.loss)
@@ -289,5 +310,20 @@ def _finish_compounding_run(config: BodyTrainConfig, start, result: TrainResult,
     return TrainResult(result.steps, result.weights_path, result.history, metrics, result.seconds)
 
 
-__all__ = ["VALIDATION_SEED", "BodyDataConfig", "BodyLossWeights", "BodyTrainConfig", "body_losses", "compare_weights", "model_chain",
-           "promote_if_better", "train_body", "validate", "validation_score", "validation_sets"]
+__all__ = [
+    "VALIDATION_SEED",
+    "VALIDATION_SETS",
+    "BodyDataConfig",
+    "BodyLossWeights",
+    "BodyTrainConfig",
+    "body_losses",
+    "compare_weights",
+    "is_improvement",
+    "model_chain",
+    "promote_if_better",
+    "shared_sets",
+    "train_body",
+    "validate",
+    "validation_score",
+    "validation_sets",
+]
