@@ -76,9 +76,10 @@ class InferenceConfig:
     icp_backend: str = "auto"  # torch: batched on the device (posekit.registration.refine); open3d: one by one
     # on the CPU (faster there: 15 ms per start vs 35 for the torch ICP with a KD-tree); auto: torch on CUDA,
     # open3d on the CPU
-    prior_steps: int = 4  # chains from a prior (the RGB view's modes) run the last this many steps of the schedule
-    # (0: all). 136 held-out LM-O renders, view-lmo: 5 steps 94.9 / 86.8 % (gt / detections masks), 4: 94.9 / 88.2 %
-    # at 1-4 % less time (score AUROC 0.955 -> 0.970 with gt masks), 3: 92.6 / 87.5 %
+    prior_steps: int = 0  # chains from a prior (the RGB view's modes) run the last this many steps of the schedule
+    # (0: all). 136 held-out LM-O renders (seed 7), view-lmo: all 5 steps 94.9 / 86.8 % (gt / detections masks), 4:
+    # 94.9 / 88.2 % at 1-4 % less time, 3: 92.6 / 87.5 %; but on the full bench set (190, detections) 4 steps gave
+    # 92.1 % against 94.2 % (AUROC 0.973 vs 0.985), so every step runs
     flip_candidates: bool = True  # also refine the best start turned 180 deg about the observed and model axes
     flip_below_score: float = 0.45  # ... when the best score is below this (right poses score 0.5-0.8)
     surface_samples: int = 8192  # model surface samples rendered by the depth score
