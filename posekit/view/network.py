@@ -134,7 +134,7 @@ class InducedHead(tnn.Module):
         x = feats.tensor
         if tuple(x.shape[-2:]) == (self.cfg.feature_size(),) * 2:
             # the kernel covers the whole map (1x1 output): one matrix product, the same sum as the
-            # convolution; torch's CPU conv2d takes ~15x longer for this shape (docs/models.md)
+            # convolution; torch's CPU conv2d takes 5-6x the CPU time for this shape (docs/models.md)
             W, b = (self.conv.filter, self.conv.expanded_bias) if not self.conv.training else self.conv.expand_parameters()
             y = x.flatten(1) @ W.flatten(1).T
             y = y if b is None else y + b
