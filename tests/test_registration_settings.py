@@ -134,6 +134,26 @@ def test_chains_from_a_prior_run_the_last_prior_steps_of_the_schedule(api, monke
     assert counts == {2: 2, 0: api.schedule.steps} and len(calls) == api.schedule.steps
 
 
+def test_chains_from_a_prior_send_prior_icp_candidates_hypotheses_to_icp(api, monkeypatch):
+    """The prior's few chains are all refined (prior_icp_candidates); the depth's own search
+    refines its icp_candidates best."""
+    from posekit.data.meshes import procedural_mesh
+    from posekit.geometry.rigid_np import rotation_about_axis
+
+    mesh, _ = procedural_mesh(78, family="box", diameter_range=(0.12, 0.14))
+    R = rotation_about_axis([0.2, 1.0, 0.3], 1.1)
+    cloud = mesh.sample_points(800, seed=4) @ R.T + np.array([0.0, 0.0, 0.7])
+    model = api.prepare_model(mesh)
+    asked = []
+    distinct = api._distinct
+    monkeypatch.setattr(api, "_distinct", lambda T, order, k, **kw: asked.append(k) or distinct(T, order, k, **kw))
+    monkeypatch.setattr(api.inference, "retry_below", 0.0)  # one pass each: no fallback search
+    monkeypatch.setattr(api.inference, "prior_icp_candidates", 3)
+    api.estimate(model, cloud, start_rotations=np.stack([R, R.T]))
+    api.estimate(model, cloud)
+    assert asked == [3, api.icp_candidates] and api.icp_candidates != 3
+
+
 def test_a_huge_cloud_is_subsampled_before_anything_else(api):
     """Issue 14: a million-point cloud is cut to ``max_observed_points`` (seeded) before normals,
     scoring or search: the answer is the one for that subset, and n_observed says so."""
