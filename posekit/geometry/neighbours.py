@@ -65,6 +65,8 @@ class NearestGrid:
         self.points = torch.as_tensor(pts, dtype=torch.float32, device=self.device)
         self.table = torch.as_tensor(nearest, dtype=torch.long, device=self.device)
         self._lo = torch.as_tensor(self.lo, dtype=torch.float32, device=self.device)
+        self._cells = self.points[self.table]  # each voxel's near point itself: one gather per lookup
+        self._strides = torch.tensor([g * g, g, 1], dtype=torch.long, device=self.device)
 
     def nearest(self, queries: torch.Tensor) -> torch.Tensor:
         """Index (...) into ``points`` of a near point for each of ``queries (..., 3)``."""
@@ -74,7 +76,8 @@ class NearestGrid:
 
     def nearest_points(self, queries: torch.Tensor) -> torch.Tensor:
         """The near points themselves (..., 3)."""
-        return self.points[self.nearest(queries)]
+        ijk = ((queries - self._lo) / self.voxel).long().clamp_(0, self.resolution - 1)
+        return self._cells[(ijk * self._strides).sum(-1)]
 
 
 __all__ = ["NearestGrid", "knn_indices", "squared_distances"]

@@ -138,3 +138,63 @@ def state_from_pose(T_cam_model: np.ndarray, mu: np.ndarray, model: ModelCloud) 
     H[..., :3, :3] = R
     H[..., :3, 3] = (T_model_cam[..., :3, 3] - model.centre + np.einsum("...ij,j->...i", R, mu)) / model.radius
     return H
+
+
+class VisibleCentres:
+    """Where a depth camera's view of the model has its centroid, for any viewing direction.
+
+    A single view sees only the camera-facing side, so the observed cloud's mean ``mu`` is not
+    the model's centre but the centroid of that side: aligning the two centroids puts a
+    partial view a good part of a radius off, and the coarse search then ranks the right
+    rotation low. This table holds, for ``n_dirs`` viewing directions ``d`` (unit, model frame,
+    camera -> object) spread evenly over the sphere, the mean of the normalised surface samples
+    whose normals face the camera (``n . d < 0``; self-occlusion is ignored); :meth:`lookup`
+    takes the nearest tabulated direction.
+    """
+
+    def __init__(self, points_n, normals, n_dirs: int = 512, device="cpu"):
+        import torch
+
+        i = np.arange(n_dirs) + 0.5  # Fibonacci sphere: directions about evenly spread
+        z = 1.0 - 2.0 * i / n_dirs
+        phi = np.pi * (1.0 + 5.0 ** 0.5) * i
+        rho = np.sqrt(1.0 - z * z)
+        dirs = np.stack([rho * np.cos(phi), rho * np.sin(phi), z], 1)
+        pts, nrm = np.asarray(points_n, np.float64), np.asarray(normals, np.float64)
+        facing = (nrm @ dirs.T) < 0.0  # (S, D)
+        count = facing.sum(0)
+        centres = (facing.T.astype(np.float64) @ pts) / np.maximum(count, 1)[:, None]
+        centres[count == 0] = pts.mean(0)
+        self.dirs = torch.as_tensor(dirs, dtype=torch.float32, device=device)
+        self.centres = torch.as_tensor(centres, dtype=torch.float32, device=device)
+
+    def lookup(self, d):
+        """Centres (..., 3) for viewing directions ``d (..., 3)`` (unit, model frame)."""
+        return self.centres[(d @ self.dirs.T).argmax(-1)]
+
+
+def hidden_fraction(points: np.ndarray, diameter: float, gap: float = 0.25) -> float:
+    """Share of ``points (N, 3)`` (camera frame, the camera at the origin looking along +z) that
+    lie more than ``gap`` x diameter behind another point on about the same ray: near 0 for
+    one depth camera's view (it measures one surface per ray), near half for a cloud of the
+    whole surface (the back is behind the front). Rays are binned on a square grid in the
+    image plane with about 8 points per occupied bin."""
+    pts = np.asarray(points, np.float64)
+    pts = pts[np.isfinite(pts).all(1) & (pts[:, 2] > 1e-6)]
+    if len(pts) < 16:
+        return 0.0
+    u, v = pts[:, 0] / pts[:, 2], pts[:, 1] / pts[:, 2]
+    side = max(u.max() - u.min(), v.max() - v.min(), 1e-12)
+    bins = max(2, int(np.sqrt(len(pts) / 8.0)))
+    iu = np.minimum(((u - u.min()) / side * bins).astype(np.int64), bins - 1)
+    iv = np.minimum(((v - v.min()) / side * bins).astype(np.int64), bins - 1)
+    cell = iu * bins + iv
+    front = np.full(bins * bins, np.inf)
+    np.minimum.at(front, cell, pts[:, 2])
+    return float((pts[:, 2] > front[cell] + gap * diameter).mean())
+
+
+def single_view(points: np.ndarray, diameter: float, max_hidden: float = 0.15) -> bool:
+    """Whether ``points`` (camera frame) look like one depth camera's view of an object of that
+    ``diameter``: at most ``max_hidden`` of them hidden behind others (:func:`hidden_fraction`)."""
+    return hidden_fraction(points, diameter) <= max_hidden
