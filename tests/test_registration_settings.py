@@ -66,7 +66,8 @@ def test_result_says_where_the_time_went(api):
     pts = pts[pts[:, 2] < 0] + [0.0, 0.0, 0.7]  # one side, in front of the camera
     result = api.estimate(api.prepare_model(mesh), pts)
     assert result.success
-    assert set(result.stage_ms) == {"inputs", "coarse_search", "chains", "scoring", "refinement"}
+    stages = {"inputs", "coarse_search", "chains", "scoring", "refinement"}
+    assert stages <= set(result.stage_ms) <= stages | {"wide_search"}  # the last resort below wide_below
     assert all(v >= 0 for v in result.stage_ms.values())
     assert sum(result.stage_ms.values()) <= result.time_ms + 1.0
 
@@ -222,6 +223,7 @@ def test_a_doubtful_pruned_answer_is_retried_with_every_chain(api, monkeypatch):
 
     monkeypatch.setattr(api, "_register_once", fake_once)
     monkeypatch.setattr(api.inference, "retry_below", 0.2)
+    monkeypatch.setattr(api.inference, "wide_starts", 0)  # the last resort has a test of its own
     out = api._register(None, None, None, None, False)
     assert calls == [True, False] and out.score == 0.6 and out.stage_ms["chains"] == 2.0
     calls.clear()
@@ -249,6 +251,7 @@ def test_a_doubtful_prior_answer_is_followed_by_the_depth_search(api, monkeypatc
 
     monkeypatch.setattr(api, "_register_once", fake_once)
     monkeypatch.setattr(api.inference, "retry_below", 0.45)
+    monkeypatch.setattr(api.inference, "wide_starts", 0)  # the last resort has a test of its own
     out = api._register(None, None, None, None, False, prior)
     assert calls == [("prior", True), ("search", True)] and out.score == 0.7 and out.stage_ms["chains"] == 2.0
     calls.clear()
@@ -272,3 +275,38 @@ def test_an_object_without_depth_fails_with_a_reason_that_says_why(api, valid):
     assert not res.success
     assert f"no depth on {100 - round(100 * valid / mask.sum())}% of its {mask.sum()} pixels" in res.reason
     assert "nearest depth around it is 0.60 m" in res.reason
+
+
+def test_a_still_doubtful_answer_gets_the_wide_search(api, monkeypatch):
+    """wide_below: an answer that still scores low after the retry (here a wrong pose put in its
+    place) is followed by ICP from the best starts of a denser coarse search, which finds the
+    pose; with wide_starts=0 the wrong answer stays; a confident answer skips it."""
+    from posekit.data.meshes import procedural_mesh
+    from posekit.geometry.rigid_np import make_pose, rotation_about_axis
+    from posekit.registration.estimator import ObjectPoseResult
+
+    mesh, info = procedural_mesh(77, family="box", diameter_range=(0.12, 0.14))
+    R = rotation_about_axis([0.3, -1.0, 0.5], 1.3)
+    T = make_pose(R, np.array([0.01, 0.02, 0.7]))
+    pts, nrm = mesh.sample_points(3000, seed=3, return_normals=True)
+    cam = pts @ R.T + T[:3, 3]
+    seen = cam[((nrm @ R.T) * cam).sum(1) < 0]
+    model = api.prepare_model(mesh)
+    wrong = make_pose(rotation_about_axis([1.0, 0.0, 0.0], 2.4) @ R, T[:3, 3])
+
+    def fake_once(model, pts, normals, view, return_hypotheses, start_rotations, prune, one_view=None):
+        return ObjectPoseResult(True, wrong.copy(), 0.01, stage_ms={"chains": 1.0})
+
+    def rot_err(T_est):  # up to the box's symmetries
+        return min(np.degrees(np.arccos(np.clip((np.trace(T_est[:3, :3].T @ R @ S[:3, :3]) - 1) / 2, -1, 1)))
+                   for S in [np.eye(4), *info.symmetries_discrete])
+
+    monkeypatch.setattr(api, "_register_once", fake_once)
+    found = api.estimate(model, seen)
+    monkeypatch.setattr(api.inference, "wide_starts", 0)
+    kept = api.estimate(model, seen)
+    assert rot_err(found.T_cam_model) < 5 and found.score > 0.3 and "wide_search" in found.stage_ms
+    assert rot_err(kept.T_cam_model) > 45 and kept.score == 0.01 and "wide_search" not in kept.stage_ms
+    monkeypatch.setattr(api.inference, "wide_starts", 24)
+    monkeypatch.setattr(api.inference, "wide_below", 0.005)  # 0.01 is confident enough now
+    assert "wide_search" not in api.estimate(model, seen).stage_ms

@@ -42,6 +42,7 @@ from posekit.registration.clouds import (
     observed_cloud,
     pose_from_state,
     single_view,
+    subsample_indices,
 )
 
 DEFAULT_MODEL = "registration-procedural"
@@ -91,6 +92,9 @@ class InferenceConfig:
     # (0: all). 136 held-out LM-O renders (seed 7), view-lmo: all 5 steps 94.9 / 86.8 % (gt / detections masks), 4:
     # 94.9 / 88.2 % at 1-4 % less time, 3: 92.6 / 87.5 %; but on the full bench set (190, detections) 4 steps gave
     # 92.1 % against 94.2 % (AUROC 0.973 vs 0.985), so every step runs
+    wide_below: float = 0.35  # an answer still scoring below this after the retry: ICP from the wide_starts
+    wide_rotations: int = 4096  # best distinct starts of a coarse search over wide_rotations rotations, the
+    wide_starts: int = 24  # better-scoring answer kept (0: off; see docs/models.md, session 7)
     flip_candidates: bool = True  # also refine the best start turned 180 deg about the observed and model axes
     flip_below_score: float = 0.45  # ... when the best score is below this (right poses score 0.5-0.8)
     surface_samples: int = 8192  # model surface samples rendered by the depth score
@@ -120,6 +124,7 @@ class ObjectPoseResult:
     hypotheses: list[dict] = field(default_factory=list)
     score_terms: dict = field(default_factory=dict)  # coverage, support, violations of the answer
     stage_ms: dict = field(default_factory=dict)  # time per stage: inputs, coarse_search, chains, scoring, refinement
+    # (and view, wide_search when they ran)
 
     @property
     def R(self) -> np.ndarray:
@@ -682,11 +687,16 @@ class ObjectPoseEstimator:
             full = self._register_once(model, pts, normals, view, return_hypotheses, None, prune=False,
                                        one_view=one_view)
         else:
-            return result
-        better = full if full.score > result.score else result
-        better.stage_ms = {k: result.stage_ms.get(k, 0.0) + full.stage_ms.get(k, 0.0)
-                           for k in set(result.stage_ms) | set(full.stage_ms)}
-        return better
+            full = None
+        if full is not None:
+            better = full if full.score > result.score else result
+            better.stage_ms = {k: result.stage_ms.get(k, 0.0) + full.stage_ms.get(k, 0.0)
+                               for k in set(result.stage_ms) | set(full.stage_ms)}
+            result = better
+        if start_rotations is None and self.refine_icp and int(self.inference.wide_starts) > 0 \
+                and result.score < float(self.inference.wide_below) and "wide_search" not in result.stage_ms:
+            result = self._wide_search(model, pts, view, result, one_view)
+        return result
 
     def _register_once(self, model: PreparedModel, pts: np.ndarray, normals: np.ndarray | None, view,
                        return_hypotheses: bool, start_rotations: np.ndarray | None, prune: bool,
@@ -843,10 +853,22 @@ class ObjectPoseEstimator:
         """
         import torch
 
+        H_T = self._best_starts(obs, model, self.coarse_rotations, k, means, min_angle_deg)
+        picked = range(len(H_T))
+        if len(picked) < k:  # few distinct rotations: pad with group anchors
+            H_T = torch.cat([H_T, self._anchor_states(k)[: k - len(picked)]])
+        return H_T
+
+    def _best_starts(self, obs, model: PreparedModel, n_rotations: int, k: int, means=None,
+                     min_angle_deg: float = 15.0):
+        """Up to k states H (k'x4x4, normalised) of the coarse search over ``n_rotations`` rotations
+        (:meth:`_coarse_costs`), best first, whose rotations are at least ``min_angle_deg`` apart."""
+        import torch
+
         from posekit.registration.diffusion import anchor_rotations
 
-        R = anchor_rotations(self.coarse_rotations, device=self.device)
-        cost, shift = self._coarse_costs(obs[None, : self.coarse_points], model, self.coarse_rotations, means)
+        R = anchor_rotations(n_rotations, device=self.device)
+        cost, shift = self._coarse_costs(obs[None, : self.coarse_points], model, n_rotations, means)
         cost, shift = cost[0], shift[0]
         best = cost.argsort()[: 12 * k]
         Rb = R[best]
@@ -859,12 +881,38 @@ class ObjectPoseEstimator:
             if len(chosen) == k:
                 break
         picked = best[chosen].tolist()
-        H_T = torch.eye(4, device=self.device).repeat(len(picked), 1, 1)
-        H_T[:, :3, :3] = R[picked]
-        H_T[:, :3, 3] = shift[picked]
-        if len(picked) < k:  # few distinct rotations: pad with group anchors
-            H_T = torch.cat([H_T, self._anchor_states(k)[: k - len(picked)]])
-        return H_T
+        H = torch.eye(4, device=self.device).repeat(len(picked), 1, 1)
+        H[:, :3, :3] = R[picked]
+        H[:, :3, 3] = shift[picked]
+        return H
+
+    def _wide_search(self, model: PreparedModel, pts: np.ndarray, view, result: ObjectPoseResult,
+                     one_view: bool | None) -> ObjectPoseResult:
+        """The last resort for an answer that still scores below ``wide_below``: ICP from the
+        ``wide_starts`` best distinct start states of a denser coarse search (``wide_rotations``),
+        no diffusion; a refined pose replaces the answer only when the depth score rises."""
+        import torch
+
+        clock = _StageClock()
+        rng = np.random.default_rng(self.seed)
+        pts = pts[object_ball(pts, model.diameter)]
+        if len(pts) < MIN_OBSERVED_POINTS:
+            return result
+        obs = pts[subsample_indices(len(pts), self.n_observed, rng)].astype(np.float32)
+        obs_n, mu = normalise_observed(obs, model.cloud.radius)
+        with torch.no_grad():
+            H = self._best_starts(torch.from_numpy(obs_n).float().to(self.device), model,
+                                  int(self.inference.wide_rotations), int(self.inference.wide_starts),
+                                  self._view_means(obs, mu, model.diameter, one_view))
+        T = pose_from_state(H.double().cpu().numpy(), mu, model.cloud)
+        best = {"score": result.score, **result.score_terms}
+        T_best, best = self._refine_if_better(model, T, pts, view, result.T_cam_model, best)
+        clock.lap("wide_search")
+        if best["score"] > result.score:
+            result.T_cam_model, result.score = T_best, float(best["score"])
+            result.score_terms = {k: v for k, v in best.items() if k != "score"}
+        result.stage_ms = {**result.stage_ms, "wide_search": clock.ms["wide_search"]}
+        return result
 
     @staticmethod
     def _distinct(T: np.ndarray, order: np.ndarray, k: int, min_angle_deg: float = 10.0) -> list[int]:
