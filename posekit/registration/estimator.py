@@ -92,9 +92,9 @@ class InferenceConfig:
     # (0: all). 136 held-out LM-O renders (seed 7), view-lmo: all 5 steps 94.9 / 86.8 % (gt / detections masks), 4:
     # 94.9 / 88.2 % at 1-4 % less time, 3: 92.6 / 87.5 %; but on the full bench set (190, detections) 4 steps gave
     # 92.1 % against 94.2 % (AUROC 0.973 vs 0.985), so every step runs
-    wide_below: float = 0.35  # an answer still scoring below this after the retry: ICP from the wide_starts
-    wide_rotations: int = 4096  # best distinct starts of a coarse search over wide_rotations rotations, the
-    wide_starts: int = 24  # better-scoring answer kept (0: off; see docs/models.md, session 7)
+    wide_below: float = 0.35  # an answer (depth search or prior) still below this after the retry: ICP from the
+    wide_rotations: int = 4096  # wide_starts best distinct starts of a coarse search over wide_rotations rotations,
+    wide_starts: int = 24  # the better-scoring answer kept (0: off; see docs/models.md, session 7)
     flip_candidates: bool = True  # also refine the best start turned 180 deg about the observed and model axes
     flip_below_score: float = 0.45  # ... when the best score is below this (right poses score 0.5-0.8)
     surface_samples: int = 8192  # model surface samples rendered by the depth score
@@ -693,7 +693,7 @@ class ObjectPoseEstimator:
             better.stage_ms = {k: result.stage_ms.get(k, 0.0) + full.stage_ms.get(k, 0.0)
                                for k in set(result.stage_ms) | set(full.stage_ms)}
             result = better
-        if start_rotations is None and self.refine_icp and int(self.inference.wide_starts) > 0 \
+        if self.refine_icp and int(self.inference.wide_starts) > 0 \
                 and result.score < float(self.inference.wide_below) and "wide_search" not in result.stage_ms:
             result = self._wide_search(model, pts, view, result, one_view)
         return result
