@@ -197,9 +197,39 @@ def test_a_low_confidence_refinement_is_retried_from_its_flips(fitter, sample):
     L2, t2 = set_root(fitter.body, L, sample.betas[:1], sample.transl[:1], R, (pelvis - R[0] @ pelvis)[None])
     start = replace(fitter.fit(points), rotations=L2[0].numpy(), betas=sample.betas[0].numpy(),
                     translation=t2[0].numpy())
-    s = OptimizationSettings(keep=1, sweeps=0, iterations=10, turn_penalty=10.0, upright_headings=0)
+    s = OptimizationSettings(keep=1, sweeps=0, iterations=10, turn_penalty=10.0, upright_headings=0,
+                             retry_wide=False)  # the flip retry alone
     stuck = fitter.refine(points, start, settings=replace(s, retry_flips=False), viewpoint=None)
     assert orientation_error_deg(stuck.joints, truth_j) > 90 and stuck.low_confidence
     retried = fitter.refine(points, start, settings=s, viewpoint=None)
     assert orientation_error_deg(retried.joints, truth_j) < 20
     assert retried.terms["retried_flip"] == 1.0 and retried.confidence > stuck.confidence
+
+
+def test_a_low_confidence_refinement_is_retried_with_a_wider_search(fitter, sample):
+    """A start with the left arm and the left leg turned 1 rad off the truth and a refinement
+    without a joint search: the fit keeps both limbs off and has low confidence; the wide retry
+    (a joint search from the start and from the fit) puts them back and is kept, as it explains
+    more of the cloud."""
+    from dataclasses import replace
+
+    import torch
+
+    from posekit.body.optimization import OptimizationSettings
+    from posekit.geometry.so3 import so3_exp
+
+    points, truth_v = sample.points[0].numpy(), sample.vertices[0].numpy()
+    L = sample.pose[0].clone()
+    for joint, axis in ((16, 2), (1, 0)):  # left shoulder about z, left hip about x
+        w = torch.zeros(1, 3)
+        w[0, axis] = 1.0
+        L[joint] = L[joint] @ so3_exp(w)[0]
+    start = replace(fitter.fit(points), rotations=L.numpy(), betas=sample.betas[0].numpy(),
+                    translation=sample.transl[0].numpy())
+    s = OptimizationSettings(keep=1, sweeps=0, iterations=10, upright_headings=0, retry_flips=False, retry_sweeps=1,
+                             retry_random_candidates=4)
+    stuck = fitter.refine(points, start, settings=replace(s, retry_wide=False), viewpoint=None)
+    assert v2v_cm(stuck.vertices, truth_v) > 6.0 and stuck.low_confidence
+    retried = fitter.refine(points, start, settings=s, viewpoint=None)
+    assert v2v_cm(retried.vertices, truth_v) < 4.0
+    assert retried.terms["retried_wide"] == 1.0 and retried.confidence > stuck.confidence
