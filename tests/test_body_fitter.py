@@ -233,3 +233,24 @@ def test_a_low_confidence_refinement_is_retried_with_a_wider_search(fitter, samp
     retried = fitter.refine(points, start, settings=s, viewpoint=None)
     assert v2v_cm(retried.vertices, truth_v) < 4.0
     assert retried.terms["retried_wide"] == 1.0 and retried.confidence > stuck.confidence
+
+
+def test_the_wide_retry_leaves_out_single_views_without_a_camera(fitter, monkeypatch):
+    """One view of a person with no camera is always flagged (unknown side); the wide retry,
+    which cannot tell its front from its back, is not run on it (it is on a full cloud)."""
+    from dataclasses import replace
+
+    from posekit.body.optimization import OptimizationSettings
+
+    calls = []
+    monkeypatch.setattr(fitter, "_retry_wide", lambda pts, start, out, *a: calls.append(len(pts)) or out)
+    s = OptimizationSettings(keep=1, sweeps=0, iterations=5, upright_headings=0, retry_flips=False)
+    for partial in (1.0, 0.0):
+        cloud = make_body_batch(fitter.body, np.random.default_rng(5), 1, 2048, "common", rotate=False,
+                                partial_fraction=partial)
+        points = cloud.points[0].numpy()
+        start = replace(fitter.fit(points, viewpoint=None), rotations=np.eye(3)[None].repeat(24, 0),
+                        betas=cloud.betas[0].numpy(), translation=cloud.transl[0].numpy())  # a T-pose: off
+        fit = fitter.refine(points, start, settings=s, viewpoint=None)
+        assert fit.low_confidence and fit.terms["unknown_side"] == partial
+        assert len(calls) == (0 if partial else 1)
