@@ -233,6 +233,9 @@ def test_a_low_confidence_refinement_is_retried_with_a_wider_search(fitter, samp
     retried = fitter.refine(points, start, settings=s, viewpoint=None)
     assert v2v_cm(retried.vertices, truth_v) < 4.0
     assert retried.terms["retried_wide"] == 1.0 and retried.confidence > stuck.confidence
+    # A candidate must gain retry_min_gain of confidence to be kept.
+    strict = fitter.refine(points, start, settings=replace(s, retry_min_gain=1.0), viewpoint=None)
+    assert "retried_wide" not in strict.terms and v2v_cm(strict.vertices, truth_v) > 6.0
 
 
 def test_the_wide_retry_leaves_out_single_views_without_a_camera(fitter, monkeypatch):

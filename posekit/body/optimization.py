@@ -65,6 +65,7 @@ class OptimizationSettings:
     retry_wide: bool = True
     retry_sweeps: int = 3
     retry_random_candidates: int = 30
+    retry_min_gain: float = 0.02  # the confidence a wide-retry fit must gain to be kept
     lr: float = 0.02
     seed: int = 0
     energy: EnergySettings = field(default_factory=EnergySettings)
