@@ -197,9 +197,63 @@ def test_a_low_confidence_refinement_is_retried_from_its_flips(fitter, sample):
     L2, t2 = set_root(fitter.body, L, sample.betas[:1], sample.transl[:1], R, (pelvis - R[0] @ pelvis)[None])
     start = replace(fitter.fit(points), rotations=L2[0].numpy(), betas=sample.betas[0].numpy(),
                     translation=t2[0].numpy())
-    s = OptimizationSettings(keep=1, sweeps=0, iterations=10, turn_penalty=10.0, upright_headings=0)
+    s = OptimizationSettings(keep=1, sweeps=0, iterations=10, turn_penalty=10.0, upright_headings=0,
+                             retry_wide=False)  # the flip retry alone
     stuck = fitter.refine(points, start, settings=replace(s, retry_flips=False), viewpoint=None)
     assert orientation_error_deg(stuck.joints, truth_j) > 90 and stuck.low_confidence
     retried = fitter.refine(points, start, settings=s, viewpoint=None)
     assert orientation_error_deg(retried.joints, truth_j) < 20
     assert retried.terms["retried_flip"] == 1.0 and retried.confidence > stuck.confidence
+
+
+def test_a_low_confidence_refinement_is_retried_with_a_wider_search(fitter, sample):
+    """A start with the left arm and the left leg turned 1 rad off the truth and a refinement
+    without a joint search: the fit keeps both limbs off and has low confidence; the wide retry
+    (a joint search from the start and from the fit) puts them back and is kept, as it explains
+    more of the cloud."""
+    from dataclasses import replace
+
+    import torch
+
+    from posekit.body.optimization import OptimizationSettings
+    from posekit.geometry.so3 import so3_exp
+
+    points, truth_v = sample.points[0].numpy(), sample.vertices[0].numpy()
+    L = sample.pose[0].clone()
+    for joint, axis in ((16, 2), (1, 0)):  # left shoulder about z, left hip about x
+        w = torch.zeros(1, 3)
+        w[0, axis] = 1.0
+        L[joint] = L[joint] @ so3_exp(w)[0]
+    start = replace(fitter.fit(points), rotations=L.numpy(), betas=sample.betas[0].numpy(),
+                    translation=sample.transl[0].numpy())
+    s = OptimizationSettings(keep=1, sweeps=0, iterations=10, upright_headings=0, retry_flips=False, retry_sweeps=1,
+                             retry_random_candidates=4)
+    stuck = fitter.refine(points, start, settings=replace(s, retry_wide=False), viewpoint=None)
+    assert v2v_cm(stuck.vertices, truth_v) > 6.0 and stuck.low_confidence
+    retried = fitter.refine(points, start, settings=s, viewpoint=None)
+    assert v2v_cm(retried.vertices, truth_v) < 4.0
+    assert retried.terms["retried_wide"] == 1.0 and retried.confidence > stuck.confidence
+    # A candidate must gain retry_min_gain of confidence to be kept.
+    strict = fitter.refine(points, start, settings=replace(s, retry_min_gain=1.0), viewpoint=None)
+    assert "retried_wide" not in strict.terms and v2v_cm(strict.vertices, truth_v) > 6.0
+
+
+def test_the_wide_retry_leaves_out_single_views_without_a_camera(fitter, monkeypatch):
+    """One view of a person with no camera is always flagged (unknown side); the wide retry,
+    which cannot tell its front from its back, is not run on it (it is on a full cloud)."""
+    from dataclasses import replace
+
+    from posekit.body.optimization import OptimizationSettings
+
+    calls = []
+    monkeypatch.setattr(fitter, "_retry_wide", lambda pts, start, out, *a: calls.append(len(pts)) or out)
+    s = OptimizationSettings(keep=1, sweeps=0, iterations=5, upright_headings=0, retry_flips=False)
+    for partial in (1.0, 0.0):
+        cloud = make_body_batch(fitter.body, np.random.default_rng(5), 1, 2048, "common", rotate=False,
+                                partial_fraction=partial)
+        points = cloud.points[0].numpy()
+        start = replace(fitter.fit(points, viewpoint=None), rotations=np.eye(3)[None].repeat(24, 0),
+                        betas=cloud.betas[0].numpy(), translation=cloud.transl[0].numpy())  # a T-pose: off
+        fit = fitter.refine(points, start, settings=s, viewpoint=None)
+        assert fit.low_confidence and fit.terms["unknown_side"] == partial
+        assert len(calls) == (0 if partial else 1)

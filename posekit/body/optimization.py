@@ -60,6 +60,12 @@ class OptimizationSettings:
     # search ranks by point-to-point distances (wide basins), the polish fits point-to-plane.
     dense_tangent_weight: float | None = 0.1
     retry_flips: bool = True  # BodyFitter.refine: refine a low-confidence fit again from its three flips
+    # BodyFitter.refine: a still low-confidence fit is refined again, from the network's fit and
+    # from itself, with a wider joint search (these passes, candidates per joint, another seed).
+    retry_wide: bool = True
+    retry_sweeps: int = 3
+    retry_random_candidates: int = 30
+    retry_min_gain: float = 0.02  # the confidence a wide-retry fit must gain to be kept
     lr: float = 0.02
     seed: int = 0
     energy: EnergySettings = field(default_factory=EnergySettings)
